@@ -1,0 +1,1 @@
+"""iotcloud: a serverless IoT backend (Chalice + DynamoDB + S3)."""

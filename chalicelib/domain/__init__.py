@@ -1,0 +1,1 @@
+"""Pure domain code: no boto3, PynamoDB or Chalice imports here."""
