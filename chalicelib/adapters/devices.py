@@ -1,0 +1,249 @@
+"""The device registry and device state in DynamoDB (PynamoDB)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, UpdateError
+from pynamodb.expressions.condition import Condition
+
+from chalicelib.adapters.retry import error_code
+from chalicelib.domain.devices import Device, DeviceChanges
+from chalicelib.domain.readings import Reading
+from chalicelib.errors import DeviceExistsError, DeviceNotFoundError, StorageUnavailableError
+from chalicelib.models import DEVICE_KIND, DeviceModel
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+STATE_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a token hash resolves to."""
+
+    device_id: str
+    token_hash: str
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    device_id: str
+    last_seen: int | None
+    latest: list[Reading]
+
+
+def _to_device(item: DeviceModel) -> Device:
+    return Device(
+        device_id=item.device_id,
+        name=item.name,
+        device_type=item.device_type,
+        attributes=item.attributes.as_dict() if item.attributes else {},
+        disabled=bool(item.disabled),
+        created_at=int(item.created_at),
+        updated_at=int(item.updated_at),
+        last_seen=int(item.last_seen) if item.last_seen is not None else None,
+    )
+
+
+def _state_key(metric: str, unit: str) -> str:
+    # A document-path-safe key: metric names never hold "~"; units may hold anything.
+    return f"{metric}~{unit.encode().hex()}"
+
+
+def _parse_state_key(key: str) -> tuple[str, str]:
+    metric, _, unit_hex = key.rpartition("~")
+    return metric, bytes.fromhex(unit_hex).decode()
+
+
+def _unavailable(e: PynamoDBException) -> StorageUnavailableError:
+    return StorageUnavailableError(f"the devices table failed: {error_code(e) or type(e).__name__}")
+
+
+class DeviceRepository:
+    """CRUD on devices, token lookups, and forward-only state updates."""
+
+    def __init__(self, model: type[DeviceModel] = DeviceModel) -> None:
+        self._model = model
+
+    def _load(self, device_id: str, consistent: bool = True) -> DeviceModel:
+        try:
+            return self._model.get(device_id, consistent_read=consistent)
+        except DoesNotExist as e:
+            raise DeviceNotFoundError(f"no device {device_id!r}") from e
+        except PynamoDBException as e:
+            raise _unavailable(e) from e
+
+    def create(self, device_id: str, changes: DeviceChanges, token_hash: str, now_ms: int) -> Device:
+        item = self._model(
+            device_id,
+            kind=DEVICE_KIND,
+            name=changes.name or device_id,
+            device_type=changes.device_type or "generic",
+            attributes=changes.attributes or {},
+            token_hash=token_hash,
+            disabled=False,
+            created_at=now_ms,
+            updated_at=now_ms,
+            state={},
+        )
+        try:
+            item.save(condition=self._model.device_id.does_not_exist())
+        except PutError as e:
+            if error_code(e) == CONDITION_FAILED:
+                raise DeviceExistsError(f"device {device_id!r} already exists") from e
+            raise _unavailable(e) from e
+        return _to_device(item)
+
+    def get(self, device_id: str) -> Device:
+        return _to_device(self._load(device_id, consistent=False))
+
+    def list_page(self, limit: int, start_after: str | None) -> tuple[list[Device], str | None]:
+        """A page of devices in id order from the list index, and the last id if more remain."""
+        last_key = None
+        if start_after is not None:
+            last_key = {"kind": {"S": DEVICE_KIND}, "device_id": {"S": start_after}}
+        try:
+            results = self._model.list_index.query(
+                DEVICE_KIND, limit=limit, page_size=limit, last_evaluated_key=last_key
+            )
+            devices = [_to_device_partial(item) for item in results]
+            more = results.last_evaluated_key is not None
+        except PynamoDBException as e:
+            raise _unavailable(e) from e
+        return devices, (devices[-1].device_id if more and devices else None)
+
+    def update(self, device_id: str, changes: DeviceChanges, now_ms: int) -> Device:
+        model = self._model
+        actions: list[Any] = [model.updated_at.set(now_ms)]
+        if changes.name is not None:
+            actions.append(model.name.set(changes.name))
+        if changes.device_type is not None:
+            actions.append(model.device_type.set(changes.device_type))
+        if changes.attributes is not None:
+            actions.append(model.attributes.set(changes.attributes))
+        if changes.disabled is not None:
+            actions.append(model.disabled.set(changes.disabled))
+        item = model(device_id)
+        try:
+            item.update(actions=actions, condition=model.device_id.exists())
+        except UpdateError as e:
+            if error_code(e) == CONDITION_FAILED:
+                raise DeviceNotFoundError(f"no device {device_id!r}") from e
+            raise _unavailable(e) from e
+        return _to_device(item)
+
+    def set_token_hash(self, device_id: str, token_hash: str, now_ms: int) -> None:
+        model = self._model
+        try:
+            model(device_id).update(
+                actions=[model.token_hash.set(token_hash), model.updated_at.set(now_ms)],
+                condition=model.device_id.exists(),
+            )
+        except UpdateError as e:
+            if error_code(e) == CONDITION_FAILED:
+                raise DeviceNotFoundError(f"no device {device_id!r}") from e
+            raise _unavailable(e) from e
+
+    def delete(self, device_id: str) -> None:
+        model = self._model
+        try:
+            model(device_id).delete(condition=model.device_id.exists())
+        except PynamoDBException as e:
+            if error_code(e) == CONDITION_FAILED:
+                raise DeviceNotFoundError(f"no device {device_id!r}") from e
+            raise _unavailable(e) from e
+
+    def find_by_token_hash(self, token_hash: str) -> Credential | None:
+        """Resolve a token hash: GSI lookup, then a consistent read of the device.
+
+        The index is eventually consistent, so the device item (strongly read) has the
+        final word: a rotated-out token finds a device whose hash no longer matches.
+        """
+        try:
+            hits = list(self._model.token_index.query(token_hash, limit=2))
+        except PynamoDBException as e:
+            raise _unavailable(e) from e
+        for hit in hits:
+            try:
+                item = self._load(hit.device_id)
+            except DeviceNotFoundError:
+                continue
+            return Credential(item.device_id, item.token_hash, bool(item.disabled))
+        return None
+
+    def record_state(self, device_id: str, latest: dict[tuple[str, str], Reading], now_ms: int) -> None:
+        """Move the device's latest values and last_seen forward, never back.
+
+        The common case (readings newer than anything stored) is one conditional
+        UpdateItem. An out-of-order request falls back to read, merge, conditional write.
+        """
+        if not latest:
+            return
+        model = self._model
+        oldest_new = min(r.ts_ms for r in latest.values())
+        newest_new = max(r.ts_ms for r in latest.values())
+        actions: list[Any] = [model.state[_state_key(m, u)].set({"t": r.ts_ms, "v": r.value}) for (m, u), r in latest.items()]
+        actions += [model.last_seen.set(now_ms), model.state_ts.set(newest_new)]
+        condition: Condition = model.device_id.exists() & (
+            model.state_ts.does_not_exist() | (model.state_ts <= oldest_new)
+        )
+        try:
+            model(device_id).update(actions=actions, condition=condition)
+            return
+        except UpdateError as e:
+            if error_code(e) != CONDITION_FAILED:
+                raise _unavailable(e) from e
+        self._merge_state(device_id, latest, now_ms)
+
+    def _merge_state(self, device_id: str, latest: dict[tuple[str, str], Reading], now_ms: int) -> None:
+        model = self._model
+        for _ in range(STATE_RETRIES):
+            item = self._load(device_id)
+            stored = item.state.as_dict() if item.state else {}
+            actions: list[Any] = []
+            newest = int(item.state_ts) if item.state_ts is not None else None
+            for (metric, unit), reading in latest.items():
+                key = _state_key(metric, unit)
+                current = stored.get(key)
+                if current is None or int(current["t"]) <= reading.ts_ms:
+                    actions.append(model.state[key].set({"t": reading.ts_ms, "v": reading.value}))
+                    newest = reading.ts_ms if newest is None else max(newest, reading.ts_ms)
+            last_seen = max(int(item.last_seen or 0), now_ms)
+            actions += [model.last_seen.set(last_seen)]
+            if newest is not None:
+                actions.append(model.state_ts.set(newest))
+            guard = (
+                model.state_ts == item.state_ts if item.state_ts is not None else model.state_ts.does_not_exist()
+            )
+            try:
+                model(device_id).update(actions=actions, condition=model.device_id.exists() & guard)
+                return
+            except UpdateError as e:
+                if error_code(e) != CONDITION_FAILED:
+                    raise _unavailable(e) from e
+        raise StorageUnavailableError("device state is too contended; retry")
+
+    def state(self, device_id: str) -> DeviceState:
+        item = self._load(device_id, consistent=False)
+        stored = item.state.as_dict() if item.state else {}
+        latest = []
+        for key, entry in stored.items():
+            metric, unit = _parse_state_key(key)
+            latest.append(Reading(metric, unit, int(entry["t"]), entry["v"]))
+        latest.sort(key=lambda r: (r.metric, r.unit))
+        last_seen = int(item.last_seen) if item.last_seen is not None else None
+        return DeviceState(device_id, last_seen, latest)
+
+
+def _to_device_partial(item: DeviceModel) -> Device:
+    """A device from the list index, which projects only the registry fields."""
+    return Device(
+        device_id=item.device_id,
+        name=item.name,
+        device_type=item.device_type,
+        attributes=item.attributes.as_dict() if item.attributes else {},
+        disabled=bool(item.disabled),
+        created_at=int(item.created_at),
+    )

@@ -1,0 +1,1 @@
+"""HTTP routes: one Blueprint per resource. Routes parse, call and answer."""

@@ -1,0 +1,82 @@
+"""/v1/devices: the device registry (admin only)."""
+
+from __future__ import annotations
+
+from chalice import Blueprint, Response
+
+from chalicelib import wiring
+from chalicelib.api.common import int_param, now_ms, principal_of, query_params
+from chalicelib.api.responses import handles_errors, json_body, json_response
+from chalicelib.domain.devices import ID_PATTERN, new_device_id, validate_changes
+from chalicelib.domain.tokens import hash_token, new_device_token
+from chalicelib.errors import DeviceNotFoundError, InvalidParameterError
+
+devices_api = Blueprint(__name__)
+
+
+def _checked_id(device_id: str) -> str:
+    if not ID_PATTERN.match(device_id):
+        raise DeviceNotFoundError(f"no device {device_id!r}")
+    return device_id
+
+
+@devices_api.route("/v1/devices", methods=["POST"], content_types=["*/*"])
+@handles_errors
+def create_device() -> Response:
+    request = devices_api.current_request
+    principal_of(request).require_admin()
+    changes = validate_changes(json_body(request.raw_body), creating=True)
+    token = new_device_token()
+    device = wiring.devices().create(changes.device_id or new_device_id(), changes, hash_token(token), now_ms())
+    return json_response({**device.as_dict(), "token": token}, 201)
+
+
+@devices_api.route("/v1/devices", methods=["GET"])
+@handles_errors
+def list_devices() -> Response:
+    request = devices_api.current_request
+    principal_of(request).require_admin()
+    params = query_params(request)
+    limit = int_param(params, "limit", 100, 1, 1000)
+    cursor = params.get("cursor") or None
+    if cursor is not None and not ID_PATTERN.match(cursor):
+        raise InvalidParameterError("cursor is not one this API issued")
+    page, next_cursor = wiring.devices().list_page(limit, cursor)
+    return json_response({"devices": [d.as_dict() for d in page], "next_cursor": next_cursor})
+
+
+@devices_api.route("/v1/devices/{device_id}", methods=["GET"])
+@handles_errors
+def get_device(device_id: str) -> Response:
+    principal_of(devices_api.current_request).require_admin()
+    return json_response(wiring.devices().get(_checked_id(device_id)).as_dict())
+
+
+@devices_api.route("/v1/devices/{device_id}", methods=["PATCH"], content_types=["*/*"])
+@handles_errors
+def patch_device(device_id: str) -> Response:
+    request = devices_api.current_request
+    principal_of(request).require_admin()
+    changes = validate_changes(json_body(request.raw_body), creating=False)
+    device = wiring.devices().update(_checked_id(device_id), changes, now_ms())
+    wiring.authenticator().forget(device_id)
+    return json_response(device.as_dict())
+
+
+@devices_api.route("/v1/devices/{device_id}", methods=["DELETE"])
+@handles_errors
+def delete_device(device_id: str) -> Response:
+    principal_of(devices_api.current_request).require_admin()
+    wiring.devices().delete(_checked_id(device_id))
+    wiring.authenticator().forget(device_id)
+    return Response(body="", status_code=204)
+
+
+@devices_api.route("/v1/devices/{device_id}/token", methods=["POST"], content_types=["*/*"])
+@handles_errors
+def rotate_token(device_id: str) -> Response:
+    principal_of(devices_api.current_request).require_admin()
+    token = new_device_token()
+    wiring.devices().set_token_hash(_checked_id(device_id), hash_token(token), now_ms())
+    wiring.authenticator().forget(device_id)
+    return json_response({"id": device_id, "token": token})

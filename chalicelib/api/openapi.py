@@ -1,0 +1,348 @@
+"""GET /v1/openapi.json: the OpenAPI 3 document of every route.
+
+tests/functional/test_openapi.py keeps it true: every Chalice route is in it and
+every response the tests see matches its schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from chalicelib.api.responses import handles_errors, json_response
+
+openapi_api = Blueprint(__name__)
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_READING = {
+    "type": "object",
+    "required": ["metric", "unit", "ts", "value"],
+    "properties": {
+        "metric": {"type": "string", "maxLength": 128},
+        "unit": {"type": "string"},
+        "ts": {"type": "integer", "description": "milliseconds since the Unix epoch, UTC"},
+        "value": {"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]},
+    },
+}
+_VALUE = {"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 1024}, {"type": "boolean"}]}
+_TIME = {
+    "oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
+    "description": "epoch seconds, epoch milliseconds, or ISO 8601 with a zone",
+}
+_DEVICE_PATH = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_AUTH_ERRORS = {"401": _error("missing or unknown token"), "403": _error("not allowed (or device disabled)")}
+_TELEMETRY_RESPONSES = {
+    "200": _json({"$ref": "#/components/schemas/IngestResult"}, "stored (all readings, or none on error)"),
+    "400": _error("malformed body, bad Idempotency-Key"),
+    **_AUTH_ERRORS,
+    "413": _error("body larger than the limit (1 MiB by default)"),
+    "415": _error("unsupported content type"),
+    "422": _error("well-formed but invalid readings: details lists every problem with index and metric"),
+    "503": _error("storage throttled or unavailable after retries: retry after Retry-After seconds"),
+}
+_TELEMETRY_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/TelemetryJson"}},
+        "application/senml+json": {"schema": {"$ref": "#/components/schemas/SenmlPack"}},
+        "application/senml+xml": {"schema": {"type": "string", "description": "SenML XML (RFC 8428 section 7)"}},
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "iotcloud API",
+        "version": "1.0.0",
+        "description": "Device registry, telemetry ingestion (JSON, SenML JSON/XML, ThingsBoard-style) and queries. "
+        "Every error is {\"error\": {\"code\", \"message\", \"details\"}}.",
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/devices": {
+            "post": {
+                "operationId": "createDevice",
+                "summary": "Register a device (admin); the answer holds its token, shown once",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DeviceCreate"}}}},
+                "responses": {
+                    "201": _json({"$ref": "#/components/schemas/DeviceWithToken"}, "created"),
+                    "400": _error("malformed JSON"),
+                    **_AUTH_ERRORS,
+                    "409": _error("a device with this id exists"),
+                    "422": _error("invalid fields"),
+                    "503": _error("storage unavailable"),
+                },
+            },
+            "get": {
+                "operationId": "listDevices",
+                "summary": "List devices in id order (admin), paged with an opaque cursor",
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["devices", "next_cursor"],
+                            "properties": {
+                                "devices": {"type": "array", "items": {"$ref": "#/components/schemas/Device"}},
+                                "next_cursor": {"type": "string", "nullable": True},
+                            },
+                        }
+                    ),
+                    "400": _error("bad limit or cursor"),
+                    **_AUTH_ERRORS,
+                    "503": _error("storage unavailable"),
+                },
+            },
+        },
+        "/v1/devices/{device_id}": {
+            "parameters": [_DEVICE_PATH],
+            "get": {
+                "operationId": "getDevice",
+                "summary": "One device (admin)",
+                "responses": {"200": _json({"$ref": "#/components/schemas/Device"}), **_AUTH_ERRORS, "404": _error("no such device")},
+            },
+            "patch": {
+                "operationId": "updateDevice",
+                "summary": "Change name, type, attributes or disabled (admin)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DevicePatch"}}}},
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Device"}),
+                    "400": _error("malformed JSON"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such device"),
+                    "422": _error("invalid fields"),
+                },
+            },
+            "delete": {
+                "operationId": "deleteDevice",
+                "summary": "Delete a device (admin); its token stops working at once",
+                "responses": {"204": {"description": "deleted"}, **_AUTH_ERRORS, "404": _error("no such device")},
+            },
+        },
+        "/v1/devices/{device_id}/token": {
+            "parameters": [_DEVICE_PATH],
+            "post": {
+                "operationId": "rotateToken",
+                "summary": "Issue a new token (admin); the old one stops working at once",
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "required": ["id", "token"], "properties": {"id": {"type": "string"}, "token": {"type": "string"}}}
+                    ),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such device"),
+                },
+            },
+        },
+        "/v1/devices/{device_id}/telemetry": {
+            "parameters": [_DEVICE_PATH],
+            "get": {
+                "operationId": "getTelemetry",
+                "summary": "Readings in time order, de-duplicated, paged with an opaque cursor (admin, or the device itself)",
+                "parameters": [
+                    {"name": "metric", "in": "query", "schema": {"type": "string"}},
+                    {"name": "from", "in": "query", "schema": {"type": "string"}, "description": "epoch s/ms or ISO 8601; default: all"},
+                    {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "epoch s/ms or ISO 8601; default: now"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["device_id", "readings", "next_cursor"],
+                            "properties": {
+                                "device_id": {"type": "string"},
+                                "readings": {"type": "array", "items": _READING},
+                                "next_cursor": {"type": "string", "nullable": True},
+                            },
+                        }
+                    ),
+                    "400": _error("bad parameter or cursor"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such device"),
+                    "503": _error("storage unavailable"),
+                },
+            },
+        },
+        "/v1/devices/{device_id}/state": {
+            "parameters": [_DEVICE_PATH],
+            "get": {
+                "operationId": "getState",
+                "summary": "Latest value of each metric and last_seen (admin, or the device itself)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["device_id", "last_seen", "latest"],
+                            "properties": {
+                                "device_id": {"type": "string"},
+                                "last_seen": {"type": "integer", "nullable": True},
+                                "latest": {"type": "array", "items": _READING},
+                            },
+                        }
+                    ),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such device"),
+                },
+            },
+        },
+        "/v1/telemetry": {
+            "post": {
+                "operationId": "postTelemetry",
+                "summary": "Post readings with the device's token; all-or-nothing",
+                "parameters": [
+                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 128},
+                     "description": "a retry with the same key stores nothing twice"}
+                ],
+                "requestBody": _TELEMETRY_BODY,
+                "responses": _TELEMETRY_RESPONSES,
+            }
+        },
+        "/api/v1/{token}/telemetry": {
+            "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "post": {
+                "operationId": "postThingsboardTelemetry",
+                "summary": "ThingsBoard-compatible ingestion: the device token is in the path",
+                "security": [],
+                "requestBody": _TELEMETRY_BODY,
+                "responses": _TELEMETRY_RESPONSES,
+            },
+        },
+        "/v1/openapi.json": {
+            "get": {
+                "operationId": "getOpenApi",
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": _json({"type": "object"})},
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "device or admin token"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message", "details"],
+                        "properties": {
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                            "details": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["code", "message"],
+                                    "properties": {
+                                        "code": {"type": "string"},
+                                        "message": {"type": "string"},
+                                        "index": {"type": "integer"},
+                                        "metric": {"type": "string"},
+                                    },
+                                },
+                            },
+                        },
+                    }
+                },
+            },
+            "Device": {
+                "type": "object",
+                "required": ["id", "name", "type", "attributes", "disabled", "created_at"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "type": {"type": "string"},
+                    "attributes": {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}},
+                    "disabled": {"type": "boolean"},
+                    "created_at": {"type": "integer"},
+                    "updated_at": {"type": "integer"},
+                    "last_seen": {"type": "integer", "nullable": True},
+                },
+            },
+            "DeviceWithToken": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/Device"},
+                    {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}},
+                ]
+            },
+            "DeviceCreate": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9\\-_.:]{0,63}$"},
+                    "name": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "type": {"type": "string", "default": "generic"},
+                    "attributes": {"type": "object"},
+                },
+            },
+            "DevicePatch": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "type": {"type": "string"},
+                    "attributes": {"type": "object"},
+                    "disabled": {"type": "boolean"},
+                },
+            },
+            "Record": {
+                "type": "object",
+                "required": ["values"],
+                "properties": {"ts": _TIME, "values": {"type": "object", "additionalProperties": _VALUE, "maxProperties": 100}},
+            },
+            "TelemetryJson": {
+                "oneOf": [
+                    {"type": "object", "additionalProperties": _VALUE, "description": "metric -> value at receive time (optional ts key)"},
+                    {"$ref": "#/components/schemas/Record"},
+                    {"type": "array", "maxItems": 1000, "items": {"type": "object"}},
+                ]
+            },
+            "SenmlPack": {
+                "type": "array",
+                "maxItems": 1000,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "bn": {"type": "string"}, "bt": {"type": "number"}, "bu": {"type": "string"}, "bv": {"type": "number"},
+                        "bver": {"type": "integer"}, "n": {"type": "string"}, "u": {"type": "string"}, "v": {"type": "number"},
+                        "vs": {"type": "string"}, "vb": {"type": "boolean"}, "vd": {"type": "string"}, "s": {"type": "number"},
+                        "t": {"type": "number"}, "ut": {"type": "number"},
+                    },
+                },
+            },
+            "IngestResult": {
+                "type": "object",
+                "required": ["accepted", "records", "ignored"],
+                "properties": {
+                    "accepted": {"type": "integer", "description": "readings stored (after de-duplication)"},
+                    "records": {"type": "integer"},
+                    "ignored": {"type": "integer", "description": "SenML records accepted but not stored (vd, s)"},
+                },
+            },
+        },
+    },
+}
+
+
+@openapi_api.route("/v1/openapi.json", methods=["GET"], cors=True)
+@handles_errors
+def openapi_document() -> Response:
+    return json_response(DOCUMENT)

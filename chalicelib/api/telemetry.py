@@ -1,0 +1,131 @@
+"""Telemetry: ingestion (native and ThingsBoard-compatible paths) and queries."""
+
+from __future__ import annotations
+
+import re
+
+from chalice import Blueprint, Response
+from chalice.app import Request
+
+from chalicelib import wiring
+from chalicelib.api.common import int_param, now_ms, principal_of, query_params
+from chalicelib.api.responses import handles_errors, json_response
+from chalicelib.domain.auth import Principal
+from chalicelib.domain.chunks import HOUR_MS
+from chalicelib.domain.devices import ID_PATTERN
+from chalicelib.domain.ingest import ingest
+from chalicelib.domain.parsing import parse_payload, parse_time
+from chalicelib.domain.query import Cursor, Window, page_of
+from chalicelib.errors import DeviceNotFoundError, ForbiddenError, InvalidParameterError, UnauthorizedError
+
+telemetry_api = Blueprint(__name__)
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+MAX_PAGE = 10_000
+QUERY_ITEMS_PER_PAGE = 100
+METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]{0,127}$")
+
+
+def _ingest(principal: Principal, request: Request) -> Response:
+    if principal.device_id is None:
+        raise ForbiddenError("telemetry is posted with the device's own token, not an admin token")
+    key = request.headers.get("idempotency-key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise InvalidParameterError("Idempotency-Key must be 1-128 printable ASCII characters")
+    received_at = now_ms()
+    settings = wiring.bound_settings()
+    parsed = parse_payload(request.raw_body or b"", request.headers.get("content-type"), received_at, settings.limits)
+    outcome = ingest(
+        principal.device_id,
+        parsed.readings,
+        received_at,
+        store=wiring.readings(),
+        devices=wiring.devices(),
+        idempotency_key=key,
+    )
+    return json_response({"accepted": outcome.accepted, "records": parsed.records, "ignored": parsed.ignored})
+
+
+@telemetry_api.route("/v1/telemetry", methods=["POST"], content_types=["*/*"])
+@handles_errors
+def post_telemetry() -> Response:
+    request = telemetry_api.current_request
+    return _ingest(principal_of(request), request)
+
+
+@telemetry_api.route("/api/v1/{token}/telemetry", methods=["POST"], content_types=["*/*"])
+@handles_errors
+def post_thingsboard_telemetry(token: str) -> Response:
+    if not token or len(token) > 512:
+        raise UnauthorizedError("unknown token")
+    request = telemetry_api.current_request
+    return _ingest(wiring.authenticator().authenticate(token), request)
+
+
+def _time_param(params: dict[str, str], name: str, default: int, now: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    value: object = raw
+    try:
+        value = float(raw) if any(c in raw for c in ".eE") else int(raw)
+    except ValueError:
+        pass
+    try:
+        return parse_time(value, now)
+    except ValueError as e:
+        raise InvalidParameterError(f"{name}: epoch seconds, epoch milliseconds or ISO 8601 with a zone") from e
+
+
+def _readable_device(principal: Principal, device_id: str) -> str:
+    if not ID_PATTERN.match(device_id):
+        raise DeviceNotFoundError(f"no device {device_id!r}")
+    principal.require_device_or_admin(device_id)
+    return device_id
+
+
+@telemetry_api.route("/v1/devices/{device_id}/telemetry", methods=["GET"])
+@handles_errors
+def get_telemetry(device_id: str) -> Response:
+    request = telemetry_api.current_request
+    principal = principal_of(request)
+    _readable_device(principal, device_id)
+    params = query_params(request)
+    now = now_ms()
+    window = Window(
+        from_ms=_time_param(params, "from", 0, now),
+        to_ms=_time_param(params, "to", now + HOUR_MS, now),
+        metric=params.get("metric") or None,
+        limit=int_param(params, "limit", 1000, 1, MAX_PAGE),
+    )
+    if window.metric is not None and not METRIC.match(window.metric):
+        raise InvalidParameterError("metric is not a valid metric name")
+    if window.from_ms > window.to_ms:
+        raise InvalidParameterError("from must not be after to")
+    cursor = Cursor.decode(params["cursor"]) if params.get("cursor") else None
+    if principal.is_admin:
+        wiring.devices().get(device_id)  # 404 for a device that does not exist
+    low, high = window.key_range(cursor)
+    chunks, more = wiring.readings().chunks(device_id, low, high, QUERY_ITEMS_PER_PAGE)
+    page = page_of(chunks, more, window, cursor)
+    return json_response(
+        {
+            "device_id": device_id,
+            "readings": [{"metric": r.metric, "unit": r.unit, "ts": r.ts_ms, "value": r.value} for r in page.readings],
+            "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
+        }
+    )
+
+
+@telemetry_api.route("/v1/devices/{device_id}/state", methods=["GET"])
+@handles_errors
+def get_state(device_id: str) -> Response:
+    principal = principal_of(telemetry_api.current_request)
+    state = wiring.devices().state(_readable_device(principal, device_id))
+    return json_response(
+        {
+            "device_id": device_id,
+            "last_seen": state.last_seen,
+            "latest": [{"metric": r.metric, "unit": r.unit, "ts": r.ts_ms, "value": r.value} for r in state.latest],
+        }
+    )

@@ -1,0 +1,85 @@
+"""The one reader of environment variables.
+
+Settings are read lazily, once, into a frozen dataclass. Chalice puts each stage's
+`environment_variables` (.chalice/config.json) into the Lambda environment; the
+local stack and the tests set the same variables.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chalicelib.domain.readings import Limits
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    devices_table: str
+    readings_table: str
+    archive_bucket: str
+    region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    admin_token_hashes: frozenset[str] = frozenset()
+    auth_cache_ttl_seconds: float = 5.0
+    retention_days: int = 30
+    write_max_attempts: int = 6
+    limits: Limits = field(default_factory=Limits)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    return default if raw in (None, "") else int(raw)  # type: ignore[arg-type]
+
+
+def from_env(env: Mapping[str, str]) -> Settings:
+    """Build Settings from an environment mapping (explicit beats implicit in tests)."""
+    hashes = frozenset(h.strip().lower() for h in env.get("ADMIN_TOKEN_HASHES", "").split(",") if h.strip())
+    defaults = Limits()
+    return Settings(
+        stage=env.get("STAGE", "dev"),
+        devices_table=env["DEVICES_TABLE"],
+        readings_table=env["READINGS_TABLE"],
+        archive_bucket=env.get("ARCHIVE_BUCKET", ""),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        admin_token_hashes=hashes,
+        auth_cache_ttl_seconds=float(env.get("AUTH_CACHE_TTL_SECONDS", "5")),
+        retention_days=_int(env, "RETENTION_DAYS", 30),
+        write_max_attempts=_int(env, "WRITE_MAX_ATTEMPTS", 6),
+        limits=Limits(
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_records=_int(env, "MAX_RECORDS", defaults.max_records),
+            max_metrics_per_record=_int(env, "MAX_METRICS_PER_RECORD", defaults.max_metrics_per_record),
+        ),
+    )
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process's settings, read from os.environ on first use."""
+    return from_env(os.environ)
+
+
+CHALICE_CONFIG = Path(__file__).resolve().parent.parent / ".chalice" / "config.json"
+
+
+def stage_environment(stage: str, config_file: Path = CHALICE_CONFIG) -> dict[str, str]:
+    """The environment variables Chalice gives a stage's functions (top level + stage)."""
+    doc = json.loads(config_file.read_text())
+    if stage not in doc.get("stages", {}):
+        raise KeyError(f"no stage {stage!r} in {config_file}")
+    env = dict(doc.get("environment_variables", {}))
+    env.update(doc["stages"][stage].get("environment_variables", {}))
+    return env
+
+
+def stage_settings(stage: str) -> Settings:
+    """Settings of a stage as deployed, with this machine's AWS region/endpoint overrides."""
+    overrides = {k: os.environ[k] for k in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL") if k in os.environ}
+    return from_env({**stage_environment(stage), **overrides})

@@ -1,0 +1,117 @@
+"""Every PynamoDB model of the app.
+
+Table names, region and endpoint come from config.Settings at bind time, not at
+import time, so one code base serves every stage (and moto in tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    BooleanAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.config import Settings
+
+DEVICE_KIND = "device"
+
+
+class TokenIndex(GlobalSecondaryIndex["DeviceModel"]):
+    """Token hash -> device id. Keys only, so state updates never write to it."""
+
+    class Meta:
+        index_name = "token_hash-index"
+        projection = KeysOnlyProjection()
+
+    token_hash = UnicodeAttribute(hash_key=True)
+
+
+class ListIndex(GlobalSecondaryIndex["DeviceModel"]):
+    """All devices in id order, for paging the registry without a Scan.
+
+    Projects only the registry fields, so the per-request state update does not
+    cost a write on this index.
+    """
+
+    class Meta:
+        index_name = "kind-device_id-index"
+        projection = IncludeProjection(["name", "device_type", "attributes", "disabled", "created_at"])
+
+    kind = UnicodeAttribute(hash_key=True)
+    device_id = UnicodeAttribute(range_key=True)
+
+
+class DeviceModel(Model):
+    """One item per device: registry fields, token hash, latest state."""
+
+    class Meta:
+        table_name = "devices"
+        region = "us-east-1"
+        host: str | None = None
+        billing_mode = "PAY_PER_REQUEST"
+
+    device_id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute(default=DEVICE_KIND)
+    name = UnicodeAttribute()
+    device_type = UnicodeAttribute()
+    attributes: MapAttribute[str, Any] = MapAttribute(default=dict)
+    token_hash = UnicodeAttribute()
+    disabled = BooleanAttribute(default=False)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    last_seen = NumberAttribute(null=True)
+    # The newest reading time over all of `state`; lets the common update be one
+    # conditional write (see adapters.devices.DeviceRepository.record_state).
+    state_ts = NumberAttribute(null=True)
+    # "<metric>~<unit as hex>" -> {"t": ts_ms, "v": value}
+    state: MapAttribute[str, Any] = MapAttribute(default=dict)
+
+    token_index = TokenIndex()
+    list_index = ListIndex()
+
+
+class ReadingChunkModel(Model):
+    """One item per (device, hour bucket, request): see domain.chunks.
+
+    Attribute names are short on purpose: they count toward every item's size,
+    and so toward write units.
+    """
+
+    class Meta:
+        table_name = "readings"
+        region = "us-east-1"
+        host: str | None = None
+        billing_mode = "PAY_PER_REQUEST"
+        # The archiver and live handlers diff old and new images (see DESIGN.md).
+        stream_view_type = "NEW_AND_OLD_IMAGES"
+
+    device_id = UnicodeAttribute(hash_key=True, attr_name="d")
+    sort_key = UnicodeAttribute(range_key=True, attr_name="k")
+    data = BinaryAttribute(legacy_encoding=False, attr_name="b")
+    count = NumberAttribute(attr_name="n")
+    ts_min = NumberAttribute(attr_name="t0")
+    ts_max = NumberAttribute(attr_name="t1")
+    received_at = NumberAttribute(attr_name="r")
+    expires_at = TTLAttribute(attr_name="x")
+
+
+ALL_MODELS: tuple[type[Model], ...] = (DeviceModel, ReadingChunkModel)
+
+
+def bind(settings: Settings) -> None:
+    """Point every model at the stage's tables, region and endpoint."""
+    names = {DeviceModel: settings.devices_table, ReadingChunkModel: settings.readings_table}
+    for model, table in names.items():
+        model.Meta.table_name = table
+        model.Meta.region = settings.region
+        model.Meta.host = settings.aws_endpoint_url
+        # PynamoDB caches a connection per model, holding the old table name and host.
+        model._connection = None

@@ -1,0 +1,44 @@
+"""Builds the app's collaborators once per process, from config.Settings."""
+
+from __future__ import annotations
+
+import functools
+
+from chalicelib import models
+from chalicelib.adapters.devices import DeviceRepository
+from chalicelib.adapters.readings import ReadingStore
+from chalicelib.config import Settings, settings
+from chalicelib.domain.auth import Authenticator
+
+
+@functools.cache
+def bound_settings() -> Settings:
+    """Settings, with every model bound to the stage's tables (done once)."""
+    current = settings()
+    models.bind(current)
+    return current
+
+
+@functools.cache
+def devices() -> DeviceRepository:
+    bound_settings()
+    return DeviceRepository()
+
+
+@functools.cache
+def readings() -> ReadingStore:
+    s = bound_settings()
+    return ReadingStore(max_attempts=s.write_max_attempts, retention_days=s.retention_days)
+
+
+@functools.cache
+def authenticator() -> Authenticator:
+    s = bound_settings()
+    return Authenticator(devices().find_by_token_hash, s.admin_token_hashes, s.auth_cache_ttl_seconds)
+
+
+def reset() -> None:
+    """Forget everything built (tests that change the environment)."""
+    settings.cache_clear()
+    for factory in (bound_settings, devices, readings, authenticator):
+        factory.cache_clear()
