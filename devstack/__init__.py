@@ -1,0 +1,1 @@
+"""The local stack: moto server, bootstrap, the Chalice app over HTTP, event emulation."""

@@ -1,0 +1,173 @@
+"""Start and stop the local stack: moto in server mode + the app over HTTP.
+
+Everything binds to 127.0.0.1. The app is the same Chalice app that runs in Lambda,
+served by Chalice's local server with the stage's environment variables, pointed at
+moto through AWS_ENDPOINT_URL.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chalice import local
+
+from chalicelib.domain.tokens import hash_token, new_admin_token
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = ROOT / ".devstack"
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not come up within {timeout:.0f} s") from None
+            time.sleep(0.1)
+
+
+class _QuietHandler(local.ChaliceRequestHandler):  # type: ignore[misc]
+    """Chalice's request handler without a log line per request."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class LocalStack:
+    """The local stack's processes and coordinates. Use as a context manager."""
+
+    api_port: int = 8000
+    moto_port: int = 5000
+    stage: str = "dev"
+    admin_token: str = field(default_factory=lambda: os.environ.get("IOTCLOUD_ADMIN_TOKEN") or new_admin_token())
+    state_dir: Path = STATE_DIR
+    quiet_moto: bool = True
+    _moto: subprocess.Popen[bytes] | None = None
+    _server: Any = None
+    _server_thread: threading.Thread | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://{HOST}:{self.moto_port}"
+
+    def aws_environment(self) -> dict[str, str]:
+        """What makes boto3 and PynamoDB talk to moto instead of AWS."""
+        return {
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            # botocore >= 1.44.4 would send DynamoDB Streams calls to an account-scoped host.
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        }
+
+    def start(self) -> LocalStack:
+        self._start_moto()
+        self._start_app()
+        self._write_connection()
+        return self
+
+    def _start_moto(self) -> None:
+        out = subprocess.DEVNULL if self.quiet_moto else None
+        self._moto = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.moto_port)],
+            stdout=out,
+            stderr=out,
+        )
+        _wait_http(f"{self.moto_url}/moto-api/")
+
+    def _start_app(self) -> None:
+        from chalice.cli import factory as chalice_factory
+
+        from chalicelib import wiring
+        from chalicelib.bootstrap import bootstrap
+
+        os.environ.update(self.aws_environment())
+        factory = chalice_factory.CLIFactory(str(ROOT), environ=os.environ)
+        config = factory.create_config_obj(chalice_stage_name=self.stage)
+        app = config.chalice_app  # loading the app puts the stage's variables into os.environ
+        os.environ.update(self.aws_environment())
+        os.environ["ADMIN_TOKEN_HASHES"] = hash_token(self.admin_token)
+        wiring.reset()
+        settings = wiring.bound_settings()
+        import boto3
+
+        bootstrap(settings, boto3.client("s3", region_name=settings.region, endpoint_url=settings.aws_endpoint_url))
+        self._server = local.create_local_server(app, config, HOST, self.api_port)
+        self._server.server.RequestHandlerClass = functools.partial(_QuietHandler, app_object=app, config=config)
+        self._server_thread = threading.Thread(target=self._server.server.serve_forever, name="api", daemon=True)
+        self._server_thread.start()
+        _wait_http(f"{self.api_url}/v1/openapi.json")
+
+    def connection(self) -> dict[str, Any]:
+        settings_doc: dict[str, Any] = {}
+        try:
+            from chalicelib import wiring
+
+            s = wiring.bound_settings()
+            settings_doc = {"devices_table": s.devices_table, "readings_table": s.readings_table, "archive_bucket": s.archive_bucket}
+        except KeyError:
+            pass
+        return {
+            "api_url": self.api_url,
+            "admin_token": self.admin_token,
+            "aws_endpoint_url": self.moto_url,
+            "stage": self.stage,
+            **settings_doc,
+        }
+
+    def _write_connection(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.state_dir / "connection.json"
+        path.write_text(json.dumps(self.connection(), indent=2) + "\n")
+        path.chmod(0o600)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.server.shutdown()
+            self._server.server.server_close()
+            self._server = None
+        if self._moto is not None:
+            self._moto.terminate()
+            try:
+                self._moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
+            self._moto = None
+
+    def __enter__(self) -> LocalStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
