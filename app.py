@@ -1,6 +1,6 @@
 """The Chalice app: registers blueprints and handlers; no logic lives here."""
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 from chalicelib.api.devices import devices_api
 from chalicelib.api.openapi import openapi_api

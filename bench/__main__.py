@@ -35,8 +35,12 @@ def main() -> int:
     table.add_column("target", justify="right")
     for label, key, fmt in ROWS:
         target = result["targets"].get(key)
-        table.add_row(label, fmt.format(result["chunked"][key]), fmt.format(result["naive"][key]),
-                      "" if target is None else f"<= {target}")
+        table.add_row(
+            label,
+            fmt.format(result["chunked"][key]),
+            fmt.format(result["naive"][key]),
+            "" if target is None else f"<= {target}",
+        )
     console.print(table)
     console.print(
         f"import app.py: {result['import_app_s'] * 1000:.0f} ms; bare boto3+chalice+pynamodb: "

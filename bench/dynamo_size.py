@@ -15,7 +15,7 @@ def _number_size(text: str) -> int:
 
 def value_size(value: dict[str, Any]) -> int:
     """Bytes of one AttributeValue (low-level wire form)."""
-    (kind, raw), = value.items()
+    ((kind, raw),) = value.items()
     if kind == "S":
         return len(raw.encode())
     if kind == "N":

@@ -186,8 +186,14 @@ def run_naive(fleet: list[list[list[dict[str, Any]]]]) -> dict[str, Any]:
     def items_of(device_id: str, body: bytes) -> list[NaiveReading]:
         parsed = parse_payload(body, "application/json", now, settings.limits)
         return [
-            NaiveReading(device_id, f"{r.ts_ms}#{r.metric}#{r.unit}", metric=r.metric, unit=r.unit, ts=r.ts_ms,
-                         value=json.dumps(r.value))
+            NaiveReading(
+                device_id,
+                f"{r.ts_ms}#{r.metric}#{r.unit}",
+                metric=r.metric,
+                unit=r.unit,
+                ts=r.ts_ms,
+                value=json.dumps(r.value),
+            )
             for r in parsed.readings
         ]
 

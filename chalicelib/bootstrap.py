@@ -55,7 +55,9 @@ def ensure_bucket(s3: Any, settings: Settings) -> None:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": settings.region})
     s3.put_bucket_encryption(
         Bucket=bucket,
-        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
     )
     s3.put_public_access_block(
         Bucket=bucket,
@@ -88,8 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
 
     bootstrap(settings, boto3.client("s3", region_name=settings.region, endpoint_url=settings.aws_endpoint_url))
-    print(json.dumps({"stage": settings.stage, "devices_table": settings.devices_table,
-                      "readings_table": settings.readings_table, "archive_bucket": settings.archive_bucket}))
+    print(
+        json.dumps(
+            {
+                "stage": settings.stage,
+                "devices_table": settings.devices_table,
+                "readings_table": settings.readings_table,
+                "archive_bucket": settings.archive_bucket,
+            }
+        )
+    )
     return 0
 
 

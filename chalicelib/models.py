@@ -96,7 +96,7 @@ class ReadingChunkModel(Model):
     device_id = UnicodeAttribute(hash_key=True, attr_name="d")
     sort_key = UnicodeAttribute(range_key=True, attr_name="k")
     data = BinaryAttribute(legacy_encoding=False, attr_name="b")
-    count = NumberAttribute(attr_name="n")
+    reading_count = NumberAttribute(attr_name="n")
     ts_min = NumberAttribute(attr_name="t0")
     ts_max = NumberAttribute(attr_name="t1")
     received_at = NumberAttribute(attr_name="r")

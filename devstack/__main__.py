@@ -20,8 +20,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  moto (AWS):   {stack.moto_url}")
         print(f"  written to    {stack.state_dir / 'connection.json'}")
         print("Try:")
-        print(f"  curl -s -X POST {stack.api_url}/v1/devices -H 'Authorization: Bearer {stack.admin_token}' "
-              "-d '{\"name\": \"demo\"}'")
+        print(
+            f"  curl -s -X POST {stack.api_url}/v1/devices -H 'Authorization: Bearer {stack.admin_token}' "
+            '-d \'{"name": "demo"}\''
+        )
         print("Ctrl-C stops everything.", flush=True)
         try:
             while not stop.wait(0.5):

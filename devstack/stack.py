@@ -64,6 +64,7 @@ class LocalStack:
     admin_token: str = field(default_factory=lambda: os.environ.get("IOTCLOUD_ADMIN_TOKEN") or new_admin_token())
     state_dir: Path = STATE_DIR
     quiet_moto: bool = True
+    _saved_environ: dict[str, str] | None = None
     _moto: subprocess.Popen[bytes] | None = None
     _server: Any = None
     _server_thread: threading.Thread | None = None
@@ -89,6 +90,8 @@ class LocalStack:
         }
 
     def start(self) -> LocalStack:
+        # The app reads its settings from os.environ; put it back as it was on stop.
+        self._saved_environ = dict(os.environ)
         self._start_moto()
         self._start_app()
         self._write_connection()
@@ -132,7 +135,11 @@ class LocalStack:
             from chalicelib import wiring
 
             s = wiring.bound_settings()
-            settings_doc = {"devices_table": s.devices_table, "readings_table": s.readings_table, "archive_bucket": s.archive_bucket}
+            settings_doc = {
+                "devices_table": s.devices_table,
+                "readings_table": s.readings_table,
+                "archive_bucket": s.archive_bucket,
+            }
         except KeyError:
             pass
         return {
@@ -161,6 +168,13 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 self._moto.kill()
             self._moto = None
+        if self._saved_environ is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+            self._saved_environ = None
+            from chalicelib import wiring
+
+            wiring.reset()
 
     def __enter__(self) -> LocalStack:
         try:

@@ -53,9 +53,16 @@ class Api:
         self.client = client
         self.admin = ADMIN_TOKEN
 
-    def request(self, method: str, path: str, token: str | None = None, body: Any = None,
-                raw: bytes | None = None, content_type: str | None = "application/json",
-                headers: dict[str, str] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         h = dict(headers or {})
         if token is not None:
             h["Authorization"] = f"Bearer {token}"
@@ -69,8 +76,14 @@ class Api:
         assert answer.status_code == 201, answer.body
         return json.loads(answer.body)
 
-    def post(self, token: str, body: Any = None, raw: bytes | None = None,
-             content_type: str | None = "application/json", headers: dict[str, str] | None = None) -> Any:
+    def post(
+        self,
+        token: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         return self.request("POST", "/v1/telemetry", token, body, raw, content_type, headers)
 
     def readings(self, device_id: str, token: str | None = None, **params: Any) -> list[dict[str, Any]]:

@@ -184,7 +184,9 @@ class DeviceRepository:
         model = self._model
         oldest_new = min(r.ts_ms for r in latest.values())
         newest_new = max(r.ts_ms for r in latest.values())
-        actions: list[Any] = [model.state[_state_key(m, u)].set({"t": r.ts_ms, "v": r.value}) for (m, u), r in latest.items()]
+        actions: list[Any] = [
+            model.state[_state_key(m, u)].set({"t": r.ts_ms, "v": r.value}) for (m, u), r in latest.items()
+        ]
         actions += [model.last_seen.set(now_ms), model.state_ts.set(newest_new)]
         condition: Condition = model.device_id.exists() & (
             model.state_ts.does_not_exist() | (model.state_ts <= oldest_new)
@@ -214,9 +216,7 @@ class DeviceRepository:
             actions += [model.last_seen.set(last_seen)]
             if newest is not None:
                 actions.append(model.state_ts.set(newest))
-            guard = (
-                model.state_ts == item.state_ts if item.state_ts is not None else model.state_ts.does_not_exist()
-            )
+            guard = model.state_ts == item.state_ts if item.state_ts is not None else model.state_ts.does_not_exist()
             try:
                 model(device_id).update(actions=actions, condition=model.device_id.exists() & guard)
                 return

@@ -53,7 +53,7 @@ class ReadingStore:
             device_id,
             chunk.sort_key,
             data=chunk.data,
-            count=chunk.count,
+            reading_count=chunk.count,
             ts_min=chunk.ts_min,
             ts_max=chunk.ts_max,
             received_at=received_at_ms,
@@ -90,9 +90,7 @@ class ReadingStore:
             f"{len(pending)} readings chunks still unprocessed after {self._max_attempts} attempts"
         )
 
-    def chunks(
-        self, device_id: str, low_key: str, high_key: str, max_items: int
-    ) -> tuple[list[StoredChunk], bool]:
+    def chunks(self, device_id: str, low_key: str, high_key: str, max_items: int) -> tuple[list[StoredChunk], bool]:
         """Chunks with low_key <= sort key <= high_key, in key order, at most about max_items.
 
         Returns the chunks and whether more remain. If more remain, either the chunks

@@ -16,9 +16,11 @@ THROTTLING_CODES = frozenset(
 )
 
 
-def backoff_delay(attempt: int, base: float = 0.05, cap: float = 2.0, rng: Callable[[], float] = random.random) -> float:
+def backoff_delay(
+    attempt: int, base: float = 0.05, cap: float = 2.0, rng: Callable[[], float] = random.random
+) -> float:
     """Seconds to wait before retry number `attempt` (0-based): full jitter, capped."""
-    return rng() * min(cap, base * (2**attempt))
+    return rng() * min(cap, base * (1 << attempt))
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -21,6 +21,11 @@ def principal_of(request: Request) -> Principal:
     return wiring.authenticator().authenticate(bearer_token(request.headers.get("authorization")))
 
 
+def raw_body(request: Request) -> bytes:
+    body = request.raw_body
+    return body.encode() if isinstance(body, str) else (body or b"")
+
+
 def query_params(request: Request) -> dict[str, str]:
     return dict(request.query_params or {})
 

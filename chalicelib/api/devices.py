@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import int_param, now_ms, principal_of, query_params
+from chalicelib.api.common import int_param, now_ms, principal_of, query_params, raw_body
 from chalicelib.api.responses import handles_errors, json_body, json_response
 from chalicelib.domain.devices import ID_PATTERN, new_device_id, validate_changes
 from chalicelib.domain.tokens import hash_token, new_device_token
@@ -25,7 +25,7 @@ def _checked_id(device_id: str) -> str:
 def create_device() -> Response:
     request = devices_api.current_request
     principal_of(request).require_admin()
-    changes = validate_changes(json_body(request.raw_body), creating=True)
+    changes = validate_changes(json_body(raw_body(request)), creating=True)
     token = new_device_token()
     device = wiring.devices().create(changes.device_id or new_device_id(), changes, hash_token(token), now_ms())
     return json_response({**device.as_dict(), "token": token}, 201)
@@ -57,7 +57,7 @@ def get_device(device_id: str) -> Response:
 def patch_device(device_id: str) -> Response:
     request = devices_api.current_request
     principal_of(request).require_admin()
-    changes = validate_changes(json_body(request.raw_body), creating=False)
+    changes = validate_changes(json_body(raw_body(request)), creating=False)
     device = wiring.devices().update(_checked_id(device_id), changes, now_ms())
     wiring.authenticator().forget(device_id)
     return json_response(device.as_dict())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
 from chalicelib.api.responses import handles_errors, json_response
 
@@ -66,7 +66,7 @@ DOCUMENT: dict[str, Any] = {
         "title": "iotcloud API",
         "version": "1.0.0",
         "description": "Device registry, telemetry ingestion (JSON, SenML JSON/XML, ThingsBoard-style) and queries. "
-        "Every error is {\"error\": {\"code\", \"message\", \"details\"}}.",
+        'Every error is {"error": {"code", "message", "details"}}.',
     },
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
@@ -75,7 +75,10 @@ DOCUMENT: dict[str, Any] = {
             "post": {
                 "operationId": "createDevice",
                 "summary": "Register a device (admin); the answer holds its token, shown once",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DeviceCreate"}}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DeviceCreate"}}},
+                },
                 "responses": {
                     "201": _json({"$ref": "#/components/schemas/DeviceWithToken"}, "created"),
                     "400": _error("malformed JSON"),
@@ -89,7 +92,11 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "listDevices",
                 "summary": "List devices in id order (admin), paged with an opaque cursor",
                 "parameters": [
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                    },
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 ],
                 "responses": {
@@ -114,12 +121,19 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "getDevice",
                 "summary": "One device (admin)",
-                "responses": {"200": _json({"$ref": "#/components/schemas/Device"}), **_AUTH_ERRORS, "404": _error("no such device")},
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Device"}),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such device"),
+                },
             },
             "patch": {
                 "operationId": "updateDevice",
                 "summary": "Change name, type, attributes or disabled (admin)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DevicePatch"}}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DevicePatch"}}},
+                },
                 "responses": {
                     "200": _json({"$ref": "#/components/schemas/Device"}),
                     "400": _error("malformed JSON"),
@@ -141,7 +155,11 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Issue a new token (admin); the old one stops working at once",
                 "responses": {
                     "200": _json(
-                        {"type": "object", "required": ["id", "token"], "properties": {"id": {"type": "string"}, "token": {"type": "string"}}}
+                        {
+                            "type": "object",
+                            "required": ["id", "token"],
+                            "properties": {"id": {"type": "string"}, "token": {"type": "string"}},
+                        }
                     ),
                     **_AUTH_ERRORS,
                     "404": _error("no such device"),
@@ -152,12 +170,27 @@ DOCUMENT: dict[str, Any] = {
             "parameters": [_DEVICE_PATH],
             "get": {
                 "operationId": "getTelemetry",
-                "summary": "Readings in time order, de-duplicated, paged with an opaque cursor (admin, or the device itself)",
+                "summary": "Readings in time order, de-duplicated, paged with an opaque cursor"
+                " (admin, or the device itself)",
                 "parameters": [
                     {"name": "metric", "in": "query", "schema": {"type": "string"}},
-                    {"name": "from", "in": "query", "schema": {"type": "string"}, "description": "epoch s/ms or ISO 8601; default: all"},
-                    {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "epoch s/ms or ISO 8601; default: now"},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}},
+                    {
+                        "name": "from",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "epoch s/ms or ISO 8601; default: all",
+                    },
+                    {
+                        "name": "to",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "epoch s/ms or ISO 8601; default: now",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
+                    },
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 ],
                 "responses": {
@@ -206,8 +239,12 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "postTelemetry",
                 "summary": "Post readings with the device's token; all-or-nothing",
                 "parameters": [
-                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 128},
-                     "description": "a retry with the same key stores nothing twice"}
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "schema": {"type": "string", "maxLength": 128},
+                        "description": "a retry with the same key stores nothing twice",
+                    }
                 ],
                 "requestBody": _TELEMETRY_BODY,
                 "responses": _TELEMETRY_RESPONSES,
@@ -269,7 +306,12 @@ DOCUMENT: dict[str, Any] = {
                     "id": {"type": "string"},
                     "name": {"type": "string"},
                     "type": {"type": "string"},
-                    "attributes": {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}},
+                    "attributes": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+                        },
+                    },
                     "disabled": {"type": "boolean"},
                     "created_at": {"type": "integer"},
                     "updated_at": {"type": "integer"},
@@ -306,11 +348,18 @@ DOCUMENT: dict[str, Any] = {
             "Record": {
                 "type": "object",
                 "required": ["values"],
-                "properties": {"ts": _TIME, "values": {"type": "object", "additionalProperties": _VALUE, "maxProperties": 100}},
+                "properties": {
+                    "ts": _TIME,
+                    "values": {"type": "object", "additionalProperties": _VALUE, "maxProperties": 100},
+                },
             },
             "TelemetryJson": {
                 "oneOf": [
-                    {"type": "object", "additionalProperties": _VALUE, "description": "metric -> value at receive time (optional ts key)"},
+                    {
+                        "type": "object",
+                        "additionalProperties": _VALUE,
+                        "description": "metric -> value at receive time (optional ts key)",
+                    },
                     {"$ref": "#/components/schemas/Record"},
                     {"type": "array", "maxItems": 1000, "items": {"type": "object"}},
                 ]
@@ -321,10 +370,20 @@ DOCUMENT: dict[str, Any] = {
                 "items": {
                     "type": "object",
                     "properties": {
-                        "bn": {"type": "string"}, "bt": {"type": "number"}, "bu": {"type": "string"}, "bv": {"type": "number"},
-                        "bver": {"type": "integer"}, "n": {"type": "string"}, "u": {"type": "string"}, "v": {"type": "number"},
-                        "vs": {"type": "string"}, "vb": {"type": "boolean"}, "vd": {"type": "string"}, "s": {"type": "number"},
-                        "t": {"type": "number"}, "ut": {"type": "number"},
+                        "bn": {"type": "string"},
+                        "bt": {"type": "number"},
+                        "bu": {"type": "string"},
+                        "bv": {"type": "number"},
+                        "bver": {"type": "integer"},
+                        "n": {"type": "string"},
+                        "u": {"type": "string"},
+                        "v": {"type": "number"},
+                        "vs": {"type": "string"},
+                        "vb": {"type": "boolean"},
+                        "vd": {"type": "string"},
+                        "s": {"type": "number"},
+                        "t": {"type": "number"},
+                        "ut": {"type": "number"},
                     },
                 },
             },

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chalice import Response
+from chalice.app import Response
 
 from chalicelib.errors import IotCloudError, MalformedPayloadError, Problem, StorageUnavailableError
 
@@ -20,11 +20,17 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(body=json.dumps(body, separators=(",", ":")), status_code=status, headers={**JSON_HEADERS, **(headers or {})})
+    return Response(
+        body=json.dumps(body, separators=(",", ":")), status_code=status, headers={**JSON_HEADERS, **(headers or {})}
+    )
 
 
 def error_response(error: IotCloudError) -> Response:
-    body: dict[str, Any] = {"code": error.code, "message": error.message, "details": [d.as_dict() for d in error.details]}
+    body: dict[str, Any] = {
+        "code": error.code,
+        "message": error.message,
+        "details": [d.as_dict() for d in error.details],
+    }
     headers: dict[str, str] = {}
     if isinstance(error, StorageUnavailableError):
         headers["Retry-After"] = str(error.retry_after_seconds)
@@ -58,6 +64,4 @@ def json_body(raw: bytes | None) -> Any:
     try:
         return json.loads(raw or b"")
     except (ValueError, RecursionError) as e:
-        raise MalformedPayloadError(
-            "the body is not valid JSON", [Problem("invalid_json", str(e)[:200])]
-        ) from e
+        raise MalformedPayloadError("the body is not valid JSON", [Problem("invalid_json", str(e)[:200])]) from e

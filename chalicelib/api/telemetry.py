@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
-from chalice import Blueprint, Response
-from chalice.app import Request
+from chalice.app import Blueprint, Request, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import int_param, now_ms, principal_of, query_params
+from chalicelib.api.common import int_param, now_ms, principal_of, query_params, raw_body
 from chalicelib.api.responses import handles_errors, json_response
 from chalicelib.domain.auth import Principal
 from chalicelib.domain.chunks import HOUR_MS
@@ -34,7 +34,7 @@ def _ingest(principal: Principal, request: Request) -> Response:
         raise InvalidParameterError("Idempotency-Key must be 1-128 printable ASCII characters")
     received_at = now_ms()
     settings = wiring.bound_settings()
-    parsed = parse_payload(request.raw_body or b"", request.headers.get("content-type"), received_at, settings.limits)
+    parsed = parse_payload(raw_body(request), request.headers.get("content-type"), received_at, settings.limits)
     outcome = ingest(
         principal.device_id,
         parsed.readings,
@@ -67,10 +67,8 @@ def _time_param(params: dict[str, str], name: str, default: int, now: int) -> in
     if raw is None or raw == "":
         return default
     value: object = raw
-    try:
+    with contextlib.suppress(ValueError):
         value = float(raw) if any(c in raw for c in ".eE") else int(raw)
-    except ValueError:
-        pass
     try:
         return parse_time(value, now)
     except ValueError as e:

@@ -32,9 +32,12 @@ ADMIN = Principal(is_admin=True)
 
 
 class CredentialLike(Protocol):
-    device_id: str
-    token_hash: str
-    disabled: bool
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def token_hash(self) -> str: ...
+    @property
+    def disabled(self) -> bool: ...
 
 
 TokenLookup = Callable[[str], CredentialLike | None]

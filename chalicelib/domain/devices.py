@@ -96,7 +96,9 @@ def validate_changes(body: object, *, creating: bool) -> DeviceChanges:
         problems.append(Problem("invalid_field", "id: 1-64 of A-Z a-z 0-9 - _ . :, starting alphanumeric", metric="id"))
     name = body.get("name")
     if (creating or name is not None) and not (isinstance(name, str) and 0 < len(name.strip()) <= MAX_NAME):
-        problems.append(Problem("invalid_field", f"name: a non-empty string of at most {MAX_NAME} chars", metric="name"))
+        problems.append(
+            Problem("invalid_field", f"name: a non-empty string of at most {MAX_NAME} chars", metric="name")
+        )
     device_type = body.get("type", "generic" if creating else None)
     if device_type is not None and not (isinstance(device_type, str) and TYPE_PATTERN.match(device_type)):
         problems.append(Problem("invalid_field", "type: 1-64 of A-Z a-z 0-9 - _ . : /", metric="type"))

@@ -114,9 +114,8 @@ def page_of(chunks: Sequence[ChunkLike], more_in_store: bool, window: Window, cu
     out: list[Reading] = []
     for bucket in ordered:
         for r in _bucket_readings(buckets[bucket], window):
-            if cursor is not None and cursor.after is not None and bucket == cursor.bucket:
-                if (r.ts_ms, r.metric, r.unit) <= cursor.after:
-                    continue
+            if cursor and cursor.after and bucket == cursor.bucket and (r.ts_ms, r.metric, r.unit) <= cursor.after:
+                continue
             out.append(r)
             if len(out) == window.limit:
                 last = (r.ts_ms, r.metric, r.unit)

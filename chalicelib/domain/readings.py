@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeAlias
 
-Value = Union[float, int, bool, str]
+Value: TypeAlias = float | int | bool | str
 
 
 @dataclass(frozen=True, slots=True)

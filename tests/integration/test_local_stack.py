@@ -39,8 +39,7 @@ def test_device_posts_and_reads_back_over_http(stack: LocalStack) -> None:
         assert posted.status_code == 200, posted.text
         assert posted.json()["accepted"] == 20
         senml = '[{"bn":"urn:x:","bt":1764061300,"n":"hum","u":"%RH","v":40}]'
-        posted = http.post("/v1/telemetry", content=senml,
-                           headers={**auth, "Content-Type": "application/senml+json"})
+        posted = http.post("/v1/telemetry", content=senml, headers={**auth, "Content-Type": "application/senml+json"})
         assert posted.status_code == 200, posted.text
         tb = http.post(f"/api/v1/{device['token']}/telemetry", json={"ts": 1764061400000, "values": {"temp": 99}})
         assert tb.status_code == 200, tb.text
@@ -51,7 +50,9 @@ def test_device_posts_and_reads_back_over_http(stack: LocalStack) -> None:
         assert {"metric": "urn:x:hum", "unit": "%RH", "ts": 1764061300000, "value": 40} in everything
         state = http.get(f"/v1/devices/{device['id']}/state", headers=auth).json()
         assert {(r["metric"], r["value"]) for r in state["latest"]} >= {("temp", 99), ("ok", True)}
-        rejected = http.post("/v1/telemetry", content=b'{"temp": NaN}', headers={**auth, "Content-Type": "application/json"})
+        rejected = http.post(
+            "/v1/telemetry", content=b'{"temp": NaN}', headers={**auth, "Content-Type": "application/json"}
+        )
         assert rejected.status_code == 422
         assert rejected.json()["error"]["code"] == "validation_failed"
         assert http.post("/v1/telemetry", json={"temp": 1}).status_code == 401
