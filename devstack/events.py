@@ -1,0 +1,405 @@
+"""Emulation of what `chalice local` lacks: schedules, DynamoDB streams, alarm events.
+
+Each emulated source finds its handlers in the Chalice app's `event_sources` and
+invokes them exactly as Lambda would: the same event shapes (JSON-safe, binary
+attributes base64-encoded), a Lambda context, and the retry semantics of the real
+event source mapping (a failed batch is delivered again; `batchItemFailures`
+re-delivers from the first failed record).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import importlib
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalice.app import (
+    Chalice,
+    CloudWatchEventConfig,
+    DynamoDBEventConfig,
+    ScheduledEventConfig,
+)
+from chalice.local import LambdaContext
+
+logger = logging.getLogger("devstack.events")
+
+ACCOUNT_ID = "123456789012"
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def resolve_handler(handler_string: str) -> Handler:
+    """The callable Lambda would invoke for a handler string like `app.archive`."""
+    module_name, _, attribute = handler_string.rpartition(".")
+    handler: Handler = getattr(importlib.import_module(module_name), attribute)
+    return handler
+
+
+def lambda_context(name: str, timeout_s: int = 300) -> Any:
+    return LambdaContext(function_name=name, memory_size=512, max_runtime_ms=timeout_s * 1000)
+
+
+# --- Schedules -----------------------------------------------------------------------------
+
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+
+
+def _expression(config: ScheduledEventConfig) -> str:
+    expr = config.schedule_expression
+    return expr if isinstance(expr, str) else expr.to_string()
+
+
+def _cron_field_matches(spec: str, value: int) -> bool:
+    if spec in ("*", "?"):
+        return True
+    for part in spec.split(","):
+        step = 1
+        if "/" in part:
+            part, step_text = part.split("/")
+            step = int(step_text)
+        if part in ("*", ""):
+            low, high = 0, 10_000
+        elif "-" in part:
+            low, high = (int(x) for x in part.split("-"))
+        else:
+            low = high = int(part)
+            if step != 1:
+                high = 10_000
+        if low <= value <= high and (value - low) % step == 0:
+            return True
+    return False
+
+
+def schedule_due(expression: str, previous: dt.datetime, now: dt.datetime, started: dt.datetime) -> bool:
+    """Whether a schedule fires in (previous, now]. Supports rate() and cron() (minute resolution)."""
+    rate = _RATE.match(expression.strip())
+    if rate:
+        amount, unit = int(rate.group(1)), rate.group(2).rstrip("s")
+        period = {"minute": 60, "hour": 3600, "day": 86400}[unit] * amount
+        elapsed_prev = (previous - started).total_seconds()
+        elapsed_now = (now - started).total_seconds()
+        return int(elapsed_now // period) > int(elapsed_prev // period)
+    cron = re.match(r"^cron\((.+)\)$", expression.strip())
+    if not cron:
+        raise ValueError(f"unsupported schedule expression {expression!r}")
+    minute, hour, dom, month, dow, year = cron.group(1).split()
+    moment = previous.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    while moment <= now:
+        aws_dow = (moment.isoweekday() % 7) + 1  # AWS: 1 = Sunday
+        if (
+            _cron_field_matches(minute, moment.minute)
+            and _cron_field_matches(hour, moment.hour)
+            and _cron_field_matches(dom, moment.day)
+            and _cron_field_matches(month, moment.month)
+            and _cron_field_matches(dow, aws_dow)
+            and _cron_field_matches(year, moment.year)
+        ):
+            return True
+        moment += dt.timedelta(minutes=1)
+    return False
+
+
+def scheduled_event(rule_name: str, region: str, when: dt.datetime | None = None) -> dict[str, Any]:
+    """An EventBridge scheduled event, as Lambda receives it."""
+    moment = when or dt.datetime.now(dt.UTC)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{rule_name}"],
+        "detail": {},
+    }
+
+
+# --- DynamoDB streams -------------------------------------------------------------------------
+
+
+def _json_safe(value: Any) -> Any:
+    """Convert boto3's parsed AttributeValues back to the Lambda event's JSON form."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp())
+    return value
+
+
+def stream_event(records: Iterable[dict[str, Any]], stream_arn: str, region: str) -> dict[str, Any]:
+    """A DynamoDB stream event as Lambda receives it, from GetRecords records."""
+    out = []
+    for record in records:
+        shaped = _json_safe(record)
+        shaped["eventSourceARN"] = stream_arn
+        shaped.setdefault("awsRegion", region)
+        shaped.setdefault("eventSource", "aws:dynamodb")
+        out.append(shaped)
+    # A round trip through JSON proves the event is what Lambda could have sent.
+    return dict(json.loads(json.dumps({"Records": out})))
+
+
+@dataclass
+class StreamStats:
+    batches: int = 0
+    records: int = 0
+    failures: int = 0
+    redelivered: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    iterator: str | None
+
+
+@dataclass
+class StreamPump:
+    """Polls one stream and delivers its records in batches to one handler."""
+
+    streams: Any  # a boto3 dynamodbstreams client
+    stream_arn: str
+    handler: Handler
+    name: str
+    region: str
+    batch_size: int = 100
+    starting_position: str = "TRIM_HORIZON"
+    max_attempts: int = 10
+    stats: StreamStats = field(default_factory=StreamStats)
+    _shards: dict[str, _Shard] = field(default_factory=dict)
+
+    def _refresh_shards(self) -> None:
+        description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+        for shard in description.get("Shards", []):
+            shard_id = shard["ShardId"]
+            if shard_id not in self._shards:
+                iterator = self.streams.get_shard_iterator(
+                    StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType=self.starting_position
+                )["ShardIterator"]
+                self._shards[shard_id] = _Shard(shard_id, iterator)
+
+    def pump_once(self) -> int:
+        """Deliver at most one batch per shard; the number of records delivered."""
+        self._refresh_shards()
+        delivered = 0
+        for shard in self._shards.values():
+            if shard.iterator is None:
+                continue
+            answer = self.streams.get_records(ShardIterator=shard.iterator, Limit=self.batch_size)
+            records = answer.get("Records", [])
+            if records:
+                self._deliver(shard, records)
+                delivered += len(records)
+            shard.iterator = answer.get("NextShardIterator")
+        return delivered
+
+    def _deliver(self, shard: _Shard, records: list[dict[str, Any]]) -> None:
+        pending = records
+        for attempt in range(self.max_attempts):
+            event = stream_event(pending, self.stream_arn, self.region)
+            try:
+                result = self.handler(event, lambda_context(self.name))
+            except Exception as e:  # the real mapping retries the whole batch
+                self.stats.failures += 1
+                self.stats.last_error = f"{type(e).__name__}: {e}"
+                logger.warning("stream handler %s failed (attempt %d): %s", self.name, attempt + 1, e)
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+                continue
+            self.stats.batches += 1
+            failed = [f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])]
+            if not failed:
+                self.stats.records += len(pending)
+                return
+            # Report-batch-item-failures: re-deliver from the first failed record on.
+            positions = [i for i, r in enumerate(pending) if r["dynamodb"]["SequenceNumber"] in failed]
+            first = positions[0] if positions else 0
+            self.stats.records += first
+            self.stats.redelivered += len(pending) - first
+            pending = pending[first:]
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+        raise RuntimeError(f"stream handler {self.name} kept failing: {self.stats.last_error}")
+
+
+# --- CloudWatch alarm state changes -----------------------------------------------------------
+
+
+def pattern_matches(pattern: Any, event: Any) -> bool:
+    """EventBridge pattern matching for the forms the app uses: lists of values, nesting."""
+    if isinstance(pattern, dict):
+        return isinstance(event, dict) and all(k in event and pattern_matches(v, event[k]) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        return (
+            any(pattern_matches(p, event) for p in pattern)
+            if not isinstance(event, list)
+            else any(pattern_matches(pattern, e) for e in event)
+        )
+    return bool(pattern == event)
+
+
+def alarm_event(alarm: dict[str, Any], previous: str, region: str) -> dict[str, Any]:
+    """The EventBridge 'CloudWatch Alarm State Change' event for a DescribeAlarms entry."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    event: dict[str, Any] = _json_safe(
+        {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch",
+            "account": ACCOUNT_ID,
+            "time": now,
+            "region": region,
+            "resources": [alarm["AlarmArn"]],
+            "detail": {
+                "alarmName": alarm["AlarmName"],
+                "state": {"value": alarm["StateValue"], "reason": alarm.get("StateReason", ""), "timestamp": now},
+                "previousState": {"value": previous},
+                "configuration": {
+                    "metrics": alarm.get("Metrics", []),
+                    "description": alarm.get("AlarmDescription", ""),
+                    "namespace": alarm.get("Namespace"),
+                    "metricName": alarm.get("MetricName"),
+                    "threshold": alarm.get("Threshold"),
+                },
+            },
+        }
+    )
+    return event
+
+
+# --- The emulator ----------------------------------------------------------------------------
+
+
+@dataclass
+class EventEmulator:
+    """Runs the app's event sources against moto: stream pumps, a scheduler, alarm watcher."""
+
+    app: Chalice
+    clients: Callable[[str], Any]  # service name -> boto3 client (pointed at moto)
+    region: str = "us-east-1"
+    poll_seconds: float = 0.25
+    resolver: Callable[[str], Handler] = resolve_handler
+    pumps: list[StreamPump] = field(default_factory=list)
+    fired: list[str] = field(default_factory=list)
+    _alarm_states: dict[str, str] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        for source in self.app.event_sources:
+            if isinstance(source, DynamoDBEventConfig):
+                self.pumps.append(
+                    StreamPump(
+                        streams=self.clients("dynamodbstreams"),
+                        stream_arn=source.stream_arn,
+                        handler=self.resolver(source.handler_string),
+                        name=source.name,
+                        region=self.region,
+                        batch_size=source.batch_size,
+                        starting_position=source.starting_position,
+                    )
+                )
+
+    def schedules(self) -> list[ScheduledEventConfig]:
+        return [s for s in self.app.event_sources if isinstance(s, ScheduledEventConfig)]
+
+    def alarm_handlers(self) -> list[CloudWatchEventConfig]:
+        return [s for s in self.app.event_sources if isinstance(s, CloudWatchEventConfig)]
+
+    def run_job(self, name: str) -> Any:
+        """Invoke a scheduled handler now, as its schedule would."""
+        for source in self.schedules():
+            if source.name == name:
+                self.fired.append(name)
+                return self.resolver(source.handler_string)(
+                    scheduled_event(f"iotcloud-{name}", self.region), lambda_context(name)
+                )
+        known = ", ".join(s.name for s in self.schedules()) or "none"
+        raise KeyError(f"no scheduled handler {name!r} (known: {known})")
+
+    def pump_streams(self) -> int:
+        with self._lock:
+            return sum(pump.pump_once() for pump in self.pumps)
+
+    def drain(self, timeout: float = 60.0, quiet_polls: int = 2) -> int:
+        """Deliver stream records until `quiet_polls` polls in a row find none."""
+        deadline = time.monotonic() + timeout
+        total, quiet = 0, 0
+        while quiet < quiet_polls:
+            if time.monotonic() > deadline:
+                raise TimeoutError("streams did not drain in time")
+            delivered = self.pump_streams()
+            total += delivered
+            quiet = quiet + 1 if delivered == 0 else 0
+        return total
+
+    def check_alarms(self) -> int:
+        """Deliver a state-change event for every alarm whose state changed since the last check."""
+        handlers = self.alarm_handlers()
+        if not handlers:
+            return 0
+        cloudwatch = self.clients("cloudwatch")
+        delivered = 0
+        for alarm in cloudwatch.describe_alarms().get("MetricAlarms", []):
+            name, state = alarm["AlarmName"], alarm["StateValue"]
+            previous = self._alarm_states.get(name)
+            self._alarm_states[name] = state
+            if previous is None or previous == state:
+                continue
+            event = alarm_event(alarm, previous, self.region)
+            for source in handlers:
+                if pattern_matches(source.event_pattern, event):
+                    self.resolver(source.handler_string)(event, lambda_context(source.name))
+                    delivered += 1
+        return delivered
+
+    def _run_streams(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.pump_streams() == 0:
+                    self._stop.wait(self.poll_seconds)
+            except Exception:
+                logger.exception("stream emulation failed; retrying")
+                self._stop.wait(1.0)
+
+    def _run_schedules(self) -> None:
+        started = previous = dt.datetime.now(dt.UTC)
+        while not self._stop.wait(1.0):
+            now = dt.datetime.now(dt.UTC)
+            for source in self.schedules():
+                try:
+                    if schedule_due(_expression(source), previous, now, started):
+                        self.run_job(source.name)
+                except Exception:
+                    logger.exception("scheduled handler %s failed", source.name)
+            try:
+                self.check_alarms()
+            except Exception:
+                logger.exception("alarm emulation failed")
+            previous = now
+
+    def start(self) -> None:
+        for target, name in ((self._run_streams, "streams"), (self._run_schedules, "schedules")):
+            thread = threading.Thread(target=target, name=f"emulate-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
