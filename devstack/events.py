@@ -172,6 +172,7 @@ class StreamPump:
     """Polls one stream and delivers its records in batches to one handler."""
 
     streams: Any  # a boto3 dynamodbstreams client
+    tables: Any  # a boto3 dynamodb client
     stream_arn: str
     handler: Handler
     name: str
@@ -182,7 +183,18 @@ class StreamPump:
     stats: StreamStats = field(default_factory=StreamStats)
     _shards: dict[str, _Shard] = field(default_factory=dict)
 
+    def current_stream_arn(self) -> str:
+        """The table's current stream: the app's ARN names the table, the label may be stale.
+
+        (The app module is imported once per process, while each local stack creates its
+        tables anew, so the label baked into the handler's ARN may be an old one.)
+        """
+        table = self.stream_arn.split(":table/", 1)[1].split("/", 1)[0]
+        return str(self.tables.describe_table(TableName=table)["Table"]["LatestStreamArn"])
+
     def _refresh_shards(self) -> None:
+        if not self._shards:
+            self.stream_arn = self.current_stream_arn()
         description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
         for shard in description.get("Shards", []):
             shard_id = shard["ShardId"]
@@ -305,6 +317,7 @@ class EventEmulator:
                 self.pumps.append(
                     StreamPump(
                         streams=self.clients("dynamodbstreams"),
+                        tables=self.clients("dynamodb"),
                         stream_arn=source.stream_arn,
                         handler=self.resolver(source.handler_string),
                         name=source.name,

@@ -23,6 +23,7 @@ from typing import Any
 from chalice import local
 
 from chalicelib.domain.tokens import hash_token, new_admin_token
+from devstack.events import EventEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".devstack"
@@ -64,6 +65,8 @@ class LocalStack:
     admin_token: str = field(default_factory=lambda: os.environ.get("IOTCLOUD_ADMIN_TOKEN") or new_admin_token())
     state_dir: Path = STATE_DIR
     quiet_moto: bool = True
+    emulate_events: bool = True
+    emulator: EventEmulator | None = None
     _saved_environ: dict[str, str] | None = None
     _moto: subprocess.Popen[bytes] | None = None
     _server: Any = None
@@ -111,23 +114,35 @@ class LocalStack:
 
         from chalicelib import wiring
         from chalicelib.bootstrap import bootstrap
+        from chalicelib.config import stage_environment
 
-        os.environ.update(self.aws_environment())
+        overrides = {**self.aws_environment(), "ADMIN_TOKEN_HASHES": hash_token(self.admin_token)}
+        os.environ.update({**stage_environment(self.stage), **overrides})
+        wiring.reset()
+        settings = wiring.bound_settings()
+        bootstrap(settings, self.client("s3"))
+        table = self.client("dynamodb").describe_table(TableName=settings.readings_table)["Table"]
+        # What a deployment records for `chalice deploy`: the stream the handlers subscribe to.
+        overrides["READINGS_STREAM_ARN"] = table["LatestStreamArn"]
+        os.environ.update(overrides)
         factory = chalice_factory.CLIFactory(str(ROOT), environ=os.environ)
         config = factory.create_config_obj(chalice_stage_name=self.stage)
         app = config.chalice_app  # loading the app puts the stage's variables into os.environ
-        os.environ.update(self.aws_environment())
-        os.environ["ADMIN_TOKEN_HASHES"] = hash_token(self.admin_token)
-        wiring.reset()
-        settings = wiring.bound_settings()
-        import boto3
-
-        bootstrap(settings, boto3.client("s3", region_name=settings.region, endpoint_url=settings.aws_endpoint_url))
+        os.environ.update(overrides)
+        self.emulator = EventEmulator(app, self.client, region=settings.region)
+        if self.emulate_events:
+            self.emulator.start()
         self._server = local.create_local_server(app, config, HOST, self.api_port)
         self._server.server.RequestHandlerClass = functools.partial(_QuietHandler, app_object=app, config=config)
         self._server_thread = threading.Thread(target=self._server.server.serve_forever, name="api", daemon=True)
         self._server_thread.start()
         _wait_http(f"{self.api_url}/v1/openapi.json")
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of a service, pointed at this stack's moto."""
+        import boto3
+
+        return boto3.client(service, region_name="us-east-1", endpoint_url=self.moto_url)
 
     def connection(self) -> dict[str, Any]:
         settings_doc: dict[str, Any] = {}
@@ -157,6 +172,8 @@ class LocalStack:
         path.chmod(0o600)
 
     def stop(self) -> None:
+        if self.emulator is not None:
+            self.emulator.stop()
         if self._server is not None:
             self._server.server.shutdown()
             self._server.server.server_close()
