@@ -31,6 +31,9 @@ test: lint typecheck
 up: venv
 	$(PY) -m devstack up --api-port $(API_PORT) --moto-port $(MOTO_PORT)
 
+demo: venv
+	$(PY) -m devstack demo --api-port $(API_PORT) --moto-port $(MOTO_PORT) --devices $(DEVICES) --duration $(DURATION)
+
 bench: venv
 	$(PY) -m bench
 

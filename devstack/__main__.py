@@ -1,13 +1,24 @@
-"""`python -m devstack up`: run the local stack until Ctrl-C."""
+"""`python -m devstack`: the local stack's commands.
+
+up                 start moto + the app (+ event emulation) on 127.0.0.1 until Ctrl-C
+run-job NAME       run a scheduled handler now, against the running stack
+demo               start the stack, run the simulator, run the jobs, verify, summarize, stop
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
+import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
+from typing import Any
 
-from devstack.stack import LocalStack
+from devstack.stack import STATE_DIR, LocalStack
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -19,10 +30,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  admin token:  {stack.admin_token}")
         print(f"  moto (AWS):   {stack.moto_url}")
         print(f"  written to    {stack.state_dir / 'connection.json'}")
+        jobs = ", ".join(s.name for s in stack.emulator.schedules()) if stack.emulator else ""
+        print(f"  jobs:         {jobs or 'none'} (python -m devstack run-job NAME)")
         print("Try:")
         print(
             f"  curl -s -X POST {stack.api_url}/v1/devices -H 'Authorization: Bearer {stack.admin_token}' "
-            '-d \'{"name": "demo"}\''
+            "-H 'Content-Type: application/json' -d '{\"name\": \"demo\"}'"
         )
         print("Ctrl-C stops everything.", flush=True)
         try:
@@ -34,14 +47,144 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connection(state_dir: Path) -> dict[str, Any]:
+    path = state_dir / "connection.json"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: start the stack first (make up)")
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def cmd_run_job(args: argparse.Namespace) -> int:
+    """Run a scheduled handler in this process against the running stack's moto."""
+    from chalice.cli import factory as chalice_factory
+
+    from chalicelib.config import stage_environment
+    from devstack.events import EventEmulator
+    from devstack.stack import ROOT
+
+    conn = _connection(Path(args.state_dir))
+    stack = LocalStack(stage=conn["stage"], moto_port=int(conn["aws_endpoint_url"].rsplit(":", 1)[1]))
+    os.environ.update({**stage_environment(stack.stage), **stack.aws_environment()})
+    factory = chalice_factory.CLIFactory(str(ROOT), environ=os.environ)
+    app = factory.create_config_obj(chalice_stage_name=stack.stage).chalice_app
+    os.environ.update(stack.aws_environment())
+    result = EventEmulator(app, stack.client).run_job(args.name)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _simulate(stack: LocalStack, args: argparse.Namespace, report: Path) -> int:
+    command = [
+        sys.executable, "-m", "device_sim",
+        "--url", stack.api_url,
+        "--admin-token", stack.admin_token,
+        "--devices", str(args.devices),
+        "--duration", str(args.duration),
+        "--interval", str(args.interval),
+        "--batch", str(args.batch),
+        "--format", args.format,
+        "--duplicate-rate", "0.02",
+        "--malformed-rate", "0.01",
+        "--seed", str(args.seed),
+        "--report", str(report),
+        "--verify",
+    ]  # fmt: skip
+    if not sys.stdout.isatty():
+        command.append("--no-progress")
+    return subprocess.run(command, check=False).returncode
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from devstack.reconcile import stored_readings
+
+    state_dir = Path(args.state_dir)
+    report_path = state_dir / "demo-report.json"
+    started = time.monotonic()
+    with LocalStack(api_port=args.api_port, moto_port=args.moto_port, stage=args.stage, state_dir=state_dir) as stack:
+        print(f"local stack up at {stack.api_url} (moto at {stack.moto_url})", flush=True)
+        print(f"simulating {args.devices} devices for {args.duration:g} s ...", flush=True)
+        sim_exit = _simulate(stack, args, report_path)
+        assert stack.emulator is not None
+        delivered = stack.emulator.drain(timeout=120)
+        jobs = {}
+        for schedule in stack.emulator.schedules():
+            jobs[schedule.name] = stack.emulator.run_job(schedule.name)
+        stored = stored_readings(stack.client("dynamodb"), stack.connection()["readings_table"])
+        sim = json.loads(report_path.read_text()) if report_path.exists() else {}
+        summary = {
+            "devices": sim.get("devices"),
+            "readings_sent": sim.get("readings_sent"),
+            "readings_acked": sim.get("readings_acked"),
+            "rejected_by_code": sim.get("rejected_by_code"),
+            "rejected_unexpected": sim.get("rejected_unexpected"),
+            "server_errors": sim.get("server_errors"),
+            "latency_ms": sim.get("latency_ms"),
+            "readings_per_second": sim.get("readings_per_second"),
+            "verify": sim.get("verify"),
+            "readings_stored": stored,
+            "stream_records_delivered": delivered,
+            "jobs_run": sorted(jobs),
+            "simulator_exit_code": sim_exit,
+            "elapsed_s": round(time.monotonic() - started, 1),
+        }
+        (state_dir / "demo-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _print_summary(stack, summary)
+    missing = (sim.get("verify") or {}).get("missing", 1)
+    ok = sim_exit == 0 and missing == 0 and stored >= int(sim.get("readings_acked") or 0)
+    print("demo " + ("passed: nothing acknowledged was lost" if ok else "FAILED"), flush=True)
+    return 0 if ok else 1
+
+
+def _print_summary(stack: LocalStack, summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="iotcloud demo")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    console = Console()
+    console.print(table)
+    console.print(f"summary written to {stack.state_dir / 'demo-summary.json'}")
+    console.print("To explore, start the stack with [bold]make up[/] and try (with the printed admin token):")
+    console.print(f"  curl -s {stack.api_url}/v1/devices -H 'Authorization: Bearer $TOKEN'")
+    console.print(
+        f"  curl -s '{stack.api_url}/v1/devices/DEVICE_ID/telemetry?limit=10' -H 'Authorization: Bearer $TOKEN'"
+    )
+    console.print(f"  curl -s {stack.api_url}/v1/openapi.json")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack")
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--state-dir", default=str(STATE_DIR), help="where connection.json and reports go")
     sub = parser.add_subparsers(dest="command", required=True)
+
     up = sub.add_parser("up", help="start moto + the app on 127.0.0.1 until Ctrl-C")
     up.add_argument("--api-port", type=int, default=8000)
     up.add_argument("--moto-port", type=int, default=5000)
     up.add_argument("--stage", default="dev")
     up.set_defaults(func=cmd_up)
+
+    job = sub.add_parser("run-job", help="run a scheduled handler now against the running stack")
+    job.add_argument("name")
+    job.set_defaults(func=cmd_run_job)
+
+    demo = sub.add_parser("demo", help="stack + simulator + jobs + verify, then stop")
+    demo.add_argument("--api-port", type=int, default=8000)
+    demo.add_argument("--moto-port", type=int, default=5000)
+    demo.add_argument("--stage", default="dev")
+    demo.add_argument("--devices", type=int, default=50)
+    demo.add_argument("--duration", type=float, default=60)
+    demo.add_argument("--interval", type=float, default=1.0)
+    demo.add_argument("--batch", type=int, default=10)
+    demo.add_argument("--format", default="json", choices=["json", "senml-json", "senml-xml", "thingsboard"])
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(func=cmd_demo)
+
     args = parser.parse_args(argv)
     return int(args.func(args))
 
