@@ -1,12 +1,32 @@
-"""The Chalice app: registers blueprints and handlers; no logic lives here."""
+"""The Chalice app: registers blueprints and event handlers; no logic lives here."""
 
-from chalice.app import Chalice
+import logging
+from typing import Any
 
+from chalice.app import Chalice, DynamoDBEvent
+
+from chalicelib import wiring
 from chalicelib.api.devices import devices_api
 from chalicelib.api.openapi import openapi_api
 from chalicelib.api.telemetry import telemetry_api
+from chalicelib.config import readings_stream_arn
+from chalicelib.jobs.archiver import archive_batch
 
+logger = logging.getLogger("iotcloud")
 app = Chalice(app_name="iotcloud")
 app.register_blueprint(devices_api)
 app.register_blueprint(telemetry_api)
 app.register_blueprint(openapi_api)
+
+
+@app.on_dynamodb_record(
+    stream_arn=readings_stream_arn(),
+    batch_size=1000,
+    starting_position="TRIM_HORIZON",
+    maximum_batching_window_in_seconds=30,
+)
+def archive_readings(event: DynamoDBEvent) -> dict[str, Any]:
+    outcome = archive_batch(event.to_dict()["Records"], wiring.archive())
+    logger.info("archived %d readings in %d objects (%d bytes)", outcome.readings, outcome.objects, outcome.bytes)
+    # Failures raise, so Lambda retries the whole batch; object keys make that harmless.
+    return {"batchItemFailures": []}

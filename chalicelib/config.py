@@ -83,3 +83,18 @@ def stage_settings(stage: str) -> Settings:
     """Settings of a stage as deployed, with this machine's AWS region/endpoint overrides."""
     overrides = {k: os.environ[k] for k in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL") if k in os.environ}
     return from_env({**stage_environment(stage), **overrides})
+
+
+def deploy_value(name: str, default: str) -> str:
+    """A value Chalice needs when it loads app.py (at deploy time), such as a stream ARN.
+
+    Read from the stage's environment: `chalice deploy` and the local stack set it.
+    """
+    return os.environ.get(name) or default
+
+
+def readings_stream_arn() -> str:
+    """The readings table's stream, for the archiver's event source mapping."""
+    table = os.environ.get("READINGS_TABLE", "iotcloud-dev-readings")
+    placeholder = f"arn:aws:dynamodb:us-east-1:000000000000:table/{table}/stream/unset"
+    return deploy_value("READINGS_STREAM_ARN", placeholder)

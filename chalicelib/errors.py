@@ -107,3 +107,10 @@ class StorageUnavailableError(IotCloudError):
     status = 503
     code = "storage_unavailable"
     retry_after_seconds = 1
+
+
+class ArchiveUnavailableError(IotCloudError):
+    """S3 refused an archive write; the stream batch must be retried."""
+
+    status = 503
+    code = "archive_unavailable"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from chalicelib import models
+from chalicelib.adapters.archive import S3Archive
 from chalicelib.adapters.devices import DeviceRepository
 from chalicelib.adapters.readings import ReadingStore
 from chalicelib.config import Settings, settings
@@ -37,8 +39,21 @@ def authenticator() -> Authenticator:
     return Authenticator(devices().find_by_token_hash, s.admin_token_hashes, s.auth_cache_ttl_seconds)
 
 
+def aws_client(service: str) -> Any:
+    """A boto3 client for the stage's region and endpoint (moto in the local stack)."""
+    import boto3  # in the Lambda runtime; imported lazily to keep cold starts short
+
+    s = bound_settings()
+    return boto3.client(service, region_name=s.region, endpoint_url=s.aws_endpoint_url)
+
+
+@functools.cache
+def archive() -> S3Archive:
+    return S3Archive(aws_client("s3"), bound_settings().archive_bucket)
+
+
 def reset() -> None:
     """Forget everything built (tests that change the environment)."""
     settings.cache_clear()
-    for factory in (bound_settings, devices, readings, authenticator):
+    for factory in (bound_settings, devices, readings, authenticator, archive):
         factory.cache_clear()

@@ -97,6 +97,8 @@ class ReadingStore:
         span two or more hours (only the last may be incomplete) or they are one whole
         hour: an hour larger than a page is read to its end. One Query in the common case.
         """
+        if low_key > high_key:  # empty (a cursor past the window): DynamoDB refuses BETWEEN with low > high
+            return [], False
         found, more = self._query(device_id, low_key, high_key, max_items)
         if more and found and found[0].bucket == found[-1].bucket:
             bucket = found[0].bucket

@@ -1,0 +1,45 @@
+"""The S3 archive bucket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import ArchiveUnavailableError
+
+
+class S3Archive:
+    """Writes and reads archive objects; S3 failures become ArchiveUnavailableError."""
+
+    def __init__(self, s3_client: Any, bucket: str) -> None:
+        self._s3, self._bucket = s3_client, bucket
+
+    def put(self, key: str, body: bytes, content_type: str = "application/x-ndjson") -> None:
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                ContentEncoding="gzip",
+                ServerSideEncryption="AES256",
+            )
+        except (ClientError, BotoCoreError) as e:
+            raise ArchiveUnavailableError(f"could not write s3://{self._bucket}/{key}") from e
+
+    def keys(self, prefix: str) -> list[str]:
+        out: list[str] = []
+        try:
+            for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+                out.extend(obj["Key"] for obj in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as e:
+            raise ArchiveUnavailableError(f"could not list s3://{self._bucket}/{prefix}") from e
+        return out
+
+    def get(self, key: str) -> bytes:
+        try:
+            body: bytes = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as e:
+            raise ArchiveUnavailableError(f"could not read s3://{self._bucket}/{key}") from e
+        return body

@@ -1,0 +1,1 @@
+"""Event handlers' bodies: archiver, rollups, reports."""
