@@ -177,6 +177,7 @@ class StreamPump:
     handler: Handler
     name: str
     region: str
+    table: str | None = None  # the table whose stream this is (default: named by stream_arn)
     batch_size: int = 100
     starting_position: str = "TRIM_HORIZON"
     max_attempts: int = 10
@@ -189,7 +190,7 @@ class StreamPump:
         (The app module is imported once per process, while each local stack creates its
         tables anew, so the label baked into the handler's ARN may be an old one.)
         """
-        table = self.stream_arn.split(":table/", 1)[1].split("/", 1)[0]
+        table = self.table or self.stream_arn.split(":table/", 1)[1].split("/", 1)[0]
         return str(self.tables.describe_table(TableName=table)["Table"]["LatestStreamArn"])
 
     def _refresh_shards(self) -> None:
@@ -304,6 +305,8 @@ class EventEmulator:
     region: str = "us-east-1"
     poll_seconds: float = 0.25
     resolver: Callable[[str], Handler] = resolve_handler
+    # The table behind the app's stream sources, when the ARN baked in at import is stale.
+    stream_table: str | None = None
     pumps: list[StreamPump] = field(default_factory=list)
     fired: list[str] = field(default_factory=list)
     _alarm_states: dict[str, str] = field(default_factory=dict)
@@ -319,6 +322,7 @@ class EventEmulator:
                         streams=self.clients("dynamodbstreams"),
                         tables=self.clients("dynamodb"),
                         stream_arn=source.stream_arn,
+                        table=self.stream_table,
                         handler=self.resolver(source.handler_string),
                         name=source.name,
                         region=self.region,

@@ -7,7 +7,6 @@ moto through AWS_ENDPOINT_URL.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import socket
@@ -129,11 +128,14 @@ class LocalStack:
         config = factory.create_config_obj(chalice_stage_name=self.stage)
         app = config.chalice_app  # loading the app puts the stage's variables into os.environ
         os.environ.update(overrides)
-        self.emulator = EventEmulator(app, self.client, region=settings.region)
+        self.emulator = EventEmulator(app, self.client, region=settings.region, stream_table=settings.readings_table)
         if self.emulate_events:
             self.emulator.start()
-        self._server = local.create_local_server(app, config, HOST, self.api_port)
-        self._server.server.RequestHandlerClass = functools.partial(_QuietHandler, app_object=app, config=config)
+        if not isinstance(app, local.LocalChalice):
+            # What chalice.local.create_local_server does, once per process: thread-local requests.
+            local.CustomLocalChalice.__bases__ = (local.LocalChalice, app.__class__)
+            app.__class__ = local.CustomLocalChalice
+        self._server = local.LocalDevServer(app, config, HOST, self.api_port, handler_cls=_QuietHandler)
         self._server_thread = threading.Thread(target=self._server.server.serve_forever, name="api", daemon=True)
         self._server_thread.start()
         _wait_http(f"{self.api_url}/v1/openapi.json")
