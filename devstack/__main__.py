@@ -24,7 +24,9 @@ from devstack.stack import STATE_DIR, LocalStack
 def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalStack(api_port=args.api_port, moto_port=args.moto_port, stage=args.stage) as stack:
+    with LocalStack(
+        api_port=args.api_port, moto_port=args.moto_port, stage=args.stage, state_dir=Path(args.state_dir)
+    ) as stack:
         print(f"iotcloud local stack is up (stage {stack.stage})")
         print(f"  API:          {stack.api_url}")
         print(f"  admin token:  {stack.admin_token}")

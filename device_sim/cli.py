@@ -1,0 +1,296 @@
+"""Command line: ``python -m device_sim [options]`` (see README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from device_sim import __version__
+from device_sim.config import (
+    DEFAULT_DEVICES,
+    DEFAULT_INTERVAL,
+    DEFAULT_SKEW_RATE,
+    DEFAULT_URL,
+    SimConfig,
+)
+from device_sim.display import summary_table
+from device_sim.fakeserver import FakeServer
+from device_sim.fleet import ProvisionError, load_tokens_file
+from device_sim.model import FORMATS, MAX_METRICS_PER_RECORD
+from device_sim.profiles import ProfileError, builtin_profiles, load_profile
+from device_sim.runner import run_simulation
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+SERVER_MAX_RECORDS = 1000
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None/False/"" and where the help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if default is None or default is False or default == "" or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m device_sim",
+        description="Simulate a fleet of IoT devices posting telemetry to the iotcloud API.",
+        formatter_class=_HelpFormatter,
+        epilog="Exit status: 0 clean run, 1 failures (see the report's 'failures'), "
+        "2 bad options or provisioning failed, 130 interrupted twice.",
+    )
+    p.add_argument("--version", action="version", version=f"device_sim {__version__}")
+    g = p.add_argument_group("target")
+    g.add_argument(
+        "--url",
+        default=os.environ.get("IOTCLOUD_URL", DEFAULT_URL),
+        help="API base URL, e.g. a deployed stage's https URL "
+        f"(default: env IOTCLOUD_URL, else {DEFAULT_URL})",
+    )
+    g.add_argument(
+        "--admin-token",
+        default=None,
+        help="admin bearer token for provisioning and --verify (default: env IOTCLOUD_ADMIN_TOKEN)",
+    )
+    g.add_argument(
+        "--tokens-file",
+        metavar="FILE",
+        help="reuse device identities from FILE and write newly provisioned ones "
+        "to it (contains secrets; written with mode 0600)",
+    )
+
+    g = p.add_argument_group("fleet and load")
+    g.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help=f"number of devices (default: sum of the profile's counts, else {DEFAULT_DEVICES})",
+    )
+    g.add_argument("--duration", type=float, default=30.0, help="seconds to generate records")
+    g.add_argument(
+        "--count", type=int, default=None, help="records per device (replaces --duration)"
+    )
+    g.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help=f"seconds between records of a device (default: the device type's "
+        f"interval, else {DEFAULT_INTERVAL})",
+    )
+    g.add_argument("--batch", type=int, default=10, help="records per request")
+    g.add_argument("--format", dest="fmt", choices=FORMATS, default="json", help="wire format")
+    g.add_argument(
+        "--profile",
+        default=None,
+        help=f"fleet profile: a YAML/JSON file or a built-in name "
+        f"({', '.join(builtin_profiles())}); default: built-in 'default'",
+    )
+    g.add_argument("--seed", type=int, default=1, help="seed for values, faults and jitter")
+    g.add_argument(
+        "--start-ms",
+        type=int,
+        default=None,
+        help="synthetic timestamps starting at this epoch ms (default: real time)",
+    )
+    g.add_argument("--concurrency", type=int, default=64, help="max requests in flight")
+
+    g = p.add_argument_group("network behaviour")
+    g.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
+    g.add_argument(
+        "--max-retries",
+        type=int,
+        default=5,
+        help="retries per request on 429/503/5xx/timeouts/connection errors",
+    )
+    g.add_argument(
+        "--buffer-limit",
+        type=int,
+        default=10_000,
+        help="records a device buffers while it cannot deliver; oldest dropped",
+    )
+    g.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a device keeps trying to deliver buffered data after it stopped producing",
+    )
+
+    g = p.add_argument_group("fault injection")
+    g.add_argument(
+        "--duplicate-rate",
+        type=_probability,
+        default=0.0,
+        help="probability an acked batch is sent again (same Idempotency-Key)",
+    )
+    g.add_argument(
+        "--malformed-rate",
+        type=_probability,
+        default=0.0,
+        help="probability a batch is preceded by a deliberately invalid request",
+    )
+    g.add_argument(
+        "--clock-skew",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="max absolute clock skew of skewed devices (uniform in +-SECONDS)",
+    )
+    g.add_argument(
+        "--skew-rate",
+        type=_probability,
+        default=DEFAULT_SKEW_RATE,
+        help="fraction of devices with a skewed clock (when --clock-skew > 0)",
+    )
+    g.add_argument(
+        "--burst-rate",
+        type=_probability,
+        default=0.0,
+        help="probability, per batch, that a device holds 2-5 batches and sends them at once",
+    )
+
+    g = p.add_argument_group("output")
+    g.add_argument("--report", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
+    g.add_argument(
+        "--verify",
+        action="store_true",
+        help="read the telemetry back and check every acked reading is stored",
+    )
+    g.add_argument("--no-progress", action="store_true", help="no live progress display")
+    g.add_argument(
+        "--fake-server",
+        action="store_true",
+        help="talk to an in-process fake of the API instead of --url (no network; "
+        "for trying options out)",
+    )
+    return p
+
+
+def config_from_args(args: argparse.Namespace, stdout_is_tty: bool) -> SimConfig:
+    """Build and validate a SimConfig; raises ValueError/ProfileError with a message."""
+    profile = load_profile(args.profile)
+    cfg = SimConfig(
+        profile=profile,
+        url=args.url.rstrip("/"),
+        admin_token=args.admin_token,
+        devices=args.devices,
+        duration=args.duration,
+        count=args.count,
+        interval=args.interval,
+        batch=args.batch,
+        fmt=args.fmt,
+        seed=args.seed,
+        start_ms=args.start_ms,
+        report_path=args.report,
+        verify=args.verify,
+        concurrency=args.concurrency,
+        tokens_file=args.tokens_file,
+        progress=not args.no_progress and stdout_is_tty,
+        duplicate_rate=args.duplicate_rate,
+        malformed_rate=args.malformed_rate,
+        clock_skew=args.clock_skew,
+        skew_rate=args.skew_rate,
+        burst_rate=args.burst_rate,
+        buffer_limit=args.buffer_limit,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        drain_timeout=args.drain_timeout,
+    )
+    problems = cfg.validate()
+    if not cfg.admin_token:
+        if cfg.verify:
+            problems.append("--verify needs an admin token (--admin-token or IOTCLOUD_ADMIN_TOKEN)")
+        known = len(load_tokens_file(cfg.tokens_file)) if cfg.tokens_file else 0
+        if known < cfg.fleet_size():
+            problems.append(
+                "an admin token is needed to provision devices "
+                "(--admin-token or IOTCLOUD_ADMIN_TOKEN)"
+            )
+    if problems:
+        raise ValueError("; ".join(problems))
+    return cfg
+
+
+def warnings_for(cfg: SimConfig) -> list[str]:
+    out: list[str] = []
+    widest = max(len(t.outputs()) for t in cfg.profile.device_types)
+    records_per_request = cfg.batch * widest if cfg.fmt.startswith("senml") else cfg.batch
+    if records_per_request > SERVER_MAX_RECORDS:
+        out.append(
+            f"a full batch holds up to {records_per_request} {cfg.fmt} records; the server's "
+            f"default limit is {SERVER_MAX_RECORDS} per request (expect 413/422)"
+        )
+    if widest > MAX_METRICS_PER_RECORD:  # pragma: no cover - profiles are validated
+        out.append("a device type has more metrics than the server allows per record")
+    return out
+
+
+def write_report(report: dict[str, Any], path: str) -> None:
+    text = json.dumps(report, indent=2, sort_keys=False) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+    else:
+        Path(path).write_text(text, encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    err = Console(stderr=True)
+    out = Console()
+    if args.admin_token is None:
+        args.admin_token = os.environ.get("IOTCLOUD_ADMIN_TOKEN", "")
+    transport: httpx.AsyncBaseTransport | None = None
+    if args.fake_server:
+        if not args.admin_token:
+            args.admin_token = "admin-secret"
+        transport = httpx.MockTransport(FakeServer(admin_token=args.admin_token).handle)
+    try:
+        cfg = config_from_args(args, stdout_is_tty=sys.stdout.isatty())
+    except (ProfileError, ProvisionError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return EXIT_USAGE
+    for warning in warnings_for(cfg):
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    try:
+        report = asyncio.run(
+            run_simulation(cfg, transport=transport, console=out, install_signal_handlers=True)
+        )
+    except ProvisionError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/red]")
+        return EXIT_INTERRUPTED
+    if cfg.report_path:
+        write_report(report, cfg.report_path)
+    table_console = err if cfg.report_path == "-" else out
+    table_console.print(summary_table(report))
+    for reason in report["failures"]:
+        err.print(f"[red]failure:[/red] {reason}", highlight=False)
+    return EXIT_OK if report["ok"] else EXIT_FAILED

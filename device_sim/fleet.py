@@ -1,0 +1,514 @@
+"""Devices: provisioning, the per-device produce/buffer/send loops and fault injection.
+
+Each device runs two tasks. The *producer* generates one record every ``interval``
+seconds (after a random start offset within one interval), seals every ``batch``
+records into a :class:`Batch` and appends it to the device's outbox. The *sender*
+posts batches from the outbox, oldest first. While the server is unreachable the
+sender keeps retrying and the producer keeps filling the outbox, bounded by
+``buffer_limit`` records: beyond it the oldest records not currently in flight are
+dropped (``dropped_buffer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from device_sim.config import SKEW_TOLERANCE_MS, SimConfig
+from device_sim.model import MAX_FUTURE_MS, MIN_TS_MS, Identity, Record, Value, stored_identity
+from device_sim.payloads import Body, encode, malformed, pick_malformed_kind, reading_count
+from device_sim.profiles import DeviceType, SampleSource, derive_seed, device_rng
+from device_sim.report import Stats
+from device_sim.transport import Api, Outcome, SendResult, backoff_delay
+
+MALFORMED_EXPECTED_STATUSES = frozenset({400, 413, 415, 422})
+SKEW_EXPECTED_STATUSES = frozenset({400, 422})
+BURST_MIN, BURST_MAX = 2, 5
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# --------------------------------------------------------------------------- provisioning
+
+
+class ProvisionError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    index: int
+    id: str
+    name: str
+    type: str
+    token: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "token": self.token,
+        }
+
+
+def load_tokens_file(path: str | Path) -> list[DeviceIdentity]:
+    """Identities saved by an earlier run; an absent file gives an empty list."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        rows = data["devices"] if isinstance(data, dict) else data
+        return [
+            DeviceIdentity(
+                i, str(r["id"]), str(r.get("name", "")), str(r.get("type", "")), str(r["token"])
+            )
+            for i, r in enumerate(rows)
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ProvisionError(f"{p}: not a valid tokens file: {exc}") from exc
+
+
+def save_tokens_file(path: str | Path, url: str, identities: Sequence[DeviceIdentity]) -> None:
+    """Write identities (with secret tokens) atomically, readable by the owner only."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    data = {"url": url, "devices": [i.as_dict() for i in identities]}
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, p)
+
+
+async def provision_device(
+    api: Api, admin_token: str, index: int, dtype: DeviceType, run_tag: str
+) -> DeviceIdentity:
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    attributes: dict[str, Any] = {**dtype.attributes, "simulator": "device_sim"}
+    last = ""
+    for attempt in range(3):
+        tag = run_tag if attempt == 0 else secrets.token_hex(3)
+        name = f"sim-{dtype.name}-{index:05d}-{tag}"
+        body = {"name": name, "type": dtype.name, "attributes": attributes}
+        result = await api.request("POST", "/v1/devices", headers=headers, json_body=body)
+        if result.ok:
+            data = result.data
+            if not isinstance(data, dict) or not data.get("id") or not data.get("token"):
+                raise ProvisionError(f"POST /v1/devices: answer lacks 'id'/'token': {data!r}")
+            return DeviceIdentity(index, str(data["id"]), name, dtype.name, str(data["token"]))
+        last = " ".join(str(x) for x in (result.status, result.code, result.message) if x)
+        if result.outcome is Outcome.REJECTED and result.status == 409:
+            continue  # name taken: try another suffix
+        break
+    raise ProvisionError(f"cannot provision device {index} ({dtype.name}): {last}")
+
+
+async def provision_fleet(
+    api: Api, cfg: SimConfig, types: Sequence[DeviceType]
+) -> tuple[list[DeviceIdentity], int]:
+    """Identities for every device (reused from --tokens-file, the rest created).
+
+    Returns (identities, number reused).
+    """
+    reused: list[DeviceIdentity] = []
+    if cfg.tokens_file:
+        reused = load_tokens_file(cfg.tokens_file)[: len(types)]
+    missing = range(len(reused), len(types))
+    if missing and not cfg.admin_token:
+        raise ProvisionError("an admin token is needed to provision devices (--admin-token)")
+    run_tag = secrets.token_hex(3)
+    created = await asyncio.gather(
+        *(provision_device(api, cfg.admin_token, i, types[i], run_tag) for i in missing)
+    )
+    identities = [*reused, *created]
+    if cfg.tokens_file and created:
+        save_tokens_file(cfg.tokens_file, cfg.url, identities)
+    return identities, len(reused)
+
+
+# --------------------------------------------------------------------------- devices
+
+
+class RunControl:
+    """Shared timing of a run: start, planned end, and an early stop (Ctrl-C)."""
+
+    def __init__(self, start: float, end: float | None) -> None:
+        self.start = start
+        self.end = end
+        self.stop_event = asyncio.Event()
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_event.is_set()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    async def sleep_or_stop(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds; True if stopped meanwhile."""
+        try:
+            await asyncio.wait_for(self.stop_event.wait(), timeout=delay)
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass(eq=False)
+class Batch:
+    seq: int
+    records: list[Record]
+    key: str
+    malformed_kind: str | None = None  # inject a malformed request before the first send
+    duplicate: bool = False  # re-send once acked
+    body: Body | None = None  # fixed at first transmission; reused by retries/duplicates
+    counted: bool = False  # records_sent counted
+    in_flight: bool = False
+    maybe_stored: bool = False  # an attempt failed in a way the server may have stored it
+    last_failure: str | None = None
+
+
+def new_key() -> str:
+    return str(uuid.uuid4())
+
+
+class Device:
+    def __init__(
+        self,
+        identity: DeviceIdentity,
+        dtype: DeviceType,
+        cfg: SimConfig,
+        api: Api,
+        stats: Stats,
+        control: RunControl,
+    ) -> None:
+        self.identity = identity
+        self.dtype = dtype
+        self.cfg = cfg
+        self.api = api
+        self.stats = stats
+        self.control = control
+        index = identity.index
+        interval = cfg.interval if cfg.interval is not None else dtype.interval
+        self.interval = interval if interval is not None else 1.0
+        self.source = SampleSource(dtype, device_rng(cfg.seed, index, "values"), self.interval)
+        self.fault_rng = device_rng(cfg.seed, index, "faults")
+        self.timing_rng = device_rng(cfg.seed, index, "timing")
+        self.retry_rng = device_rng(cfg.seed, index, "retry")
+        self.skew_ms = 0
+        if cfg.clock_skew > 0 and self.fault_rng.random() < cfg.skew_rate:
+            self.skew_ms = round(self.fault_rng.uniform(-cfg.clock_skew, cfg.clock_skew) * 1000)
+            stats.skewed_devices += 1
+        self.outbox: deque[Batch] = deque()
+        self.pending: list[Record] = []
+        self.buffered = 0  # records in pending + outbox
+        self.seq = 0
+        self.last_ts: int | None = None
+        self.first_ts: int | None = None
+        self.burst_target = 0
+        self.production_done = False
+        self.drain_deadline: float | None = None
+        self.wake = asyncio.Event()
+        self.track = cfg.verify
+        self.acked: dict[Identity, Value] = {}
+        self.uncertain: set[Identity] = set()
+
+    # ----------------------------------------------------------------- producing
+
+    def make_record(self, step: int, jitter: float) -> Record:
+        if self.cfg.start_ms is not None:
+            ts = self.cfg.start_ms + round((jitter + step * self.interval) * 1000)
+        else:
+            ts = now_ms()
+        ts += self.skew_ms
+        if self.last_ts is not None and ts <= self.last_ts:
+            ts = self.last_ts + 1  # one reading per metric and ms: keep identities distinct
+        self.last_ts = ts
+        if self.first_ts is None:
+            self.first_ts = ts
+        return Record(ts, self.source.next_samples())
+
+    def add_record(self, record: Record) -> None:
+        self.stats.records_generated += 1
+        self.pending.append(record)
+        self.buffered += 1
+        if len(self.pending) >= self.cfg.batch:
+            self.seal()
+        self.enforce_buffer_limit()
+
+    def seal(self) -> None:
+        if not self.pending:
+            return
+        rng = self.fault_rng
+        batch = Batch(self.seq, self.pending, new_key())
+        self.seq += 1
+        self.pending = []
+        if self.cfg.malformed_rate and rng.random() < self.cfg.malformed_rate:
+            batch.malformed_kind = pick_malformed_kind(rng)
+        if self.cfg.duplicate_rate and rng.random() < self.cfg.duplicate_rate:
+            batch.duplicate = True
+        if (
+            self.cfg.burst_rate
+            and not self.burst_target
+            and not self.production_done
+            and rng.random() < self.cfg.burst_rate
+        ):
+            self.burst_target = rng.randint(BURST_MIN, BURST_MAX)
+        self.outbox.append(batch)
+        self.wake.set()
+
+    def enforce_buffer_limit(self) -> None:
+        while self.buffered > self.cfg.buffer_limit:
+            if not self.drop_oldest():
+                return
+
+    def drop_oldest(self) -> bool:
+        """Drop the oldest buffered record that is not in flight; False if none."""
+        for batch in self.outbox:
+            if batch.in_flight or not batch.records:
+                continue
+            record = batch.records.pop(0)
+            if batch.maybe_stored:
+                self.mark_uncertain([record])
+            if batch.body is not None:  # the body changes, so it needs a new key
+                batch.body = None
+                batch.key = new_key()
+            if not batch.records:
+                self.outbox.remove(batch)
+            self.buffered -= 1
+            self.stats.dropped_buffer += 1
+            return True
+        if self.pending:
+            self.pending.pop(0)
+            self.buffered -= 1
+            self.stats.dropped_buffer += 1
+            return True
+        return False
+
+    async def run_producer(self) -> None:
+        cfg, control = self.cfg, self.control
+        jitter = self.timing_rng.uniform(0.0, self.interval) if self.interval > 0 else 0.0
+        t0 = control.start + jitter
+        step = 0
+        try:
+            while not control.stopped:
+                if cfg.count is not None and step >= cfg.count:
+                    break
+                target = t0 + step * self.interval
+                if cfg.count is None and control.end is not None and target >= control.end:
+                    break
+                delay = target - time.monotonic()
+                if delay > 0:
+                    if await control.sleep_or_stop(delay):
+                        break
+                elif step % 64 == 0:
+                    await asyncio.sleep(0)  # let the senders run when catching up
+                self.add_record(self.make_record(step, jitter))
+                step += 1
+        finally:
+            self.seal()  # flush the partial batch
+            self.production_done = True
+            self.drain_deadline = time.monotonic() + cfg.drain_timeout
+            self.wake.set()
+
+    # ----------------------------------------------------------------- sending
+
+    async def _wait(self) -> None:
+        self.wake.clear()
+        await self.wake.wait()
+
+    def _past_drain_deadline(self) -> bool:
+        return self.drain_deadline is not None and time.monotonic() >= self.drain_deadline
+
+    async def run_sender(self) -> None:
+        outage = 0
+        while True:
+            if not self.outbox:
+                if self.production_done:
+                    return
+                await self._wait()
+                continue
+            holding = self.burst_target and not self.production_done
+            if holding and len(self.outbox) < self.burst_target:
+                await self._wait()
+                continue
+            n = 1
+            if self.burst_target:
+                n, self.burst_target = self.burst_target, 0
+            batches = list(self.outbox)[:n]
+            if len(batches) > 1:
+                self.stats.bursts += 1
+            delivered = await asyncio.gather(*(self.deliver(b) for b in batches))
+            if all(delivered):
+                outage = 0
+                continue
+            # The server could not be reached: keep the data buffered and try again later.
+            if self.production_done and self._past_drain_deadline():
+                return
+            outage += 1
+            pause = backoff_delay(
+                self.cfg.max_retries + outage,
+                None,
+                self.retry_rng,
+                base=self.api.policy.base,
+                cap=self.api.policy.cap,
+            )
+            if self.drain_deadline is not None:
+                pause = min(pause, max(0.0, self.drain_deadline - time.monotonic()))
+            await self.api.sleep(pause)
+
+    def expect_rejection(self, batch: Batch) -> bool:
+        """Would the server refuse this batch for its timestamps (clock skew, --start-ms)?"""
+        current = now_ms()
+        newest = max(r.ts_ms for r in batch.records)
+        oldest = min(r.ts_ms for r in batch.records)
+        too_new = newest > current + MAX_FUTURE_MS - SKEW_TOLERANCE_MS
+        return too_new or oldest < MIN_TS_MS
+
+    async def post(self, body: Body, key: str) -> SendResult:
+        headers = {"Content-Type": body.content_type, "Idempotency-Key": key}
+        if self.cfg.fmt == "thingsboard":
+            path = f"/api/v1/{quote(self.identity.token, safe='')}/telemetry"
+        else:
+            path = "/v1/telemetry"
+            headers["Authorization"] = f"Bearer {self.identity.token}"
+        deadline = self.drain_deadline if self.production_done else None
+        return await self.api.request(
+            "POST",
+            path,
+            headers=headers,
+            content=body.content,
+            stats=self.stats,
+            deadline=deadline,
+        )
+
+    async def deliver(self, batch: Batch) -> bool:
+        """Send one batch (with its retries). True when it is settled (acked or
+        rejected); False when the server could not be reached (it stays buffered)."""
+        stats = self.stats
+        batch.in_flight = True
+        try:
+            if batch.body is None:
+                batch.body = encode(self.cfg.fmt, batch.records)
+            records = len(batch.records)
+            readings = reading_count(batch.records)
+            if not batch.counted:
+                batch.counted = True
+                stats.records_sent += records
+                stats.readings_sent += readings
+            if batch.malformed_kind is not None:
+                kind, batch.malformed_kind = batch.malformed_kind, None
+                await self.send_malformed(batch, kind)
+            expected_reject = self.expect_rejection(batch)
+            result = await self.post(batch.body, batch.key)
+            if result.outcome is Outcome.GAVE_UP:
+                batch.maybe_stored = True
+                batch.last_failure = result.last_failure
+                stats.gave_up += 1
+                return False
+            self.outbox.remove(batch)
+            self.buffered -= records
+            if result.outcome is Outcome.OK:
+                stats.records_acked += records
+                stats.readings_acked += readings
+                accepted = result.data.get("accepted") if isinstance(result.data, dict) else None
+                if isinstance(accepted, int) and not isinstance(accepted, bool):
+                    stats.server_accepted += accepted
+                if self.track:
+                    for record in batch.records:
+                        for sample in record.samples:
+                            ident = stored_identity(sample, record.ts_ms, self.cfg.fmt)
+                            self.acked[ident] = sample.value
+                if batch.duplicate:
+                    await self.send_duplicate(batch)
+                return True
+            # Rejected: final.
+            stats.records_rejected += records
+            stats.readings_rejected += readings
+            expected = expected_reject and result.status in SKEW_EXPECTED_STATUSES
+            stats.count_rejection(result.code or f"http_{result.status}", expected)
+            if batch.maybe_stored:
+                self.mark_uncertain(batch.records)
+            return True
+        finally:
+            batch.in_flight = False
+
+    async def send_malformed(self, batch: Batch, kind: str) -> None:
+        """A deliberately invalid body under its own Idempotency-Key; the real batch
+        is sent right after, so no data is lost."""
+        self.stats.malformed_sent += 1
+        result = await self.post(malformed(self.cfg.fmt, batch.records, kind), new_key())
+        if result.outcome is Outcome.OK:
+            self.stats.malformed_accepted += 1
+        elif result.outcome is Outcome.REJECTED:
+            expected = result.status in MALFORMED_EXPECTED_STATUSES
+            self.stats.count_rejection(result.code or f"http_{result.status}", expected)
+
+    async def send_duplicate(self, batch: Batch) -> None:
+        """Re-send an acked batch: same Idempotency-Key, same bytes."""
+        assert batch.body is not None
+        self.stats.duplicates_sent += 1
+        result = await self.post(batch.body, batch.key)
+        if result.outcome is Outcome.OK:
+            self.stats.duplicates_acked += 1
+        elif result.outcome is Outcome.REJECTED:
+            self.stats.count_rejection(result.code or f"http_{result.status}", False)
+
+    def mark_uncertain(self, records: Sequence[Record]) -> None:
+        if not self.track:
+            return
+        for record in records:
+            for sample in record.samples:
+                self.uncertain.add(stored_identity(sample, record.ts_ms, self.cfg.fmt))
+
+    def finish(self) -> None:
+        """Account for whatever could not be delivered before the run ended."""
+        self.seal()
+        for batch in self.outbox:
+            self.stats.unrecovered_failures += 1
+            if batch.last_failure == "server_error":
+                self.stats.unrecovered_server_errors += 1
+            self.stats.records_unsent += len(batch.records)
+            self.stats.readings_unsent += reading_count(batch.records)
+            if batch.maybe_stored:
+                self.mark_uncertain(batch.records)
+        self.outbox.clear()
+        self.buffered = 0
+
+
+def make_devices(
+    identities: Sequence[DeviceIdentity],
+    types: Sequence[DeviceType],
+    cfg: SimConfig,
+    api: Api,
+    stats: Stats,
+    control: RunControl,
+) -> list[Device]:
+    return [Device(ident, types[ident.index], cfg, api, stats, control) for ident in identities]
+
+
+async def run_devices(devices: Sequence[Device]) -> None:
+    """Run every device's producer and sender to completion, then settle leftovers."""
+    tasks = [d.run_producer() for d in devices] + [d.run_sender() for d in devices]
+    await asyncio.gather(*tasks)
+    for d in devices:
+        d.finish()
+
+
+def run_seed(seed: int) -> int:
+    """The backoff RNG seed shared by non-device requests (provisioning, verify)."""
+    return derive_seed(seed, -1, "api")

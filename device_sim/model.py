@@ -1,0 +1,49 @@
+"""Plain data shared by the simulator modules: samples, records, identities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# bool first: it is a subclass of int, so every isinstance check must test bool before numbers.
+Value = bool | int | float | str
+
+# A reading's identity within one device: (metric, unit, ts_ms).
+Identity = tuple[str, str, int]
+
+FORMATS: tuple[str, ...] = ("json", "senml-json", "senml-xml", "thingsboard")
+
+# Server limits the simulator knows about (see the API contract in README.md).
+MAX_FUTURE_MS = 5 * 60 * 1000
+MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_METRIC_LEN = 128
+MAX_STRING_BYTES = 1024
+MAX_METRICS_PER_RECORD = 100
+MAX_READ_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of one metric inside a record."""
+
+    metric: str
+    unit: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Everything one device measured at one instant (epoch milliseconds)."""
+
+    ts_ms: int
+    samples: tuple[Sample, ...]
+
+
+def format_carries_units(fmt: str) -> bool:
+    """JSON shapes carry no unit, so the server stores "" for them; SenML keeps the unit."""
+    return fmt.startswith("senml")
+
+
+def stored_identity(sample: Sample, ts_ms: int, fmt: str) -> Identity:
+    """The identity the server will give this sample when sent in ``fmt``."""
+    unit = sample.unit if format_carries_units(fmt) else ""
+    return (sample.metric, unit, ts_ms)

@@ -1,0 +1,122 @@
+"""One simulator run: provision, run the fleet, verify, build the report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from device_sim.config import SimConfig
+from device_sim.display import LiveProgress
+from device_sim.fleet import RunControl, make_devices, provision_fleet, run_devices, run_seed
+from device_sim.profiles import assign_types
+from device_sim.report import Stats, build_report
+from device_sim.transport import Api, RetryPolicy
+from device_sim.verify import DeviceExpectation, verify_with_rechecks
+
+
+async def run_simulation(
+    cfg: SimConfig,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    console: Console | None = None,
+    install_signal_handlers: bool = False,
+) -> dict[str, Any]:
+    """Run the whole simulation and return the JSON report (see README.md).
+
+    Raises fleet.ProvisionError when devices cannot be provisioned.
+    """
+    console = console or Console(stderr=True)
+    n = cfg.fleet_size()
+    types = assign_types(cfg.profile, n)
+    stats = Stats()
+    api = Api(
+        cfg.url,
+        timeout=cfg.timeout,
+        concurrency=cfg.concurrency,
+        policy=RetryPolicy(max_retries=cfg.max_retries, base=cfg.retry_base, cap=cfg.retry_cap),
+        rng=random.Random(run_seed(cfg.seed)),
+        transport=transport,
+    )
+    async with api:
+        identities, _reused = await provision_fleet(api, cfg, types)
+        started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        start = time.monotonic()
+        end = start + cfg.duration if cfg.count is None else None
+        control = RunControl(start, end)
+        devices = make_devices(identities, types, cfg, api, stats, control)
+
+        loop = asyncio.get_running_loop()
+        if install_signal_handlers:
+            _install_sigint(loop, control)
+        done = asyncio.Event()
+        progress_task: asyncio.Task[None] | None = None
+        if cfg.progress:
+            view = LiveProgress(
+                stats,
+                console,
+                devices=n,
+                duration=cfg.duration if cfg.count is None else None,
+                total_records=cfg.count * n if cfg.count is not None else None,
+                buffered=lambda: sum(d.buffered for d in devices),
+            )
+            progress_task = asyncio.create_task(view.run(done))
+        try:
+            await run_devices(devices)
+        finally:
+            done.set()
+            if progress_task is not None:
+                await progress_task
+            if install_signal_handlers:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(signal.SIGINT)
+        duration = time.monotonic() - start
+
+        verify_dict: dict[str, Any] | None = None
+        if cfg.verify:
+            expectations = [
+                DeviceExpectation(
+                    d.identity.id,
+                    d.acked,
+                    d.uncertain,
+                    d.first_ts,
+                    (d.last_ts or d.first_ts) + 1,
+                )
+                for d in devices
+                if d.first_ts is not None
+            ]
+            result = await verify_with_rechecks(
+                api, cfg.admin_token, expectations, cfg.verify_rechecks
+            )
+            verify_dict = result.as_dict()
+
+    return build_report(
+        stats,
+        devices=n,
+        fmt=cfg.fmt,
+        duration_s=duration,
+        profile=cfg.profile.name,
+        seed=cfg.seed,
+        url=cfg.url,
+        started_at=started_at,
+        verify=verify_dict,
+    )
+
+
+def _install_sigint(loop: asyncio.AbstractEventLoop, control: RunControl) -> None:
+    """First Ctrl-C: stop producing, flush and drain, still report. Second: abort."""
+
+    def on_sigint() -> None:
+        if control.stopped:
+            raise KeyboardInterrupt
+        control.stop()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
