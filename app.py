@@ -3,20 +3,23 @@
 import logging
 from typing import Any
 
-from chalice.app import Chalice, DynamoDBEvent
+from chalice.app import Chalice, CloudWatchEvent, Cron, DynamoDBEvent
 
 from chalicelib import wiring
+from chalicelib.api.analytics import analytics_api
 from chalicelib.api.devices import devices_api
 from chalicelib.api.openapi import openapi_api
 from chalicelib.api.telemetry import telemetry_api
 from chalicelib.config import readings_stream_arn
 from chalicelib.jobs.archiver import archive_batch
+from chalicelib.jobs.rollups import days_to_roll_up, roll_up_day
 
 logger = logging.getLogger("iotcloud")
 app = Chalice(app_name="iotcloud")
 app.register_blueprint(devices_api)
 app.register_blueprint(telemetry_api)
 app.register_blueprint(openapi_api)
+app.register_blueprint(analytics_api)
 
 
 @app.on_dynamodb_record(
@@ -30,3 +33,9 @@ def archive_readings(event: DynamoDBEvent) -> dict[str, Any]:
     logger.info("archived %d readings in %d objects (%d bytes)", outcome.readings, outcome.objects, outcome.bytes)
     # Failures raise, so Lambda retries the whole batch; object keys make that harmless.
     return {"batchItemFailures": []}
+
+
+@app.schedule(Cron(15, 0, "*", "*", "?", "*"), name="rollups", description="daily rollups and inverted index")
+def rollups(event: CloudWatchEvent) -> dict[str, Any]:
+    days = [roll_up_day(day, wiring.archive(), wiring.aggregates()) for day in days_to_roll_up(event.time)]
+    return {"days": [vars(d) for d in days]}

@@ -65,8 +65,11 @@ def stream_records() -> tuple[list[dict[str, Any]], int]:
                     {
                         "eventName": "INSERT",
                         "eventSourceARN": STREAM_ARN,
-                        "dynamodb": {"Keys": {"d": image["d"], "k": image["k"]}, "NewImage": image,
-                                     "SequenceNumber": str(sequence)},
+                        "dynamodb": {
+                            "Keys": {"d": image["d"], "k": image["k"]},
+                            "NewImage": image,
+                            "SequenceNumber": str(sequence),
+                        },
                     }
                 )
     return records, total

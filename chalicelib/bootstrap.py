@@ -32,6 +32,7 @@ def plan(settings: Settings) -> list[str]:
     return [
         f"DynamoDB table {settings.devices_table} (on demand; GSIs token_hash-index, kind-device_id-index)",
         f"DynamoDB table {settings.readings_table} (on demand; stream NEW_AND_OLD_IMAGES; TTL on x)",
+        f"DynamoDB table {settings.aggregates_table} (on demand; rollups and the inverted index)",
         f"S3 bucket {settings.archive_bucket} (SSE-S3, public access blocked, archive/ to IA after 30 days)",
     ]
 

@@ -23,6 +23,7 @@ class Settings:
     devices_table: str
     readings_table: str
     archive_bucket: str
+    aggregates_table: str = ""
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
     admin_token_hashes: frozenset[str] = frozenset()
@@ -46,6 +47,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         devices_table=env["DEVICES_TABLE"],
         readings_table=env["READINGS_TABLE"],
         archive_bucket=env.get("ARCHIVE_BUCKET", ""),
+        aggregates_table=env.get("AGGREGATES_TABLE", ""),
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         admin_token_hashes=hashes,

@@ -103,12 +103,34 @@ class ReadingChunkModel(Model):
     expires_at = TTLAttribute(attr_name="x")
 
 
-ALL_MODELS: tuple[type[Model], ...] = (DeviceModel, ReadingChunkModel)
+class AggregateModel(Model):
+    """Outputs of the map/reduce jobs that the API serves, one small item per row.
+
+    Rollups: partition `rollup#<device>`, sort `<metric>#<hour>#<unit>`.
+    Inverted index: partition `word#<word>`, sort `<device>#<metric>#<day>`.
+    """
+
+    class Meta:
+        table_name = "aggregates"
+        region = "us-east-1"
+        host: str | None = None
+        billing_mode = "PAY_PER_REQUEST"
+
+    partition = UnicodeAttribute(hash_key=True, attr_name="p")
+    sort_key = UnicodeAttribute(range_key=True, attr_name="s")
+    row = UnicodeAttribute(attr_name="j")  # the job's output row, as JSON
+
+
+ALL_MODELS: tuple[type[Model], ...] = (DeviceModel, ReadingChunkModel, AggregateModel)
 
 
 def bind(settings: Settings) -> None:
     """Point every model at the stage's tables, region and endpoint."""
-    names = {DeviceModel: settings.devices_table, ReadingChunkModel: settings.readings_table}
+    names: dict[type[Model], str] = {
+        DeviceModel: settings.devices_table,
+        ReadingChunkModel: settings.readings_table,
+        AggregateModel: settings.aggregates_table or f"{settings.readings_table}-aggregates",
+    }
     for model, table in names.items():
         model.Meta.table_name = table
         model.Meta.region = settings.region

@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from chalicelib import models
+from chalicelib.adapters.aggregates import AggregateStore
 from chalicelib.adapters.archive import S3Archive
 from chalicelib.adapters.devices import DeviceRepository
 from chalicelib.adapters.readings import ReadingStore
@@ -52,8 +53,14 @@ def archive() -> S3Archive:
     return S3Archive(aws_client("s3"), bound_settings().archive_bucket)
 
 
+@functools.cache
+def aggregates() -> AggregateStore:
+    bound_settings()
+    return AggregateStore()
+
+
 def reset() -> None:
     """Forget everything built (tests that change the environment)."""
     settings.cache_clear()
-    for factory in (bound_settings, devices, readings, authenticator, archive):
+    for factory in (bound_settings, devices, readings, authenticator, archive, aggregates):
         factory.cache_clear()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,9 +40,25 @@ class S3Archive:
             raise ArchiveUnavailableError(f"could not list s3://{self._bucket}/{prefix}") from e
         return out
 
+    def lines(self, key: str) -> Iterator[dict[str, Any]]:
+        """The JSON lines of a gzip JSON Lines object, streamed."""
+        return iter_json_lines(self._s3, self._bucket, key)
+
     def get(self, key: str) -> bytes:
         try:
             body: bytes = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except (ClientError, BotoCoreError) as e:
             raise ArchiveUnavailableError(f"could not read s3://{self._bucket}/{key}") from e
         return body
+
+
+def iter_json_lines(s3_client: Any, bucket: str, key: str) -> Iterator[dict[str, Any]]:
+    """Stream a gzip JSON Lines object line by line, without holding it in memory."""
+    try:
+        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"]
+        with gzip.GzipFile(fileobj=body) as lines:
+            for raw in lines:
+                if raw.strip():
+                    yield json.loads(raw)
+    except (ClientError, BotoCoreError) as e:
+        raise ArchiveUnavailableError(f"could not read s3://{bucket}/{key}") from e

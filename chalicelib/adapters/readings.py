@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.adapters.retry import backoff_delay, is_throttling
+from chalicelib.adapters.retry import put_items
 from chalicelib.domain.chunks import Chunk
 from chalicelib.errors import StorageUnavailableError
 from chalicelib.models import ReadingChunkModel
-
-BATCH_WRITE_MAX = 25
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,7 @@ class ReadingStore:
         *,
         max_attempts: int = 6,
         retention_days: int = 30,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._model = model
         self._max_attempts = max_attempts
@@ -67,28 +63,7 @@ class ReadingStore:
         jitter; chunk keys are idempotent, so re-sending an item is harmless.
         """
         items = [self._item(device_id, c, received_at_ms).serialize() for c in chunks]
-        for start in range(0, len(items), BATCH_WRITE_MAX):
-            self._write_batch(items[start : start + BATCH_WRITE_MAX])
-
-    def _write_batch(self, pending: list[dict[str, Any]]) -> None:
-        connection = self._model._get_connection()
-        table = self._model.Meta.table_name
-        for attempt in range(self._max_attempts):
-            try:
-                answer = connection.batch_write_item(put_items=pending)
-            except PynamoDBException as e:
-                if not is_throttling(e) or attempt == self._max_attempts - 1:
-                    raise StorageUnavailableError("the readings table refused the write") from e
-            else:
-                unprocessed = (answer or {}).get("UnprocessedItems", {}).get(table, [])
-                if not unprocessed:
-                    return
-                pending = [request["PutRequest"]["Item"] for request in unprocessed]
-            if attempt < self._max_attempts - 1:
-                self._sleep(backoff_delay(attempt))
-        raise StorageUnavailableError(
-            f"{len(pending)} readings chunks still unprocessed after {self._max_attempts} attempts"
-        )
+        put_items(self._model, items, max_attempts=self._max_attempts, sleep=self._sleep)
 
     def chunks(self, device_id: str, low_key: str, high_key: str, max_items: int) -> tuple[list[StoredChunk], bool]:
         """Chunks with low_key <= sort key <= high_key, in key order, at most about max_items.

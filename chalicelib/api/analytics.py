@@ -1,0 +1,58 @@
+"""Rollups and search: served from the map/reduce jobs' outputs, never from the archive."""
+
+from __future__ import annotations
+
+import re
+
+from chalice.app import Blueprint, Response
+
+from chalicelib import wiring
+from chalicelib.api.common import now_ms, principal_of, query_params
+from chalicelib.api.responses import handles_errors, json_response
+from chalicelib.api.telemetry import METRIC
+from chalicelib.api.telemetry import _readable_device as readable_device
+from chalicelib.api.telemetry import _time_param as time_param
+from chalicelib.domain.mapreduce import hour_of
+from chalicelib.errors import InvalidParameterError
+
+analytics_api = Blueprint(__name__)
+
+WORD = re.compile(r"^[a-z0-9]{1,64}$")
+DAY_MS = 86_400_000
+
+
+@analytics_api.route("/v1/devices/{device_id}/rollups", methods=["GET"])
+@handles_errors
+def get_rollups(device_id: str) -> Response:
+    request = analytics_api.current_request
+    principal = principal_of(request)
+    readable_device(principal, device_id)
+    params = query_params(request)
+    now = now_ms()
+    from_ms = time_param(params, "from", now - 7 * DAY_MS, now)
+    to_ms = time_param(params, "to", now, now)
+    metric = params.get("metric") or None
+    if metric is not None and not METRIC.match(metric):
+        raise InvalidParameterError("metric is not a valid metric name")
+    if from_ms > to_ms:
+        raise InvalidParameterError("from must not be after to")
+    rows = wiring.aggregates().rollups(device_id, metric, hour_of(from_ms), hour_of(to_ms))
+    return json_response({"device_id": device_id, "rollups": rows})
+
+
+@analytics_api.route("/v1/search", methods=["GET"])
+@handles_errors
+def search() -> Response:
+    request = analytics_api.current_request
+    principal_of(request).require_admin()
+    word = (query_params(request).get("q") or "").strip().lower()
+    if not WORD.match(word):
+        raise InvalidParameterError("q must be one word: 1-64 letters or digits")
+    postings = wiring.aggregates().postings(word)
+    return json_response(
+        {
+            "word": word,
+            "results": postings,
+            "count": sum(p["count"] for p in postings),
+        }
+    )
