@@ -63,6 +63,12 @@ def main() -> int:
     )
     table.add_row("archiver CPU µs / reading", f"{ours['archiver_cpu_us_per_reading']:.2f}", "", "")
     table.add_row(
+        "rollup + index job CPU s / million readings",
+        f"{ours['rollup_and_index_job_cpu_s_per_million_readings']:.1f}",
+        "",
+        "",
+    )
+    table.add_row(
         "wall time with moto (s)",
         f"{ours['wall_s_with_moto']:.2f}",
         f"{naive['wall_s_with_moto_scaled']:.0f} (scaled)",

@@ -93,6 +93,7 @@ def run() -> dict[str, Any]:
 
     from chalicelib.adapters.archive import S3Archive
     from chalicelib.domain.archive import archive_lines
+    from chalicelib.domain.mapreduce import INDEX, ROLLUP, run_local
     from chalicelib.jobs.archiver import archive_batch, change_of
 
     records, readings = stream_records()
@@ -117,12 +118,17 @@ def run() -> dict[str, Any]:
             archive_batch(batch, archive)
         chunked_wall = time.perf_counter() - start
         stored = 0
-        lines = 0
+        archived: list[dict[str, Any]] = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench-archive", Prefix="archive/"):
             for obj in page.get("Contents", []):
                 stored += obj["Size"]
                 body = s3.get_object(Bucket="bench-archive", Key=obj["Key"])["Body"].read()
-                lines += len(gzip.decompress(body).splitlines())
+                archived += [json.loads(x) for x in gzip.decompress(body).splitlines()]
+        lines = len(archived)
+        start = time.process_time()
+        run_local(ROLLUP, archived)
+        run_local(INDEX, archived)
+        job_cpu = time.process_time() - start
 
         # Baseline: one object per reading (a sample, scaled: its cost is linear).
         sample = [line for _, group in archive_lines(change_of(r) for r in records[:40]).items() for line in group]
@@ -148,6 +154,7 @@ def run() -> dict[str, Any]:
             "archived_bytes_per_reading": stored / readings,
             "archiver_cpu_us_per_reading": cpu / readings * 1e6,
             "wall_s_with_moto": chunked_wall,
+            "rollup_and_index_job_cpu_s_per_million_readings": job_cpu * 1_000_000 / lines,
         },
         "baseline_one_object_per_reading": {
             "s3_put_requests": baseline_puts,
