@@ -57,6 +57,15 @@ def _parse_state_key(key: str) -> tuple[str, str]:
     return metric, bytes.fromhex(unit_hex).decode()
 
 
+def _state_entry(reading: Reading) -> dict[str, Any]:
+    """A reading as a state map entry. DynamoDB numbers span magnitudes 1e-130 to 1e126 only;
+    a (finite, valid) float outside that range is kept as text under "f"."""
+    value = reading.value
+    if type(value) is float and value != 0 and not 1e-130 <= abs(value) < 1e126:
+        return {"t": reading.ts_ms, "f": repr(value)}
+    return {"t": reading.ts_ms, "v": value}
+
+
 def _unavailable(e: PynamoDBException) -> StorageUnavailableError:
     return StorageUnavailableError(f"the devices table failed: {error_code(e) or type(e).__name__}")
 
@@ -184,9 +193,7 @@ class DeviceRepository:
         model = self._model
         oldest_new = min(r.ts_ms for r in latest.values())
         newest_new = max(r.ts_ms for r in latest.values())
-        actions: list[Any] = [
-            model.state[_state_key(m, u)].set({"t": r.ts_ms, "v": r.value}) for (m, u), r in latest.items()
-        ]
+        actions: list[Any] = [model.state[_state_key(m, u)].set(_state_entry(r)) for (m, u), r in latest.items()]
         actions += [model.last_seen.set(now_ms), model.state_ts.set(newest_new)]
         condition: Condition = model.device_id.exists() & (
             model.state_ts.does_not_exist() | (model.state_ts <= oldest_new)
@@ -210,7 +217,7 @@ class DeviceRepository:
                 key = _state_key(metric, unit)
                 current = stored.get(key)
                 if current is None or int(current["t"]) <= reading.ts_ms:
-                    actions.append(model.state[key].set({"t": reading.ts_ms, "v": reading.value}))
+                    actions.append(model.state[key].set(_state_entry(reading)))
                     newest = reading.ts_ms if newest is None else max(newest, reading.ts_ms)
             last_seen = max(int(item.last_seen or 0), now_ms)
             actions += [model.last_seen.set(last_seen)]
@@ -231,7 +238,8 @@ class DeviceRepository:
         latest = []
         for key, entry in stored.items():
             metric, unit = _parse_state_key(key)
-            latest.append(Reading(metric, unit, int(entry["t"]), entry["v"]))
+            value = float(entry["f"]) if "f" in entry else entry["v"]
+            latest.append(Reading(metric, unit, int(entry["t"]), value))
         latest.sort(key=lambda r: (r.metric, r.unit))
         last_seen = int(item.last_seen) if item.last_seen is not None else None
         return DeviceState(device_id, last_seen, latest)

@@ -21,7 +21,7 @@ WORD = re.compile(r"^[a-z0-9]{1,64}$")
 DAY_MS = 86_400_000
 
 
-@analytics_api.route("/v1/devices/{device_id}/rollups", methods=["GET"])
+@analytics_api.route("/v1/devices/{device_id}/rollups", methods=["GET"], content_types=["*/*"])
 @handles_errors
 def get_rollups(device_id: str) -> Response:
     request = analytics_api.current_request
@@ -40,7 +40,7 @@ def get_rollups(device_id: str) -> Response:
     return json_response({"device_id": device_id, "rollups": rows})
 
 
-@analytics_api.route("/v1/search", methods=["GET"])
+@analytics_api.route("/v1/search", methods=["GET"], content_types=["*/*"])
 @handles_errors
 def search() -> Response:
     request = analytics_api.current_request

@@ -31,7 +31,7 @@ def create_device() -> Response:
     return json_response({**device.as_dict(), "token": token}, 201)
 
 
-@devices_api.route("/v1/devices", methods=["GET"])
+@devices_api.route("/v1/devices", methods=["GET"], content_types=["*/*"])
 @handles_errors
 def list_devices() -> Response:
     request = devices_api.current_request
@@ -45,7 +45,7 @@ def list_devices() -> Response:
     return json_response({"devices": [d.as_dict() for d in page], "next_cursor": next_cursor})
 
 
-@devices_api.route("/v1/devices/{device_id}", methods=["GET"])
+@devices_api.route("/v1/devices/{device_id}", methods=["GET"], content_types=["*/*"])
 @handles_errors
 def get_device(device_id: str) -> Response:
     principal_of(devices_api.current_request).require_admin()
@@ -63,7 +63,7 @@ def patch_device(device_id: str) -> Response:
     return json_response(device.as_dict())
 
 
-@devices_api.route("/v1/devices/{device_id}", methods=["DELETE"])
+@devices_api.route("/v1/devices/{device_id}", methods=["DELETE"], content_types=["*/*"])
 @handles_errors
 def delete_device(device_id: str) -> Response:
     principal_of(devices_api.current_request).require_admin()

@@ -41,7 +41,12 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_AUTH_ERRORS = {"401": _error("missing or unknown token"), "403": _error("not allowed (or device disabled)")}
+# Authenticating a device token reads the devices table, so any authenticated call may answer 503.
+_AUTH_ERRORS = {
+    "401": _error("missing or unknown token"),
+    "403": _error("not allowed (or device disabled)"),
+    "503": _error("storage unavailable: retry after Retry-After seconds"),
+}
 _TELEMETRY_RESPONSES = {
     "200": _json({"$ref": "#/components/schemas/IngestResult"}, "stored (all readings, or none on error)"),
     "400": _error("malformed body, bad Idempotency-Key"),
@@ -260,6 +265,65 @@ DOCUMENT: dict[str, Any] = {
                 "responses": _TELEMETRY_RESPONSES,
             },
         },
+        "/v1/devices/{device_id}/rollups": {
+            "parameters": [_DEVICE_PATH],
+            "get": {
+                "operationId": "getRollups",
+                "summary": "Hourly rollups of numeric readings from the daily job (admin, or the device itself)",
+                "parameters": [
+                    {"name": "metric", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "from",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "epoch s/ms or ISO 8601; default: 7 days ago",
+                    },
+                    {
+                        "name": "to",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "epoch s/ms or ISO 8601; default: now",
+                    },
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["device_id", "rollups"],
+                            "properties": {
+                                "device_id": {"type": "string"},
+                                "rollups": {"type": "array", "items": {"$ref": "#/components/schemas/Rollup"}},
+                            },
+                        }
+                    ),
+                    "400": _error("bad parameter"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such device"),
+                },
+            },
+        },
+        "/v1/search": {
+            "get": {
+                "operationId": "search",
+                "summary": "Devices and metrics whose string readings held a word, from the daily index (admin)",
+                "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["word", "results", "count"],
+                            "properties": {
+                                "word": {"type": "string"},
+                                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Posting"}},
+                                "count": {"type": "integer"},
+                            },
+                        }
+                    ),
+                    "400": _error("q is not one word of 1-64 letters or digits"),
+                    **_AUTH_ERRORS,
+                },
+            },
+        },
         "/v1/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -396,12 +460,40 @@ DOCUMENT: dict[str, Any] = {
                     "ignored": {"type": "integer", "description": "SenML records accepted but not stored (vd, s)"},
                 },
             },
+            "Rollup": {
+                "type": "object",
+                "required": ["metric", "unit", "hour", "count", "min", "max", "sum", "mean", "first_ts", "last_ts"],
+                "properties": {
+                    "device_id": {"type": "string"},
+                    "metric": {"type": "string"},
+                    "unit": {"type": "string"},
+                    "hour": {"type": "string", "description": "UTC hour, YYYY-MM-DDTHH"},
+                    "count": {"type": "integer"},
+                    "min": {"type": "number"},
+                    "max": {"type": "number"},
+                    "sum": {"type": "number"},
+                    "mean": {"type": "number"},
+                    "first_ts": {"type": "integer"},
+                    "last_ts": {"type": "integer"},
+                },
+            },
+            "Posting": {
+                "type": "object",
+                "required": ["device_id", "metric", "count", "first_ts", "last_ts"],
+                "properties": {
+                    "device_id": {"type": "string"},
+                    "metric": {"type": "string"},
+                    "count": {"type": "integer"},
+                    "first_ts": {"type": "integer"},
+                    "last_ts": {"type": "integer"},
+                },
+            },
         },
     },
 }
 
 
-@openapi_api.route("/v1/openapi.json", methods=["GET"], cors=True)
+@openapi_api.route("/v1/openapi.json", methods=["GET"], cors=True, content_types=["*/*"])
 @handles_errors
 def openapi_document() -> Response:
     return json_response(DOCUMENT)

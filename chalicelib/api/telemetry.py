@@ -23,6 +23,7 @@ telemetry_api = Blueprint(__name__)
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 MAX_PAGE = 10_000
 QUERY_ITEMS_PER_PAGE = 100
+MAX_QUERY_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]{0,127}$")
 
 
@@ -70,9 +71,12 @@ def _time_param(params: dict[str, str], name: str, default: int, now: int) -> in
     with contextlib.suppress(ValueError):
         value = float(raw) if any(c in raw for c in ".eE") else int(raw)
     try:
-        return parse_time(value, now)
+        ms = parse_time(value, now)
     except ValueError as e:
         raise InvalidParameterError(f"{name}: epoch seconds, epoch milliseconds or ISO 8601 with a zone") from e
+    if not 0 <= ms <= MAX_QUERY_MS:  # hour buckets exist only for years 1970 to 9999
+        raise InvalidParameterError(f"{name} must be between 1970 and 9999")
+    return ms
 
 
 def _readable_device(principal: Principal, device_id: str) -> str:
@@ -82,7 +86,7 @@ def _readable_device(principal: Principal, device_id: str) -> str:
     return device_id
 
 
-@telemetry_api.route("/v1/devices/{device_id}/telemetry", methods=["GET"])
+@telemetry_api.route("/v1/devices/{device_id}/telemetry", methods=["GET"], content_types=["*/*"])
 @handles_errors
 def get_telemetry(device_id: str) -> Response:
     request = telemetry_api.current_request
@@ -115,7 +119,7 @@ def get_telemetry(device_id: str) -> Response:
     )
 
 
-@telemetry_api.route("/v1/devices/{device_id}/state", methods=["GET"])
+@telemetry_api.route("/v1/devices/{device_id}/state", methods=["GET"], content_types=["*/*"])
 @handles_errors
 def get_state(device_id: str) -> Response:
     principal = principal_of(telemetry_api.current_request)

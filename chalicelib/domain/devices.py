@@ -67,7 +67,8 @@ def _check_attributes(value: object, problems: list[Problem]) -> dict[str, Any] 
         ok_key = isinstance(key, str) and 0 < len(key) <= 64
         ok_value = (
             isinstance(item, bool)
-            or (isinstance(item, int | float) and item == item and abs(item) != float("inf"))
+            or (isinstance(item, int) and abs(item) < 10**38)  # DynamoDB numbers: 38 digits
+            or (isinstance(item, float) and (item == 0 or 1e-130 <= abs(item) < 1e126))  # and this magnitude
             or (isinstance(item, str) and len(item) <= MAX_ATTRIBUTE_VALUE)
         )
         if not (ok_key and ok_value):
@@ -75,7 +76,7 @@ def _check_attributes(value: object, problems: list[Problem]) -> dict[str, Any] 
                 Problem(
                     "invalid_field",
                     f"attribute {key!r}: keys are 1-64 chars, values strings (<= {MAX_ATTRIBUTE_VALUE}),"
-                    " finite numbers or booleans",
+                    " numbers (at most 38 digits, magnitude 1e-130 to 1e126) or booleans",
                     metric="attributes",
                 )
             )

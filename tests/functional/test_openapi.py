@@ -1,0 +1,281 @@
+"""GET /v1/openapi.json is valid OpenAPI 3, names every route, and tells the truth about answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+import pytest
+from openapi_schema_validator import OAS30Validator, oas30_format_checker
+from openapi_spec_validator import validate as validate_spec
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from app import app
+from chalicelib import wiring
+from chalicelib.adapters.aggregates import index_items, rollup_item
+from tests.functional.helpers import T0, body_of, dynamodb, error_of, throttled
+
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+DOCUMENT_URI = "urn:iotcloud:openapi"
+
+
+class Call(NamedTuple):
+    """One request of the representative run, and the route template it exercises."""
+
+    template: str
+    method: str
+    path: str
+    token: str | None = None
+    body: Any = None
+    raw: bytes | None = None
+    content_type: str | None = "application/json"
+    headers: dict[str, str] | None = None
+    fault: str | None = None  # an operation to throttle during the call
+
+
+@pytest.fixture
+def document(api) -> dict[str, Any]:
+    answer = api.request("GET", "/v1/openapi.json")
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/json"
+    return body_of(answer)  # type: ignore[no-any-return]
+
+
+def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(path, method.upper()) for path, item in document["paths"].items() for method in item if method in METHODS}
+
+
+def test_document_is_valid_openapi_3(document):
+    assert document["openapi"].startswith("3.")
+    validate_spec(document)
+
+
+def test_document_is_served_without_a_token(api):
+    assert api.request("GET", "/v1/openapi.json", "iotd_not-a-token").status_code == 200
+
+
+def test_every_route_is_documented_and_every_documented_operation_is_a_route(document):
+    routes = {(path, method) for path, methods in app.routes.items() for method in methods}
+    assert documented_operations(document) == routes
+
+
+def test_operation_ids_are_unique(document):
+    ids = [op["operationId"] for item in document["paths"].values() for m, op in item.items() if m in METHODS]
+    assert len(ids) == len(set(ids))
+
+
+class Undocumented(Exception):
+    pass
+
+
+def response_validator(document: dict[str, Any], template: str, method: str, status: int) -> OAS30Validator | None:
+    """A validator of the documented JSON body of an operation's answer (None: documented without content)."""
+    responses = document["paths"][template][method.lower()]["responses"]
+    documented = responses.get(str(status)) or responses.get("default")
+    if documented is None:
+        raise Undocumented(f"{method} {template} answered {status}, which is not documented")
+    if not documented.get("content"):
+        return None
+    pointer = "/".join(
+        part.replace("~", "~0").replace("/", "~1")
+        for part in (
+            "paths",
+            template,
+            method.lower(),
+            "responses",
+            str(status),
+            "content",
+            "application/json",
+            "schema",
+        )
+    )
+    registry = Registry().with_resource(DOCUMENT_URI, Resource.from_contents(document, default_specification=DRAFT4))
+    validator = OAS30Validator(
+        {"$ref": f"{DOCUMENT_URI}#/{pointer}"}, registry=registry, format_checker=oas30_format_checker
+    )
+    return validator
+
+
+def representative_calls(api: Any, device: dict[str, Any], other: dict[str, Any]) -> list[Call]:
+    devices = "/v1/devices"
+    one = "/v1/devices/{device_id}"
+    token = "/v1/devices/{device_id}/token"
+    tele = "/v1/devices/{device_id}/telemetry"
+    state = "/v1/devices/{device_id}/state"
+    post = "/v1/telemetry"
+    tb = "/api/v1/{token}/telemetry"
+    rollups = "/v1/devices/{device_id}/rollups"
+    search = "/v1/search"
+    admin, dev = api.admin, device["token"]
+    d = device["id"]
+    senml = [{"bn": "x/", "bt": T0 / 1000, "n": "t", "v": 1}, {"n": "s", "vs": "on"}, {"n": "b", "vb": True}]
+    xml = b'<sensml xmlns="urn:ietf:params:xml:ns:senml"><senml n="x" v="1"/></sensml>'
+    return [
+        Call("/v1/openapi.json", "GET", "/v1/openapi.json"),
+        # registry
+        Call(devices, "POST", devices, admin, {"name": "n", "id": "made", "attributes": {"a": 1, "b": "x", "c": True}}),
+        Call(devices, "POST", devices, admin, {"name": "n", "id": "made"}),
+        Call(devices, "POST", devices, admin, {"name": ""}),
+        Call(devices, "POST", devices, admin, raw=b"{"),
+        Call(devices, "POST", devices, None, {"name": "n"}),
+        Call(devices, "POST", devices, dev, {"name": "n"}),
+        Call(devices, "POST", devices, admin, {"name": "n"}, fault="PutItem"),
+        Call(devices, "GET", devices, admin),
+        Call(devices, "GET", devices + "?limit=1", admin),
+        Call(devices, "GET", devices + "?limit=0", admin),
+        Call(devices, "GET", devices, "iotd_unknown"),
+        Call(devices, "GET", devices, dev),
+        Call(devices, "GET", devices, admin, fault="Query"),
+        Call(one, "GET", f"/v1/devices/{d}", admin),
+        Call(one, "GET", "/v1/devices/nope", admin),
+        Call(one, "GET", f"/v1/devices/{d}", None),
+        Call(one, "GET", f"/v1/devices/{d}", dev),
+        Call(one, "GET", f"/v1/devices/{d}", admin, fault="GetItem"),
+        Call(one, "PATCH", f"/v1/devices/{d}", admin, {"attributes": {"room": "k"}}),
+        Call(one, "PATCH", f"/v1/devices/{d}", admin, {"disabled": "no"}),
+        Call(one, "PATCH", f"/v1/devices/{d}", admin, raw=b"nope"),
+        Call(one, "PATCH", "/v1/devices/nope", admin, {"name": "x"}),
+        Call(one, "PATCH", f"/v1/devices/{d}", None, {"name": "x"}),
+        Call(one, "PATCH", f"/v1/devices/{d}", dev, {"name": "x"}),
+        Call(one, "PATCH", f"/v1/devices/{d}", admin, {"name": "x"}, fault="UpdateItem"),
+        Call(token, "POST", "/v1/devices/made/token", admin),
+        Call(token, "POST", "/v1/devices/nope/token", admin),
+        Call(token, "POST", f"/v1/devices/{d}/token", None),
+        Call(token, "POST", f"/v1/devices/{d}/token", dev),
+        Call(token, "POST", f"/v1/devices/{d}/token", admin, fault="UpdateItem"),
+        # ingestion
+        Call(post, "POST", post, dev, {"ts": T0, "values": {"temp": 21.5, "on": True, "label": "x"}}),
+        Call(post, "POST", post, dev, senml, content_type="application/senml+json"),
+        Call(post, "POST", post, dev, raw=xml, content_type="application/senml+xml"),
+        Call(post, "POST", post, dev, {"temp": 1}, headers={"Idempotency-Key": "bad key"}),
+        Call(post, "POST", post, dev, raw=b"{"),
+        Call(post, "POST", post, dev, {"temp": None, "-x": 1}),
+        Call(post, "POST", post, dev, raw=b'{"a":"' + b"x" * (1 << 20) + b'"}'),
+        Call(post, "POST", post, dev, {"temp": 1}, content_type="text/plain"),
+        Call(post, "POST", post, None, {"temp": 1}),
+        Call(post, "POST", post, admin, {"temp": 1}),
+        Call(post, "POST", post, dev, {"ts": T0, "values": {"temp": 1}}, fault="BatchWriteItem"),
+        Call(tb, "POST", f"/api/v1/{dev}/telemetry", None, {"ts": T0 + 1, "values": {"temp": 2}}),
+        Call(tb, "POST", "/api/v1/iotd_unknown/telemetry", None, {"temp": 1}),
+        Call(tb, "POST", f"/api/v1/{admin}/telemetry", None, {"temp": 1}),
+        Call(tb, "POST", f"/api/v1/{dev}/telemetry", None, {"temp": "x" * 2000}),
+        Call(tb, "POST", f"/api/v1/{dev}/telemetry", None, {"ts": T0, "values": {"t": 1}}, fault="BatchWriteItem"),
+        # reads
+        Call(tele, "GET", f"/v1/devices/{d}/telemetry", dev),
+        Call(tele, "GET", f"/v1/devices/{d}/telemetry?limit=1", admin),
+        Call(tele, "GET", f"/v1/devices/{d}/telemetry?limit=0", admin),
+        Call(tele, "GET", "/v1/devices/nope/telemetry", admin),
+        Call(tele, "GET", f"/v1/devices/{d}/telemetry", None),
+        Call(tele, "GET", f"/v1/devices/{d}/telemetry", other["token"]),
+        Call(tele, "GET", f"/v1/devices/{d}/telemetry", dev, fault="Query"),
+        Call(state, "GET", f"/v1/devices/{d}/state", dev),
+        Call(state, "GET", f"/v1/devices/{other['id']}/state", admin),
+        Call(state, "GET", "/v1/devices/nope/state", admin),
+        Call(state, "GET", f"/v1/devices/{d}/state", None),
+        Call(state, "GET", f"/v1/devices/{d}/state", other["token"]),
+        Call(state, "GET", f"/v1/devices/{d}/state", dev, fault="GetItem"),
+        # analytics (rows seeded by seed_analytics)
+        Call(rollups, "GET", f"/v1/devices/{d}/rollups?from={T0}&to={T0 + 3_600_000}", dev),
+        Call(rollups, "GET", f"/v1/devices/{d}/rollups?from={T0}&metric=temp", admin),
+        Call(rollups, "GET", f"/v1/devices/{d}/rollups?metric=-bad", admin),
+        Call(rollups, "GET", "/v1/devices/-x/rollups", admin),
+        Call(rollups, "GET", f"/v1/devices/{d}/rollups", None),
+        Call(rollups, "GET", f"/v1/devices/{d}/rollups", other["token"]),
+        Call(search, "GET", "/v1/search?q=Kitchen", admin),
+        Call(search, "GET", "/v1/search?q=two%20words", admin),
+        Call(search, "GET", "/v1/search?q=kitchen", None),
+        Call(search, "GET", "/v1/search?q=kitchen", dev),
+        # a disabled device, then deletion
+        Call(one, "PATCH", f"/v1/devices/{other['id']}", admin, {"disabled": True}),
+        Call(post, "POST", post, other["token"], {"temp": 1}),
+        Call(one, "DELETE", "/v1/devices/made", admin),
+        Call(one, "DELETE", "/v1/devices/made", admin),
+        Call(one, "DELETE", f"/v1/devices/{d}", None),
+        Call(one, "DELETE", f"/v1/devices/{d}", dev),
+        Call(one, "DELETE", f"/v1/devices/{d}", admin, fault="DeleteItem"),
+    ]
+
+
+def seed_analytics(device_id: str) -> None:
+    """What the daily job would have written for a device: one rollup row, one posting."""
+    rollup = {
+        "device_id": device_id,
+        "metric": "temp",
+        "unit": "",
+        "hour": "2025-11-25T09",
+        "count": 2,
+        "min": 20,
+        "max": 21.5,
+        "sum": 41.5,
+        "mean": 20.75,
+        "first_ts": T0,
+        "last_ts": T0 + 1000,
+    }
+    posting = {"device_id": device_id, "metric": "label", "count": 1, "first_ts": T0, "last_ts": T0}
+    index_row = {"word": "kitchen", "postings": [posting], "count": 1, "first_ts": T0, "last_ts": T0}
+    wiring.aggregates().put([rollup_item(rollup), *index_items(index_row, "2025-11-25")])
+
+
+def _throttle(operation: str):
+    def fault(name: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        if name == operation:
+            raise throttled(name)
+        return None
+
+    return fault
+
+
+def test_answers_match_their_documented_schemas(api, device, other_device, document, sleeps):
+    seed_analytics(device["id"])
+    seen: dict[tuple[str, str], set[int]] = {}
+    problems: list[str] = []
+    for call in representative_calls(api, device, other_device):
+        with dynamodb(_throttle(call.fault) if call.fault else None):
+            answer = api.request(
+                call.method, call.path, call.token, call.body, call.raw, call.content_type, call.headers
+            )
+        seen.setdefault((call.template, call.method), set()).add(answer.status_code)
+        label = f"{call.method} {call.path[:60]} -> {answer.status_code}"
+        try:
+            validator = response_validator(document, call.template, call.method, answer.status_code)
+        except Undocumented as e:
+            problems.append(f"{label}: {e}")
+            continue
+        if validator is None:
+            if answer.body:
+                problems.append(f"{label}: documented without content, answered {answer.body[:80]!r}")
+            continue
+        if answer.headers.get("Content-Type") != "application/json":
+            problems.append(f"{label}: Content-Type {answer.headers.get('Content-Type')}")
+        instance = json.loads(answer.body)
+        for error in validator.iter_errors(instance):
+            problems.append(f"{label}: {error.message[:200]} at {list(error.absolute_path)}")
+        if answer.status_code >= 400:
+            assert set(instance) == {"error"}, label
+    assert problems == [], "\n".join(problems)
+
+    # Every operation was seen succeeding and failing.
+    for operation in documented_operations(document):
+        statuses = seen.get(operation, set())
+        assert any(s < 300 for s in statuses), (operation, statuses)
+        if operation != ("/v1/openapi.json", "GET"):
+            assert any(s >= 400 for s in statuses), (operation, statuses)
+    assert 503 in seen[("/v1/telemetry", "POST")]
+
+
+ROUTES = sorted((path, method) for path, methods in app.routes.items() for method in methods)
+
+
+@pytest.mark.parametrize(("path", "method"), ROUTES, ids=[f"{m} {p}" for p, m in ROUTES])
+def test_a_stray_content_type_never_changes_the_answer_shape(api, device, path, method):
+    # Clients often send a Content-Type on every request; a read has no body to type, and
+    # every error answer, whatever the request, is {"error": {...}}.
+    url = path.replace("{device_id}", device["id"]).replace("{token}", device["token"])
+    if path == "/v1/search":
+        url += "?q=word"
+    answer = api.request(method, url, api.admin, raw=b"x", content_type="text/plain")
+    if method in ("GET", "DELETE"):
+        assert answer.status_code < 300, answer.body
+    if answer.status_code >= 400:
+        error_of(answer)
