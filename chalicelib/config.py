@@ -31,6 +31,15 @@ class Settings:
     retention_days: int = 30
     write_max_attempts: int = 6
     limits: Limits = field(default_factory=Limits)
+    # Scaling reports: who gets them and how mail leaves (SES unless SMTP_HOST is set).
+    mail_from: str = ""
+    report_recipients: tuple[str, ...] = ()
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_username: str = ""
+    smtp_password: str = ""
+    scaling_file: str = ""
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -54,6 +63,14 @@ def from_env(env: Mapping[str, str]) -> Settings:
         auth_cache_ttl_seconds=float(env.get("AUTH_CACHE_TTL_SECONDS", "5")),
         retention_days=_int(env, "RETENTION_DAYS", 30),
         write_max_attempts=_int(env, "WRITE_MAX_ATTEMPTS", 6),
+        mail_from=env.get("MAIL_FROM", ""),
+        report_recipients=tuple(r.strip() for r in env.get("REPORT_RECIPIENTS", "").split(",") if r.strip()),
+        smtp_host=env.get("SMTP_HOST", ""),
+        smtp_port=_int(env, "SMTP_PORT", 587),
+        smtp_starttls=env.get("SMTP_STARTTLS", "true").lower() not in ("0", "false", "no"),
+        smtp_username=env.get("SMTP_USERNAME", ""),
+        smtp_password=env.get("SMTP_PASSWORD", ""),
+        scaling_file=env.get("SCALING_FILE", ""),
         limits=Limits(
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             max_records=_int(env, "MAX_RECORDS", defaults.max_records),
