@@ -7,6 +7,7 @@ from chalice.app import Chalice, CloudWatchEvent, Cron, DynamoDBEvent
 
 from chalicelib import wiring
 from chalicelib.api.analytics import analytics_api
+from chalicelib.api.common import now_ms
 from chalicelib.api.devices import devices_api
 from chalicelib.api.openapi import openapi_api
 from chalicelib.api.telemetry import telemetry_api
@@ -22,6 +23,15 @@ app.register_blueprint(openapi_api)
 app.register_blueprint(analytics_api)
 
 
+@app.middleware("all")
+def flush_metrics(event: Any, get_response: Any) -> Any:
+    # Metrics gathered during an invocation leave at its end: EMF in Lambda (no API call).
+    try:
+        return get_response(event)
+    finally:
+        wiring.metrics().flush()
+
+
 @app.on_dynamodb_record(
     stream_arn=readings_stream_arn(),
     batch_size=1000,
@@ -30,6 +40,10 @@ app.register_blueprint(analytics_api)
 )
 def archive_readings(event: DynamoDBEvent) -> dict[str, Any]:
     outcome = archive_batch(event.to_dict()["Records"], wiring.archive())
+    metrics = wiring.metrics()
+    metrics.add("ArchivedReadings", outcome.readings)
+    if outcome.oldest_received_at is not None:
+        metrics.add("ArchiveLag", now_ms() - outcome.oldest_received_at, "Milliseconds")
     logger.info("archived %d readings in %d objects (%d bytes)", outcome.readings, outcome.objects, outcome.bytes)
     # Failures raise, so Lambda retries the whole batch; object keys make that harmless.
     return {"batchItemFailures": []}

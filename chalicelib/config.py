@@ -40,6 +40,7 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = ""
     scaling_file: str = ""
+    metrics_sink: str = "emf"  # emf (Lambda) | cloudwatch (PutMetricData: the local stack) | off
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -71,6 +72,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         smtp_username=env.get("SMTP_USERNAME", ""),
         smtp_password=env.get("SMTP_PASSWORD", ""),
         scaling_file=env.get("SCALING_FILE", ""),
+        metrics_sink=env.get("METRICS_SINK", "emf"),
         limits=Limits(
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             max_records=_int(env, "MAX_RECORDS", defaults.max_records),

@@ -49,6 +49,20 @@ class ListIndex(GlobalSecondaryIndex["DeviceModel"]):
     device_id = UnicodeAttribute(range_key=True)
 
 
+class ActiveIndex(GlobalSecondaryIndex["DeviceModel"]):
+    """Devices by the hour they were last active: counting active devices is one Query.
+
+    The key changes once an hour per device, so the index costs one write per device
+    per hour, not one per request.
+    """
+
+    class Meta:
+        index_name = "active_hour-index"
+        projection = KeysOnlyProjection()
+
+    active_hour = UnicodeAttribute(hash_key=True)
+
+
 class DeviceModel(Model):
     """One item per device: registry fields, token hash, latest state."""
 
@@ -68,6 +82,7 @@ class DeviceModel(Model):
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
     last_seen = NumberAttribute(null=True)
+    active_hour = UnicodeAttribute(null=True)  # YYYYMMDDHH of last_seen
     # The newest reading time over all of `state`; lets the common update be one
     # conditional write (see adapters.devices.DeviceRepository.record_state).
     state_ts = NumberAttribute(null=True)
@@ -76,6 +91,7 @@ class DeviceModel(Model):
 
     token_index = TokenIndex()
     list_index = ListIndex()
+    active_index = ActiveIndex()
 
 
 class ReadingChunkModel(Model):

@@ -9,6 +9,7 @@ from chalicelib import models
 from chalicelib.adapters.aggregates import AggregateStore
 from chalicelib.adapters.archive import S3Archive
 from chalicelib.adapters.devices import DeviceRepository
+from chalicelib.adapters.metrics import EmfSink, Metrics, MetricsSink, PutMetricDataSink
 from chalicelib.adapters.readings import ReadingStore
 from chalicelib.config import Settings, settings
 from chalicelib.domain.auth import Authenticator
@@ -59,8 +60,19 @@ def aggregates() -> AggregateStore:
     return AggregateStore()
 
 
+@functools.cache
+def metrics() -> Metrics:
+    s = bound_settings()
+    sink: MetricsSink | None = None
+    if s.metrics_sink == "emf":
+        sink = EmfSink()
+    elif s.metrics_sink == "cloudwatch":
+        sink = PutMetricDataSink(aws_client("cloudwatch"))
+    return Metrics(s.stage, sink)
+
+
 def reset() -> None:
     """Forget everything built (tests that change the environment)."""
     settings.cache_clear()
-    for factory in (bound_settings, devices, readings, authenticator, archive, aggregates):
+    for factory in (bound_settings, devices, readings, authenticator, archive, aggregates, metrics):
         factory.cache_clear()

@@ -115,7 +115,11 @@ class LocalStack:
         from chalicelib.bootstrap import bootstrap
         from chalicelib.config import stage_environment
 
-        overrides = {**self.aws_environment(), "ADMIN_TOKEN_HASHES": hash_token(self.admin_token)}
+        overrides = {
+            **self.aws_environment(),
+            "ADMIN_TOKEN_HASHES": hash_token(self.admin_token),
+            "METRICS_SINK": "cloudwatch",  # moto's CloudWatch, so the reports see the metrics
+        }
         os.environ.update({**stage_environment(self.stage), **overrides})
         wiring.reset()
         settings = wiring.bound_settings()

@@ -9,6 +9,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, Updat
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.adapters.retry import error_code
+from chalicelib.domain.chunks import hour_bucket
 from chalicelib.domain.devices import Device, DeviceChanges
 from chalicelib.domain.readings import Reading
 from chalicelib.errors import DeviceExistsError, DeviceNotFoundError, StorageUnavailableError
@@ -194,7 +195,11 @@ class DeviceRepository:
         oldest_new = min(r.ts_ms for r in latest.values())
         newest_new = max(r.ts_ms for r in latest.values())
         actions: list[Any] = [model.state[_state_key(m, u)].set(_state_entry(r)) for (m, u), r in latest.items()]
-        actions += [model.last_seen.set(now_ms), model.state_ts.set(newest_new)]
+        actions += [
+            model.last_seen.set(now_ms),
+            model.active_hour.set(hour_bucket(now_ms)),
+            model.state_ts.set(newest_new),
+        ]
         condition: Condition = model.device_id.exists() & (
             model.state_ts.does_not_exist() | (model.state_ts <= oldest_new)
         )
@@ -220,7 +225,7 @@ class DeviceRepository:
                     actions.append(model.state[key].set(_state_entry(reading)))
                     newest = reading.ts_ms if newest is None else max(newest, reading.ts_ms)
             last_seen = max(int(item.last_seen or 0), now_ms)
-            actions += [model.last_seen.set(last_seen)]
+            actions += [model.last_seen.set(last_seen), model.active_hour.set(hour_bucket(last_seen))]
             if newest is not None:
                 actions.append(model.state_ts.set(newest))
             guard = model.state_ts == item.state_ts if item.state_ts is not None else model.state_ts.does_not_exist()
@@ -231,6 +236,13 @@ class DeviceRepository:
                 if error_code(e) != CONDITION_FAILED:
                     raise _unavailable(e) from e
         raise StorageUnavailableError("device state is too contended; retry")
+
+    def count_active(self, hour: str) -> int:
+        """Devices whose last request fell in an hour bucket (YYYYMMDDHH)."""
+        try:
+            return int(self._model.active_index.count(hour))
+        except PynamoDBException as e:
+            raise _unavailable(e) from e
 
     def state(self, device_id: str) -> DeviceState:
         item = self._load(device_id, consistent=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
+from collections.abc import Callable
 
 from chalice.app import Blueprint, Request, Response
 
@@ -16,7 +18,13 @@ from chalicelib.domain.devices import ID_PATTERN
 from chalicelib.domain.ingest import ingest
 from chalicelib.domain.parsing import parse_payload, parse_time
 from chalicelib.domain.query import Cursor, Window, page_of
-from chalicelib.errors import DeviceNotFoundError, ForbiddenError, InvalidParameterError, UnauthorizedError
+from chalicelib.errors import (
+    DeviceNotFoundError,
+    ForbiddenError,
+    InvalidParameterError,
+    IotCloudError,
+    UnauthorizedError,
+)
 
 telemetry_api = Blueprint(__name__)
 
@@ -27,23 +35,35 @@ MAX_QUERY_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]{0,127}$")
 
 
-def _ingest(principal: Principal, request: Request) -> Response:
-    if principal.device_id is None:
-        raise ForbiddenError("telemetry is posted with the device's own token, not an admin token")
-    key = request.headers.get("idempotency-key")
-    if key is not None and not IDEMPOTENCY_KEY.match(key):
-        raise InvalidParameterError("Idempotency-Key must be 1-128 printable ASCII characters")
-    received_at = now_ms()
-    settings = wiring.bound_settings()
-    parsed = parse_payload(raw_body(request), request.headers.get("content-type"), received_at, settings.limits)
-    outcome = ingest(
-        principal.device_id,
-        parsed.readings,
-        received_at,
-        store=wiring.readings(),
-        devices=wiring.devices(),
-        idempotency_key=key,
-    )
+def _ingest(request: Request, authenticate: Callable[[], Principal]) -> Response:
+    """Authenticate, parse, store, answer; every outcome is counted in the metrics."""
+    metrics = wiring.metrics()
+    started = time.perf_counter()
+    try:
+        principal = authenticate()
+        if principal.device_id is None:
+            raise ForbiddenError("telemetry is posted with the device's own token, not an admin token")
+        key = request.headers.get("idempotency-key")
+        if key is not None and not IDEMPOTENCY_KEY.match(key):
+            raise InvalidParameterError("Idempotency-Key must be 1-128 printable ASCII characters")
+        received_at = now_ms()
+        settings = wiring.bound_settings()
+        parsed = parse_payload(raw_body(request), request.headers.get("content-type"), received_at, settings.limits)
+        outcome = ingest(
+            principal.device_id,
+            parsed.readings,
+            received_at,
+            store=wiring.readings(),
+            devices=wiring.devices(),
+            idempotency_key=key,
+        )
+    except IotCloudError as e:
+        metrics.add("RejectedRequests", 1, ErrorCode=e.code)
+        raise
+    metrics.add("IngestRequests", 1)
+    metrics.add("ReadingsIngested", outcome.accepted)
+    metrics.add("BatchSize", parsed.records)
+    metrics.add("IngestLatency", (time.perf_counter() - started) * 1000, "Milliseconds")
     return json_response({"accepted": outcome.accepted, "records": parsed.records, "ignored": parsed.ignored})
 
 
@@ -51,7 +71,7 @@ def _ingest(principal: Principal, request: Request) -> Response:
 @handles_errors
 def post_telemetry() -> Response:
     request = telemetry_api.current_request
-    return _ingest(principal_of(request), request)
+    return _ingest(request, lambda: principal_of(request))
 
 
 @telemetry_api.route("/api/v1/{token}/telemetry", methods=["POST"], content_types=["*/*"])
@@ -60,7 +80,7 @@ def post_thingsboard_telemetry(token: str) -> Response:
     if not token or len(token) > 512:
         raise UnauthorizedError("unknown token")
     request = telemetry_api.current_request
-    return _ingest(wiring.authenticator().authenticate(token), request)
+    return _ingest(request, lambda: wiring.authenticator().authenticate(token))
 
 
 def _time_param(params: dict[str, str], name: str, default: int, now: int) -> int:

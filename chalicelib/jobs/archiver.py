@@ -16,6 +16,7 @@ class ArchiveOutcome:
     objects: int
     readings: int
     bytes: int
+    oldest_received_at: int | None = None
 
 
 def _binary(image: dict[str, Any] | None, name: str) -> bytes | None:
@@ -63,4 +64,5 @@ def archive_batch(records: Iterable[dict[str, Any]], archive: S3Archive) -> Arch
         body = encode_lines(lines)
         archive.put(object_key(partition, stream_arn, first, last), body)
         written, readings, size = written + 1, readings + len(lines), size + len(body)
-    return ArchiveOutcome(written, readings, size)
+    received = [c.new_received_at for c in changes if c.new_received_at is not None]
+    return ArchiveOutcome(written, readings, size, min(received) if received else None)
