@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib import models
+from chalicelib.bootstrap_monitoring import ensure_monitoring
 from chalicelib.config import Settings, stage_settings
+from chalicelib.scaling import load_targets_config
 
 ARCHIVE_LIFECYCLE = {
     "Rules": [
@@ -34,6 +37,8 @@ def plan(settings: Settings) -> list[str]:
         f"DynamoDB table {settings.readings_table} (on demand; stream NEW_AND_OLD_IMAGES; TTL on x)",
         f"DynamoDB table {settings.aggregates_table} (on demand; rollups and the inverted index)",
         f"S3 bucket {settings.archive_bucket} (SSE-S3, public access blocked, archive/ to IA after 30 days)",
+        f"scaling targets of {settings.stage}: EC2 launch template, group and policies; scale-up/down alarms",
+        f"CloudWatch dashboard iotcloud-{settings.stage}",
     ]
 
 
@@ -72,10 +77,13 @@ def ensure_bucket(s3: Any, settings: Settings) -> None:
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=ARCHIVE_LIFECYCLE)
 
 
-def bootstrap(settings: Settings, s3: Any) -> None:
+def bootstrap(settings: Settings, clients: Callable[[str], Any]) -> dict[str, Any]:
+    """Ensure every resource of the stage exists; `clients(service)` gives boto3 clients."""
     ensure_tables(settings)
     if settings.archive_bucket:
-        ensure_bucket(s3, settings)
+        ensure_bucket(clients("s3"), settings)
+    config = load_targets_config(settings.stage, settings.scaling_file)
+    return ensure_monitoring(clients, settings.stage, settings.region, config)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import boto3
 
-    bootstrap(settings, boto3.client("s3", region_name=settings.region, endpoint_url=settings.aws_endpoint_url))
+    def clients(service: str) -> Any:
+        return boto3.client(service, region_name=settings.region, endpoint_url=settings.aws_endpoint_url)
+
+    bootstrap(settings, clients)
     print(
         json.dumps(
             {

@@ -66,6 +66,7 @@ class LocalStack:
     quiet_moto: bool = True
     emulate_events: bool = True
     emulator: EventEmulator | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
     _saved_environ: dict[str, str] | None = None
     _moto: subprocess.Popen[bytes] | None = None
     _server: Any = None
@@ -123,7 +124,7 @@ class LocalStack:
         os.environ.update({**stage_environment(self.stage), **overrides})
         wiring.reset()
         settings = wiring.bound_settings()
-        bootstrap(settings, self.client("s3"))
+        self.resources = bootstrap(settings, self.client)
         table = self.client("dynamodb").describe_table(TableName=settings.readings_table)["Table"]
         # What a deployment records for `chalice deploy`: the stream the handlers subscribe to.
         overrides["READINGS_STREAM_ARN"] = table["LatestStreamArn"]

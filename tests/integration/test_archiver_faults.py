@@ -34,7 +34,7 @@ def pipeline(aws: None) -> Any:
 
     settings = wiring.bound_settings()
     s3 = boto3.client("s3", region_name=settings.region)
-    bootstrap(settings, s3)
+    bootstrap(settings, lambda service: boto3.client(service, region_name=settings.region))
     emulator = EventEmulator(
         app, lambda service: boto3.client(service, region_name=settings.region), stream_table=settings.readings_table
     )
