@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from email.utils import parseaddr
 from typing import Any
 
 from chalicelib import models
@@ -77,11 +78,26 @@ def ensure_bucket(s3: Any, settings: Settings) -> None:
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=ARCHIVE_LIFECYCLE)
 
 
+def ensure_mail_identity(ses: Any, settings: Settings) -> None:
+    """SES sends only from verified identities: request verification of MAIL_FROM.
+
+    On AWS this mails a verification link (and in the SES sandbox recipients must be
+    verified too); moto verifies at once.
+    """
+    if not settings.mail_from or settings.smtp_host:
+        return
+    address = parseaddr(settings.mail_from)[1]
+    status = ses.get_identity_verification_attributes(Identities=[address])["VerificationAttributes"]
+    if status.get(address, {}).get("VerificationStatus") not in ("Success", "Pending"):
+        ses.verify_email_identity(EmailAddress=address)
+
+
 def bootstrap(settings: Settings, clients: Callable[[str], Any]) -> dict[str, Any]:
     """Ensure every resource of the stage exists; `clients(service)` gives boto3 clients."""
     ensure_tables(settings)
     if settings.archive_bucket:
         ensure_bucket(clients("s3"), settings)
+    ensure_mail_identity(clients("ses"), settings)
     config = load_targets_config(settings.stage, settings.scaling_file)
     return ensure_monitoring(clients, settings.stage, settings.region, config)
 

@@ -114,3 +114,10 @@ class ArchiveUnavailableError(IotCloudError):
 
     status = 503
     code = "archive_unavailable"
+
+
+class MailUnavailableError(IotCloudError):
+    """The mail service refused or could not take a message (after retries when transient)."""
+
+    status = 503
+    code = "mail_unavailable"

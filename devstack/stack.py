@@ -23,6 +23,7 @@ from chalice import local
 
 from chalicelib.domain.tokens import hash_token, new_admin_token
 from devstack.events import EventEmulator
+from devstack.mailsink import MailSink
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".devstack"
@@ -67,6 +68,7 @@ class LocalStack:
     emulate_events: bool = True
     emulator: EventEmulator | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    mail_sink: MailSink | None = None
     _saved_environ: dict[str, str] | None = None
     _moto: subprocess.Popen[bytes] | None = None
     _server: Any = None
@@ -95,6 +97,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         # The app reads its settings from os.environ; put it back as it was on stop.
         self._saved_environ = dict(os.environ)
+        self.mail_sink = MailSink(self.state_dir / "mail").start()
         self._start_moto()
         self._start_app()
         self._write_connection()
@@ -120,6 +123,14 @@ class LocalStack:
             **self.aws_environment(),
             "ADMIN_TOKEN_HASHES": hash_token(self.admin_token),
             "METRICS_SINK": "cloudwatch",  # moto's CloudWatch, so the reports see the metrics
+            # Reports' mail goes to the local SMTP sink, saved as .eml files.
+            "SMTP_HOST": HOST,
+            "SMTP_PORT": str(self.mail_sink.port if self.mail_sink else 25),
+            "SMTP_STARTTLS": "false",
+            "SMTP_USERNAME": "",
+            "SMTP_PASSWORD": "",
+            "MAIL_FROM": os.environ.get("MAIL_FROM", "iotcloud@localhost.localdomain"),
+            "REPORT_RECIPIENTS": os.environ.get("REPORT_RECIPIENTS", "ops@localhost.localdomain"),
         }
         os.environ.update({**stage_environment(self.stage), **overrides})
         wiring.reset()
@@ -169,6 +180,7 @@ class LocalStack:
             "admin_token": self.admin_token,
             "aws_endpoint_url": self.moto_url,
             "stage": self.stage,
+            "mail_dir": str(self.state_dir / "mail"),
             **settings_doc,
         }
 
@@ -185,6 +197,9 @@ class LocalStack:
             self._server.server.shutdown()
             self._server.server.server_close()
             self._server = None
+        if self.mail_sink is not None:
+            self.mail_sink.stop()
+            self.mail_sink = None
         if self._moto is not None:
             self._moto.terminate()
             try:

@@ -18,15 +18,16 @@ class S3Archive:
     def __init__(self, s3_client: Any, bucket: str) -> None:
         self._s3, self._bucket = s3_client, bucket
 
-    def put(self, key: str, body: bytes, content_type: str = "application/x-ndjson") -> None:
+    def put(self, key: str, body: bytes, content_type: str = "application/x-ndjson", gzipped: bool = True) -> None:
+        extra = {"ContentEncoding": "gzip"} if gzipped else {}
         try:
             self._s3.put_object(
                 Bucket=self._bucket,
                 Key=key,
                 Body=body,
                 ContentType=content_type,
-                ContentEncoding="gzip",
                 ServerSideEncryption="AES256",
+                **extra,
             )
         except (ClientError, BotoCoreError) as e:
             raise ArchiveUnavailableError(f"could not write s3://{self._bucket}/{key}") from e
