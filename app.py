@@ -3,15 +3,16 @@
 import logging
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, Cron, DynamoDBEvent
+from chalice.app import Chalice, CloudWatchEvent, Cron, DynamoDBEvent, Rate
 
 from chalicelib import wiring
 from chalicelib.api.analytics import analytics_api
 from chalicelib.api.common import now_ms
 from chalicelib.api.devices import devices_api
 from chalicelib.api.openapi import openapi_api
+from chalicelib.api.reports import reports_api
 from chalicelib.api.telemetry import telemetry_api
-from chalicelib.config import readings_stream_arn
+from chalicelib.config import deploy_value, readings_stream_arn
 from chalicelib.jobs.archiver import archive_batch
 from chalicelib.jobs.rollups import days_to_roll_up, roll_up_day
 
@@ -21,6 +22,7 @@ app.register_blueprint(devices_api)
 app.register_blueprint(telemetry_api)
 app.register_blueprint(openapi_api)
 app.register_blueprint(analytics_api)
+app.register_blueprint(reports_api)
 
 
 @app.middleware("all")
@@ -53,3 +55,23 @@ def archive_readings(event: DynamoDBEvent) -> dict[str, Any]:
 def rollups(event: CloudWatchEvent) -> dict[str, Any]:
     days = [roll_up_day(day, wiring.archive(), wiring.aggregates()) for day in days_to_roll_up(event.time)]
     return {"days": [vars(d) for d in days]}
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="scaling_report", description="hourly scaling report")
+def scaling_report(event: CloudWatchEvent) -> dict[str, Any]:
+    run = wiring.run_scaling_report("schedule")
+    return {"report": run.report["id"], "s3": run.keys, "mailed_to": list(run.mailed_to)}
+
+
+# The stage's scale-up/scale-down alarms (see chalicelib/bootstrap_monitoring.py).
+ALARM_PATTERN = {
+    "source": ["aws.cloudwatch"],
+    "detail-type": ["CloudWatch Alarm State Change"],
+    "detail": {"alarmName": [{"prefix": f"iotcloud-{deploy_value('STAGE', 'dev')}-"}]},
+}
+
+
+@app.on_cw_event(ALARM_PATTERN, name="scaling_alarm")
+def scaling_alarm(event: CloudWatchEvent) -> dict[str, Any]:
+    run = wiring.run_scaling_report("alarm", event.detail["alarmName"])
+    return {"report": run.report["id"], "s3": run.keys, "mailed_to": list(run.mailed_to)}

@@ -11,6 +11,7 @@ from chalicelib.adapters.archive import S3Archive
 from chalicelib.adapters.devices import DeviceRepository
 from chalicelib.adapters.metrics import EmfSink, Metrics, MetricsSink, PutMetricDataSink
 from chalicelib.adapters.readings import ReadingStore
+from chalicelib.adapters.reports import ReportStore
 from chalicelib.config import Settings, settings
 from chalicelib.domain.auth import Authenticator
 
@@ -71,8 +72,44 @@ def metrics() -> Metrics:
     return Metrics(s.stage, sink)
 
 
+@functools.cache
+def reports() -> ReportStore:
+    return ReportStore(archive())
+
+
+def run_scaling_report(trigger: str, alarm_name: str | None = None) -> Any:
+    """The scaling report job, wired to this stage's clients (see jobs.scaling_report)."""
+    from chalicelib.adapters.mail import mailer_for
+    from chalicelib.adapters.scaling import Capacities
+    from chalicelib.api.common import now_ms
+    from chalicelib.domain.chunks import HOUR_MS, hour_bucket
+    from chalicelib.jobs.scaling_report import run_scaling_report as run
+    from chalicelib.scaling import load_targets_config
+
+    s = bound_settings()
+    now = now_ms()
+    # Active devices: those whose last request fell in the last complete hour or this one.
+    recorder = metrics()
+    active = devices().count_active(hour_bucket(now - HOUR_MS)) + devices().count_active(hour_bucket(now))
+    recorder.add("ActiveDevices", active)
+    recorder.drain()  # the local stack's PutMetricData queue: the report reads what it holds
+    return run(
+        stage=s.stage,
+        config=load_targets_config(s.stage, s.scaling_file),
+        now_ms=now,
+        cloudwatch=aws_client("cloudwatch"),
+        capacities=Capacities(aws_client),
+        store=reports(),
+        mailer=mailer_for(s, aws_client),
+        mail_from=s.mail_from,
+        recipients=s.report_recipients,
+        trigger=trigger,
+        alarm_name=alarm_name,
+    )
+
+
 def reset() -> None:
     """Forget everything built (tests that change the environment)."""
     settings.cache_clear()
-    for factory in (bound_settings, devices, readings, authenticator, archive, aggregates, metrics):
+    for factory in (bound_settings, devices, readings, authenticator, archive, aggregates, metrics, reports):
         factory.cache_clear()

@@ -255,12 +255,19 @@ def pattern_matches(pattern: Any, event: Any) -> bool:
     if isinstance(pattern, dict):
         return isinstance(event, dict) and all(k in event and pattern_matches(v, event[k]) for k, v in pattern.items())
     if isinstance(pattern, list):
-        return (
-            any(pattern_matches(p, event) for p in pattern)
-            if not isinstance(event, list)
-            else any(pattern_matches(pattern, e) for e in event)
-        )
+        if isinstance(event, list):
+            return any(pattern_matches(pattern, e) for e in event)
+        return any(_value_matches(p, event) for p in pattern)
     return bool(pattern == event)
+
+
+def _value_matches(rule: Any, value: Any) -> bool:
+    """One entry of a pattern's value list: a literal, or a {"prefix": ...} content filter."""
+    if isinstance(rule, dict):
+        if "prefix" in rule:
+            return isinstance(value, str) and value.startswith(rule["prefix"])
+        return pattern_matches(rule, value)
+    return bool(rule == value)
 
 
 def alarm_event(alarm: dict[str, Any], previous: str, region: str) -> dict[str, Any]:

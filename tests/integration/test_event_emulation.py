@@ -173,3 +173,5 @@ def test_pattern_matching() -> None:
     assert pattern_matches({"source": ["aws.cloudwatch"]}, event)
     assert pattern_matches({"detail": {"state": {"value": ["ALARM", "OK"]}}}, event)
     assert not pattern_matches({"source": ["aws.ec2"]}, event)
+    assert pattern_matches({"source": [{"prefix": "aws."}]}, event)
+    assert not pattern_matches({"source": [{"prefix": "custom."}]}, event)

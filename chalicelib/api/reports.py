@@ -1,0 +1,52 @@
+"""Scaling reports: list, one report's JSON, its chart (admin only)."""
+
+from __future__ import annotations
+
+import re
+
+from chalice.app import Blueprint, Response
+
+from chalicelib import wiring
+from chalicelib.adapters.reports import ReportNotFoundError
+from chalicelib.api.common import int_param, principal_of, query_params
+from chalicelib.api.responses import handles_errors, json_response
+from chalicelib.errors import InvalidParameterError
+
+reports_api = Blueprint(__name__)
+
+REPORT_ID = re.compile(r"^\d{13}-[0-9a-f]{8}$")
+
+
+def _checked(report_id: str) -> str:
+    if not REPORT_ID.match(report_id):
+        raise ReportNotFoundError(f"no report {report_id!r}")
+    return report_id
+
+
+@reports_api.route("/v1/reports", methods=["GET"], content_types=["*/*"])
+@handles_errors
+def list_reports() -> Response:
+    request = reports_api.current_request
+    principal_of(request).require_admin()
+    params = query_params(request)
+    limit = int_param(params, "limit", 20, 1, 100)
+    cursor = params.get("cursor") or None
+    if cursor is not None and not REPORT_ID.match(cursor):
+        raise InvalidParameterError("cursor is not one this API issued")
+    rows, next_cursor = wiring.reports().page(limit, cursor)
+    return json_response({"reports": rows, "next_cursor": next_cursor})
+
+
+@reports_api.route("/v1/reports/{report_id}", methods=["GET"], content_types=["*/*"])
+@handles_errors
+def get_report(report_id: str) -> Response:
+    principal_of(reports_api.current_request).require_admin()
+    return json_response(wiring.reports().get(_checked(report_id)))
+
+
+@reports_api.route("/v1/reports/{report_id}/chart", methods=["GET"], content_types=["*/*"])
+@handles_errors
+def get_report_chart(report_id: str) -> Response:
+    principal_of(reports_api.current_request).require_admin()
+    svg = wiring.reports().chart(_checked(report_id))
+    return Response(body=svg, status_code=200, headers={"Content-Type": "image/svg+xml"})

@@ -1,0 +1,203 @@
+"""The scaling report job: metrics -> utilization -> policy decisions -> actions, report, mail."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.adapters.mail import Mailer
+from chalicelib.adapters.reports import ReportStore
+from chalicelib.adapters.scaling import Capacities, metric_series
+from chalicelib.domain.charts import ChartPanel, multi_target_chart
+from chalicelib.domain.mail import Attachment, build_message
+from chalicelib.domain.scaling import (
+    AlarmSpec,
+    MetricQuery,
+    Policy,
+    Target,
+    TargetResult,
+    capacity_timeline,
+    decide,
+    period_stats,
+    projection,
+    report_document,
+)
+
+
+def _spec(raw: dict[str, Any], period_s: int) -> AlarmSpec:
+    return AlarmSpec(
+        comparison=raw["comparison"],
+        threshold=float(raw["threshold"]),
+        period_s=period_s,
+        evaluation_periods=int(raw["evaluation_periods"]),
+        datapoints_to_alarm=raw.get("datapoints_to_alarm"),
+        missing_data=raw.get("missing_data", "missing"),
+        statistic=raw.get("statistic", "Average"),
+    )
+
+
+def targets_from_config(config: dict[str, Any]) -> list[Target]:
+    """The typed targets of a scaling configuration (chalicelib/scaling/targets.json)."""
+    period = int(config.get("period_s", 60))
+    out = []
+    for raw in config["targets"]:
+        policy = raw["policy"]
+        metric = raw["metric"]
+        out.append(
+            Target(
+                name=raw["name"],
+                kind=raw["kind"],
+                resource=raw["resource"],
+                mode=raw.get("mode", "report"),
+                capacity_per_unit=float(raw.get("capacity_per_unit", 1)),
+                metric=MetricQuery(
+                    namespace=metric["namespace"],
+                    metric_name=metric["name"],
+                    dimensions=dict(metric.get("dimensions", {})),
+                    stat=metric.get("stat", "Sum"),
+                ),
+                policy=Policy(
+                    scale_up=_spec(policy["scale_up"], period),
+                    scale_down=_spec(policy["scale_down"], period),
+                    step_up=int(policy.get("step_up", 1)),
+                    step_down=int(policy.get("step_down", 1)),
+                    cooldown_s=int(policy.get("cooldown_s", 180)),
+                    min_capacity=int(policy.get("min_capacity", 1)),
+                    max_capacity=int(policy.get("max_capacity", 10)),
+                ),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    report: dict[str, Any]
+    keys: dict[str, str]
+    mailed_to: tuple[str, ...]
+    mail_id: str | None
+
+
+def run_scaling_report(
+    *,
+    stage: str,
+    config: dict[str, Any],
+    now_ms: int,
+    cloudwatch: Any,
+    capacities: Capacities,
+    store: ReportStore,
+    mailer: Mailer | None,
+    mail_from: str,
+    recipients: tuple[str, ...],
+    trigger: str = "schedule",
+    alarm_name: str | None = None,
+) -> ReportRun:
+    """Evaluate every target over the window, act on `apply` targets, store and mail the report."""
+    period = int(config.get("period_s", 60))
+    window_ms = int(config.get("window_s", 3600)) * 1000
+    end_ms = now_ms - now_ms % (period * 1000)  # the last complete period ends here
+    start_ms = end_ms - window_ms
+    results: list[TargetResult] = []
+    skipped: list[dict[str, Any]] = []
+    panels: list[ChartPanel] = []
+    for target in targets_from_config(config):
+        capacity = capacities.current(target.kind, target.resource)
+        if capacity is None or capacity <= 0:
+            skipped.append(
+                {"name": target.name, "kind": target.kind, "resource": target.resource,
+                 "reason": "no provisioned capacity to scale (missing, on demand, or unreserved)"}
+            )  # fmt: skip
+            continue
+        assert target.metric is not None
+        metric = {
+            "namespace": target.metric.namespace,
+            "name": target.metric.metric_name,
+            "dimensions": dict(target.metric.dimensions),
+            "stat": target.metric.stat,
+            "per_second": _per_second(config, target.name),
+        }
+        # Look back far enough that the first evaluations see what CloudWatch would.
+        lookback = (max(target.policy.scale_up.range_periods, target.policy.scale_down.range_periods) - 1) * period
+        points = metric_series(cloudwatch, metric, start_ms - lookback * 1000, end_ms, period)
+        stats = period_stats(points, start_ms - lookback * 1000, end_ms, period, target.total_capacity(capacity))
+        state = store.last_action(target.name) or {}
+        decision = decide(
+            target,
+            stats,
+            capacity,
+            end_ms,
+            state.get("last_action_ms"),
+            up_previous=state.get("up_state", "INSUFFICIENT_DATA"),
+            down_previous=state.get("down_state", "INSUFFICIENT_DATA"),
+        )
+        applied = False
+        if target.mode == "apply" and decision.action != "hold":
+            capacities.apply(target.kind, target.resource, decision.to_capacity)
+            applied = True
+        store.record_action(
+            target.name,
+            {
+                "last_action_ms": end_ms if applied else state.get("last_action_ms"),
+                "up_state": decision.up_alarm.state,
+                "down_state": decision.down_alarm.state,
+            },
+        )
+        trend = projection(points, target.total_capacity(capacity), target.policy.scale_up.threshold, end_ms)
+        results.append(TargetResult(target, stats, decision, applied=applied, projection=trend))
+        timeline = capacity_timeline([decision] if applied else [], capacity, start_ms)
+        panels.append(
+            ChartPanel(
+                f"{target.name} ({target.kind} {target.resource})",
+                [s for s in stats if s.start_ms >= start_ms],
+                target.policy.scale_up.threshold,
+                target.policy.scale_down.threshold,
+                timeline,
+            )
+        )
+    report_id = f"{now_ms:013d}-{secrets.token_hex(4)}"
+    report = report_document(
+        report_id=report_id,
+        stage=stage,
+        generated_at_ms=now_ms,
+        window_start_ms=start_ms,
+        window_end_ms=end_ms,
+        period_s=period,
+        results=results,
+        trigger="alarm" if trigger == "alarm" else "schedule",
+        alarm_name=alarm_name if trigger == "alarm" else None,
+    )
+    report["skipped"] = skipped
+    chart = multi_target_chart(panels, title=f"iotcloud {stage}: scaling report {report_id}")
+    keys = store.save(report, chart)
+    mail_id = None
+    if mailer is not None and mail_from and recipients:
+        mail_id = mailer.send(_mail(report, chart, mail_from, recipients))
+    return ReportRun(report, keys, recipients if mail_id else (), mail_id)
+
+
+def _per_second(config: dict[str, Any], name: str) -> bool:
+    return bool(next(t for t in config["targets"] if t["name"] == name)["metric"].get("per_second"))
+
+
+def _mail(report: dict[str, Any], chart: str, sender: str, recipients: tuple[str, ...]) -> Any:
+    import json
+
+    actions = [t for t in report["targets"] if t["decision"]["action"] != "hold"]
+    subject = f"[iotcloud {report['stage']}] scaling report: " + (
+        ", ".join(f"{t['name']} {t['decision']['action'].replace('_', ' ')}" for t in actions) or "no change"
+    )
+    text = (
+        f"Scaling report {report['id']} ({report['generated_at']}, trigger: {report['trigger']['kind']})\n\n"
+        f"{report['summary']}\n\nThe chart and the full report are attached.\n"
+    )
+    return build_message(
+        sender,
+        list(recipients),
+        subject,
+        text,
+        attachments=[
+            Attachment(f"{report['id']}.svg", chart.encode(), "image/svg+xml"),
+            Attachment(f"{report['id']}.json", json.dumps(report, indent=2).encode(), "application/json"),
+        ],
+    )
