@@ -30,6 +30,7 @@ _TIME = {
     "oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
     "description": "epoch seconds, epoch milliseconds, or ISO 8601 with a zone",
 }
+_REPORT_PATH = {"name": "report_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _DEVICE_PATH = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -324,6 +325,54 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        "/v1/reports": {
+            "get": {
+                "operationId": "listReports",
+                "summary": "Scaling reports, newest first, paged with an opaque cursor (admin)",
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["reports", "next_cursor"],
+                            "properties": {
+                                "reports": {"type": "array", "items": {"$ref": "#/components/schemas/ReportSummary"}},
+                                "next_cursor": {"type": "string", "nullable": True},
+                            },
+                        }
+                    ),
+                    "400": _error("bad limit or cursor"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/v1/reports/{report_id}": {
+            "parameters": [_REPORT_PATH],
+            "get": {
+                "operationId": "getReport",
+                "summary": "One scaling report (admin); schema in README, 'Scaling reports'",
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Report"}),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such report"),
+                },
+            },
+        },
+        "/v1/reports/{report_id}/chart": {
+            "parameters": [_REPORT_PATH],
+            "get": {
+                "operationId": "getReportChart",
+                "summary": "The report's chart: utilization against thresholds and capacity (admin)",
+                "responses": {
+                    "200": {"description": "SVG", "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+                    **_AUTH_ERRORS,
+                    "404": _error("no such report"),
+                },
+            },
+        },
         "/v1/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -458,6 +507,42 @@ DOCUMENT: dict[str, Any] = {
                     "accepted": {"type": "integer", "description": "readings stored (after de-duplication)"},
                     "records": {"type": "integer"},
                     "ignored": {"type": "integer", "description": "SenML records accepted but not stored (vd, s)"},
+                },
+            },
+            "ReportSummary": {
+                "type": "object",
+                "required": ["id", "generated_at", "trigger", "summary", "decisions"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "generated_at": {"type": "string"},
+                    "trigger": {"type": "object"},
+                    "summary": {"type": "string"},
+                    "decisions": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "s3": {"type": "object"},
+                },
+            },
+            "Report": {
+                "type": "object",
+                "required": [
+                    "schema_version",
+                    "id",
+                    "stage",
+                    "generated_at",
+                    "trigger",
+                    "window",
+                    "targets",
+                    "summary",
+                ],
+                "properties": {
+                    "schema_version": {"type": "integer"},
+                    "id": {"type": "string"},
+                    "stage": {"type": "string"},
+                    "generated_at": {"type": "string"},
+                    "trigger": {"type": "object"},
+                    "window": {"type": "object"},
+                    "targets": {"type": "array", "items": {"type": "object"}},
+                    "skipped": {"type": "array", "items": {"type": "object"}},
+                    "summary": {"type": "string"},
                 },
             },
             "Rollup": {
