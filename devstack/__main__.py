@@ -144,6 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         jobs = {}
         for schedule in stack.emulator.schedules():
             jobs[schedule.name] = stack.emulator.run_job(schedule.name)
+        report = _keep_report(stack, jobs.get("scaling_report"))
         conn = stack.connection()
         stored_ids = stored_identities(stack.client("dynamodb"), conn["readings_table"])
         stored = len(stored_ids)
@@ -167,6 +168,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "archive": archive,
             "stream_records_delivered": delivered,
             "jobs_run": sorted(jobs),
+            "scaling_report": report,
             "simulator_exit_code": sim_exit,
             "elapsed_s": round(time.monotonic() - started, 1),
         }
@@ -184,6 +186,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _keep_report(stack: LocalStack, run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Copy the demo's scaling report, chart and mail out of moto before the stack stops."""
+    if not run:
+        return None
+    bucket = stack.connection()["archive_bucket"]
+    s3 = stack.client("s3")
+    target = stack.state_dir / "reports"
+    target.mkdir(parents=True, exist_ok=True)
+    kept = {}
+    for kind, key in run["s3"].items():
+        path = target / Path(key).name
+        path.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        kept[kind] = str(path)
+    mails = sorted((stack.state_dir / "mail").glob("*.eml"))
+    return {
+        "id": run["report"],
+        "api": f"{stack.api_url}/v1/reports/{run['report']}",
+        "s3": [f"s3://{bucket}/{key}" for key in run["s3"].values()],
+        "saved": kept,
+        "email": str(mails[-1]) if mails else None,
+        "mailed_to": run.get("mailed_to", []),
+    }
+
+
 def _print_summary(stack: LocalStack, summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -196,6 +222,10 @@ def _print_summary(stack: LocalStack, summary: dict[str, Any]) -> None:
     console = Console()
     console.print(table)
     console.print(f"summary written to {stack.state_dir / 'demo-summary.json'}")
+    report = summary.get("scaling_report")
+    if report:
+        console.print(f"scaling report {report['id']}: {report['saved'].get('json')}")
+        console.print(f"  its chart: {report['saved'].get('chart')}   its email: {report['email']}")
     console.print("To explore, start the stack with [bold]make up[/] and try (with the printed admin token):")
     console.print(f"  curl -s {stack.api_url}/v1/devices -H 'Authorization: Bearer $TOKEN'")
     console.print(

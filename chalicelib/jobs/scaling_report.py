@@ -10,6 +10,7 @@ from chalicelib.adapters.mail import Mailer
 from chalicelib.adapters.reports import ReportStore
 from chalicelib.adapters.scaling import Capacities, metric_series
 from chalicelib.domain.charts import ChartPanel, multi_target_chart
+from chalicelib.domain.costs import dynamodb_write_costs
 from chalicelib.domain.mail import Attachment, build_message
 from chalicelib.domain.scaling import (
     AlarmSpec,
@@ -102,13 +103,6 @@ def run_scaling_report(
     skipped: list[dict[str, Any]] = []
     panels: list[ChartPanel] = []
     for target in targets_from_config(config):
-        capacity = capacities.current(target.kind, target.resource)
-        if capacity is None or capacity <= 0:
-            skipped.append(
-                {"name": target.name, "kind": target.kind, "resource": target.resource,
-                 "reason": "no provisioned capacity to scale (missing, on demand, or unreserved)"}
-            )  # fmt: skip
-            continue
         assert target.metric is not None
         metric = {
             "namespace": target.metric.namespace,
@@ -120,6 +114,19 @@ def run_scaling_report(
         # Look back far enough that the first evaluations see what CloudWatch would.
         lookback = (max(target.policy.scale_up.range_periods, target.policy.scale_down.range_periods) - 1) * period
         points = metric_series(cloudwatch, metric, start_ms - lookback * 1000, end_ms, period)
+        capacity = capacities.current(target.kind, target.resource)
+        if capacity is None or capacity <= 0:
+            entry: dict[str, Any] = {
+                "name": target.name,
+                "kind": target.kind,
+                "resource": target.resource,
+                "reason": "no provisioned capacity to scale (missing, on demand, or unreserved)",
+            }
+            if target.kind == "dynamodb":
+                load = [v for ts, v in points if ts >= start_ms] or [0.0]
+                entry["cost"] = dynamodb_write_costs(sum(load) / len(load), max(load))
+            skipped.append(entry)
+            continue
         stats = period_stats(points, start_ms - lookback * 1000, end_ms, period, target.total_capacity(capacity))
         state = store.last_action(target.name) or {}
         decision = decide(
