@@ -43,7 +43,7 @@ class ListIndex(GlobalSecondaryIndex["DeviceModel"]):
 
     class Meta:
         index_name = "kind-device_id-index"
-        projection = IncludeProjection(["name", "device_type", "attributes", "disabled", "created_at"])
+        projection = IncludeProjection(["name", "device_type", "attributes", "disabled", "created_at", "updated_at"])
 
     kind = UnicodeAttribute(hash_key=True)
     device_id = UnicodeAttribute(range_key=True)

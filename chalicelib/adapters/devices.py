@@ -266,4 +266,5 @@ def _to_device_partial(item: DeviceModel) -> Device:
         attributes=item.attributes.as_dict() if item.attributes else {},
         disabled=bool(item.disabled),
         created_at=int(item.created_at),
+        updated_at=int(item.updated_at) if item.updated_at is not None else 0,
     )

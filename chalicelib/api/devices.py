@@ -42,7 +42,7 @@ def list_devices() -> Response:
     if cursor is not None and not ID_PATTERN.match(cursor):
         raise InvalidParameterError("cursor is not one this API issued")
     page, next_cursor = wiring.devices().list_page(limit, cursor)
-    return json_response({"devices": [d.as_dict() for d in page], "next_cursor": next_cursor})
+    return json_response({"devices": [d.as_dict(with_last_seen=False) for d in page], "next_cursor": next_cursor})
 
 
 @devices_api.route("/v1/devices/{device_id}", methods=["GET"], content_types=["*/*"])

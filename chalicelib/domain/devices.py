@@ -29,8 +29,9 @@ class Device:
     updated_at: int = 0
     last_seen: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
+    def as_dict(self, with_last_seen: bool = True) -> dict[str, Any]:
+        """The API's view; lists leave out last_seen (their index does not carry it)."""
+        out = {
             "id": self.device_id,
             "name": self.name,
             "type": self.device_type,
@@ -38,8 +39,10 @@ class Device:
             "disabled": self.disabled,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
-            "last_seen": self.last_seen,
         }
+        if with_last_seen:
+            out["last_seen"] = self.last_seen
+        return out
 
 
 @dataclass(frozen=True)
