@@ -41,11 +41,23 @@ class Settings:
     smtp_password: str = ""
     scaling_file: str = ""
     metrics_sink: str = "emf"  # emf (Lambda) | cloudwatch (PutMetricData: the local stack) | off
+    # Realtime (WAMP over API Gateway WebSocket) and alerts.
+    realtime_table: str = ""
+    alerts_table: str = ""
+    call_timeout_queue: str = ""
+    websocket_management_url: str = ""  # empty: derived from each event (https://<domain>/<stage>)
+    wamp_call_timeout_s: int = 30
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     return default if raw in (None, "") else int(raw)  # type: ignore[arg-type]
+
+
+def _sibling(readings_table: str, kind: str) -> str:
+    """iotcloud-<stage>-readings -> iotcloud-<stage>-<kind>: a stage's resources share a prefix."""
+    prefix = readings_table.removesuffix("-readings")
+    return f"{prefix}-{kind}"
 
 
 def from_env(env: Mapping[str, str]) -> Settings:
@@ -73,6 +85,11 @@ def from_env(env: Mapping[str, str]) -> Settings:
         smtp_password=env.get("SMTP_PASSWORD", ""),
         scaling_file=env.get("SCALING_FILE", ""),
         metrics_sink=env.get("METRICS_SINK", "emf"),
+        realtime_table=env.get("REALTIME_TABLE") or _sibling(env["READINGS_TABLE"], "realtime"),
+        alerts_table=env.get("ALERTS_TABLE") or _sibling(env["READINGS_TABLE"], "alerts"),
+        call_timeout_queue=env.get("CALL_TIMEOUT_QUEUE") or _sibling(env["READINGS_TABLE"], "call-timeouts"),
+        websocket_management_url=env.get("WEBSOCKET_MANAGEMENT_URL", ""),
+        wamp_call_timeout_s=_int(env, "WAMP_CALL_TIMEOUT_SECONDS", 30),
         limits=Limits(
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             max_records=_int(env, "MAX_RECORDS", defaults.max_records),
