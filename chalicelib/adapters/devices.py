@@ -43,7 +43,8 @@ def _to_device(item: DeviceModel) -> Device:
         attributes=item.attributes.as_dict() if item.attributes else {},
         disabled=bool(item.disabled),
         created_at=int(item.created_at),
-        updated_at=int(item.updated_at),
+        updated_at=int(item.updated_at) if item.updated_at is not None else 0,
+        # Absent from the list index, which does not project it.
         last_seen=int(item.last_seen) if item.last_seen is not None else None,
     )
 
@@ -118,7 +119,7 @@ class DeviceRepository:
             results = self._model.list_index.query(
                 DEVICE_KIND, limit=limit, page_size=limit, last_evaluated_key=last_key
             )
-            devices = [_to_device_partial(item) for item in results]
+            devices = [_to_device(item) for item in results]
             more = results.last_evaluated_key is not None
         except PynamoDBException as e:
             raise _unavailable(e) from e
@@ -255,16 +256,3 @@ class DeviceRepository:
         latest.sort(key=lambda r: (r.metric, r.unit))
         last_seen = int(item.last_seen) if item.last_seen is not None else None
         return DeviceState(device_id, last_seen, latest)
-
-
-def _to_device_partial(item: DeviceModel) -> Device:
-    """A device from the list index, which projects only the registry fields."""
-    return Device(
-        device_id=item.device_id,
-        name=item.name,
-        device_type=item.device_type,
-        attributes=item.attributes.as_dict() if item.attributes else {},
-        disabled=bool(item.disabled),
-        created_at=int(item.created_at),
-        updated_at=int(item.updated_at) if item.updated_at is not None else 0,
-    )
