@@ -7,11 +7,8 @@ import re
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import now_ms, principal_of, query_params
+from chalicelib.api.common import METRIC, now_ms, principal_of, query_params, readable_device, time_param
 from chalicelib.api.responses import handles_errors, json_response
-from chalicelib.api.telemetry import METRIC
-from chalicelib.api.telemetry import _readable_device as readable_device
-from chalicelib.api.telemetry import _time_param as time_param
 from chalicelib.domain.mapreduce import hour_of
 from chalicelib.errors import InvalidParameterError
 

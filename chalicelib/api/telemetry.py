@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -10,16 +9,23 @@ from collections.abc import Callable
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import int_param, now_ms, principal_of, query_params, raw_body
+from chalicelib.api.common import (
+    METRIC,
+    int_param,
+    now_ms,
+    principal_of,
+    query_params,
+    raw_body,
+    readable_device,
+    time_param,
+)
 from chalicelib.api.responses import handles_errors, json_response
 from chalicelib.domain.auth import Principal
 from chalicelib.domain.chunks import HOUR_MS
-from chalicelib.domain.devices import ID_PATTERN
 from chalicelib.domain.ingest import ingest
-from chalicelib.domain.parsing import parse_payload, parse_time
+from chalicelib.domain.parsing import parse_payload
 from chalicelib.domain.query import Cursor, Window, page_of
 from chalicelib.errors import (
-    DeviceNotFoundError,
     ForbiddenError,
     InvalidParameterError,
     IotCloudError,
@@ -31,8 +37,6 @@ telemetry_api = Blueprint(__name__)
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 MAX_PAGE = 10_000
 QUERY_ITEMS_PER_PAGE = 100
-MAX_QUERY_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]{0,127}$")
 
 
 def _ingest(request: Request, authenticate: Callable[[], Principal]) -> Response:
@@ -83,40 +87,17 @@ def post_thingsboard_telemetry(token: str) -> Response:
     return _ingest(request, lambda: wiring.authenticator().authenticate(token))
 
 
-def _time_param(params: dict[str, str], name: str, default: int, now: int) -> int:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    value: object = raw
-    with contextlib.suppress(ValueError):
-        value = float(raw) if any(c in raw for c in ".eE") else int(raw)
-    try:
-        ms = parse_time(value, now)
-    except ValueError as e:
-        raise InvalidParameterError(f"{name}: epoch seconds, epoch milliseconds or ISO 8601 with a zone") from e
-    if not 0 <= ms <= MAX_QUERY_MS:  # hour buckets exist only for years 1970 to 9999
-        raise InvalidParameterError(f"{name} must be between 1970 and 9999")
-    return ms
-
-
-def _readable_device(principal: Principal, device_id: str) -> str:
-    if not ID_PATTERN.match(device_id):
-        raise DeviceNotFoundError(f"no device {device_id!r}")
-    principal.require_device_or_admin(device_id)
-    return device_id
-
-
 @telemetry_api.route("/v1/devices/{device_id}/telemetry", methods=["GET"], content_types=["*/*"])
 @handles_errors
 def get_telemetry(device_id: str) -> Response:
     request = telemetry_api.current_request
     principal = principal_of(request)
-    _readable_device(principal, device_id)
+    readable_device(principal, device_id)
     params = query_params(request)
     now = now_ms()
     window = Window(
-        from_ms=_time_param(params, "from", 0, now),
-        to_ms=_time_param(params, "to", now + HOUR_MS, now),
+        from_ms=time_param(params, "from", 0, now),
+        to_ms=time_param(params, "to", now + HOUR_MS, now),
         metric=params.get("metric") or None,
         limit=int_param(params, "limit", 1000, 1, MAX_PAGE),
     )
@@ -143,7 +124,7 @@ def get_telemetry(device_id: str) -> Response:
 @handles_errors
 def get_state(device_id: str) -> Response:
     principal = principal_of(telemetry_api.current_request)
-    state = wiring.devices().state(_readable_device(principal, device_id))
+    state = wiring.devices().state(readable_device(principal, device_id))
     return json_response(
         {
             "device_id": device_id,
