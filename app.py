@@ -1,19 +1,22 @@
 """The Chalice app: registers blueprints and event handlers; no logic lives here."""
 
+import json
 import logging
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, Cron, DynamoDBEvent, Rate
+from chalice.app import Chalice, CloudWatchEvent, Cron, DynamoDBEvent, Rate, SQSEvent, WebsocketEvent
 
 from chalicelib import wiring
 from chalicelib.api.analytics import analytics_api
+from chalicelib.api.commands import commands_api
 from chalicelib.api.common import now_ms
 from chalicelib.api.devices import devices_api
 from chalicelib.api.openapi import openapi_api
 from chalicelib.api.reports import reports_api
 from chalicelib.api.telemetry import telemetry_api
-from chalicelib.config import deploy_value, readings_stream_arn
+from chalicelib.config import call_timeout_queue_name, deploy_value, readings_stream_arn
 from chalicelib.jobs.archiver import archive_batch
+from chalicelib.jobs.realtime import handle_frame, telemetry_events
 from chalicelib.jobs.rollups import days_to_roll_up, roll_up_day
 
 logger = logging.getLogger("iotcloud")
@@ -23,6 +26,9 @@ app.register_blueprint(telemetry_api)
 app.register_blueprint(openapi_api)
 app.register_blueprint(analytics_api)
 app.register_blueprint(reports_api)
+app.register_blueprint(commands_api)
+# WebSocket handlers must be registered on the app itself, not on a blueprint.
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 
 
 @app.middleware("all")
@@ -75,3 +81,56 @@ ALARM_PATTERN = {
 def scaling_alarm(event: CloudWatchEvent) -> dict[str, Any]:
     run = wiring.run_scaling_report("alarm", event.detail["alarmName"])
     return {"report": run.report["id"], "s3": run.keys, "mailed_to": list(run.mailed_to)}
+
+
+# --- realtime: WAMP over API Gateway WebSocket ------------------------------------------------
+
+
+@app.on_ws_connect()
+def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
+    headers = {k.lower(): v for k, v in (event.to_dict().get("headers") or {}).items()}
+    offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    wiring.remember_endpoint(event.domain_name, event.stage)
+    answer = wiring.router().on_connect(event.connection_id, offered)
+    if not answer.accept:
+        return {"statusCode": answer.status}
+    return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": answer.subprotocol}}
+
+
+@app.on_ws_message()
+def ws_message(event: WebsocketEvent) -> None:
+    settings = wiring.bound_settings()
+    frame = handle_frame(
+        event.connection_id,
+        event.body,
+        router=wiring.router(),
+        store=wiring.realtime_store(),
+        readings=wiring.readings(),
+        devices=wiring.devices(),
+        limits=settings.limits,
+        now_ms=now_ms(),
+    )
+    wiring.deliver(frame)
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: WebsocketEvent) -> None:
+    wiring.deliver(wiring.router().on_disconnect(event.connection_id))
+
+
+@app.on_sqs_message(queue=call_timeout_queue_name(), batch_size=10)
+def call_timeouts(event: SQSEvent) -> None:
+    for record in event:
+        wiring.deliver(wiring.router().on_call_timeout(json.loads(record.body)["call"]))
+
+
+@app.on_dynamodb_record(
+    stream_arn=readings_stream_arn(),
+    batch_size=100,
+    starting_position="LATEST",
+    maximum_batching_window_in_seconds=0,
+)
+def live(event: DynamoDBEvent) -> dict[str, Any]:
+    records = event.to_dict()["Records"]
+    wiring.deliver(telemetry_events(records, wiring.router().publish))
+    return {"batchItemFailures": []}

@@ -136,3 +136,9 @@ def readings_stream_arn() -> str:
     table = os.environ.get("READINGS_TABLE", "iotcloud-dev-readings")
     placeholder = f"arn:aws:dynamodb:us-east-1:000000000000:table/{table}/stream/unset"
     return deploy_value("READINGS_STREAM_ARN", placeholder)
+
+
+def call_timeout_queue_name() -> str:
+    """The SQS queue whose delayed messages wake the WAMP router at call deadlines."""
+    table = os.environ.get("READINGS_TABLE", "iotcloud-dev-readings")
+    return deploy_value("CALL_TIMEOUT_QUEUE", _sibling(table, "call-timeouts"))

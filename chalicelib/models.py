@@ -16,7 +16,7 @@ from pynamodb.attributes import (
     TTLAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.config import Settings
@@ -137,7 +137,105 @@ class AggregateModel(Model):
     row = UnicodeAttribute(attr_name="j")  # the job's output row, as JSON
 
 
-ALL_MODELS: tuple[type[Model], ...] = (DeviceModel, ReadingChunkModel, AggregateModel)
+class AlertLookupIndex(GlobalSecondaryIndex["AlertModel"]):
+    """Rules by scope (`rules#device#<id>`, `rules#type#<t>`, `rules#all`) and alerts by device."""
+
+    class Meta:
+        index_name = "a1-b1-index"
+        projection = AllProjection()
+
+    lookup = UnicodeAttribute(hash_key=True, attr_name="a1")
+    lookup_sort = UnicodeAttribute(range_key=True, attr_name="b1")
+
+
+class AlertStateIndex(GlobalSecondaryIndex["AlertModel"]):
+    """Alerts by state (`alerts#state#<state>`), most severe then newest first."""
+
+    class Meta:
+        index_name = "a2-b2-index"
+        projection = AllProjection()
+
+    by_state = UnicodeAttribute(hash_key=True, attr_name="a2")
+    by_state_sort = UnicodeAttribute(range_key=True, attr_name="b2")
+
+
+class AlertSeverityIndex(GlobalSecondaryIndex["AlertModel"]):
+    """Alerts by severity (`alerts#severity#<severity>`), newest first."""
+
+    class Meta:
+        index_name = "a3-b3-index"
+        projection = AllProjection()
+
+    by_severity = UnicodeAttribute(hash_key=True, attr_name="a3")
+    by_severity_sort = UnicodeAttribute(range_key=True, attr_name="b3")
+
+
+class AlertModel(Model):
+    """Everything alert-related, one table (see adapters.alerts for the item kinds and keys).
+
+    Rules `rules`/<rule id>; rule state `state#<device>`/<rule id>; alerts `alerts`/<alert id>;
+    notification outbox `outbox`/<notification id> (`outbox#failed` once given up). The three
+    GSIs are sparse: only items carrying their keys are indexed.
+    """
+
+    class Meta:
+        table_name = "alerts"
+        region = "us-east-1"
+        host: str | None = None
+        billing_mode = "PAY_PER_REQUEST"
+
+    partition = UnicodeAttribute(hash_key=True, attr_name="p")
+    sort_key = UnicodeAttribute(range_key=True, attr_name="s")
+    doc = UnicodeAttribute(null=True, attr_name="j")  # the rule, state, alert or notification, as JSON
+    version = NumberAttribute(null=True, attr_name="v")  # rules and states: optimistic concurrency
+    lookup = UnicodeAttribute(null=True, attr_name="a1")
+    lookup_sort = UnicodeAttribute(null=True, attr_name="b1")
+    by_state = UnicodeAttribute(null=True, attr_name="a2")
+    by_state_sort = UnicodeAttribute(null=True, attr_name="b2")
+    by_severity = UnicodeAttribute(null=True, attr_name="a3")
+    by_severity_sort = UnicodeAttribute(null=True, attr_name="b3")
+    # Alerts: what changes after the raise lives outside `doc`, so clear and ack never overwrite each other.
+    alert_state = UnicodeAttribute(null=True, attr_name="st")
+    severity = UnicodeAttribute(null=True, attr_name="sv")
+    cleared_at = NumberAttribute(null=True, attr_name="ct")
+    cleared_by = UnicodeAttribute(null=True, attr_name="cb")  # JSON list of readings
+    acknowledged = BooleanAttribute(null=True, attr_name="ak")
+    acknowledged_at = NumberAttribute(null=True, attr_name="at")
+    # Outbox: delivery attempts, when the next is due, who holds it until when, why the last failed.
+    attempts = NumberAttribute(null=True, attr_name="n")
+    due_at = NumberAttribute(null=True, attr_name="du")
+    lease_until = NumberAttribute(null=True, attr_name="ls")
+    last_error = UnicodeAttribute(null=True, attr_name="er")
+
+    lookup_index = AlertLookupIndex()
+    state_index = AlertStateIndex()
+    severity_index = AlertSeverityIndex()
+
+
+class RealtimeModel(Model):
+    """The WAMP router's state (see adapters.realtime for the key design), one small item per fact.
+
+    Short attribute names on purpose, as in ReadingChunkModel: they count toward every item's size.
+    """
+
+    class Meta:
+        table_name = "realtime"
+        region = "us-east-1"
+        host: str | None = None
+        billing_mode = "PAY_PER_REQUEST"
+
+    partition = UnicodeAttribute(hash_key=True, attr_name="p")
+    sort_key = UnicodeAttribute(range_key=True, attr_name="s")
+    body = UnicodeAttribute(null=True, attr_name="j")  # the item's facts, as JSON
+    expires_at = TTLAttribute(null=True, attr_name="x")
+    counter = NumberAttribute(null=True, attr_name="n")  # sessions: last router-to-client request id
+    owner = UnicodeAttribute(null=True, attr_name="o")  # registrations: the callee's connection id
+    status = UnicodeAttribute(null=True, attr_name="st")  # commands
+    outcome = UnicodeAttribute(null=True, attr_name="r")  # commands: {"result": ...} or {"error": ...}, as JSON
+    updated_at = NumberAttribute(null=True, attr_name="u")  # commands, ms
+
+
+ALL_MODELS: tuple[type[Model], ...] = (DeviceModel, ReadingChunkModel, AggregateModel, AlertModel, RealtimeModel)
 
 
 def bind(settings: Settings) -> None:
@@ -146,6 +244,8 @@ def bind(settings: Settings) -> None:
         DeviceModel: settings.devices_table,
         ReadingChunkModel: settings.readings_table,
         AggregateModel: settings.aggregates_table or f"{settings.readings_table}-aggregates",
+        RealtimeModel: settings.realtime_table or f"{settings.readings_table}-realtime",
+        AlertModel: settings.alerts_table or f"{settings.readings_table}-alerts",
     }
     for model, table in names.items():
         model.Meta.table_name = table

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import functools
+import json
+import math
 from typing import Any
 
 from chalicelib import models
 from chalicelib.adapters.aggregates import AggregateStore
 from chalicelib.adapters.archive import S3Archive
+from chalicelib.adapters.connections import ConnectionSender
 from chalicelib.adapters.devices import DeviceRepository
 from chalicelib.adapters.metrics import EmfSink, Metrics, MetricsSink, PutMetricDataSink
 from chalicelib.adapters.readings import ReadingStore
+from chalicelib.adapters.realtime import RealtimeStore
 from chalicelib.adapters.reports import ReportStore
 from chalicelib.config import Settings, settings
 from chalicelib.domain.auth import Authenticator
+from chalicelib.domain.wamp import Identity, Outgoing, PendingCall, Router
 
 
 @functools.cache
@@ -108,8 +113,97 @@ def run_scaling_report(trigger: str, alarm_name: str | None = None) -> Any:
     )
 
 
+# --- realtime: the WAMP router over API Gateway WebSocket -------------------------------------
+
+
+@functools.cache
+def realtime_store() -> RealtimeStore:
+    bound_settings()
+    return RealtimeStore()
+
+
+def _verify_ticket(token: str) -> Identity:
+    principal = authenticator().authenticate(token)
+    if principal.is_admin:
+        return Identity(role="admin", device_id=None, authid="admin")
+    assert principal.device_id is not None
+    return Identity(role="device", device_id=principal.device_id, authid=principal.device_id)
+
+
+@functools.cache
+def router() -> Router:
+    s = bound_settings()
+    return Router(
+        realtime_store(),
+        _verify_ticket,
+        default_call_timeout_ms=s.wamp_call_timeout_s * 1000,
+        schedule_timeout=_schedule_timeout,
+    )
+
+
+@functools.cache
+def _timeout_queue_url() -> str:
+    return str(aws_client("sqs").get_queue_url(QueueName=bound_settings().call_timeout_queue)["QueueUrl"])
+
+
+def _schedule_timeout(call: PendingCall) -> None:
+    """A delayed SQS message wakes the router when a call's deadline passes (at most 15 min)."""
+    import time
+
+    delay = max(0, min(900, math.ceil((call.deadline_ms - time.time() * 1000) / 1000)))
+    aws_client("sqs").send_message(
+        QueueUrl=_timeout_queue_url(), MessageBody=json.dumps({"call": call.key}), DelaySeconds=delay
+    )
+
+
+def remember_endpoint(domain_name: str, stage: str) -> None:
+    """Record the WebSocket API's @connections endpoint for sends outside its handlers."""
+    if bound_settings().websocket_management_url:
+        return
+    url = f"https://{domain_name}/{stage}"
+    if _management_endpoint.cache_info().currsize and _management_endpoint() == url:
+        return
+    realtime_store().remember_endpoint(url)
+    _management_endpoint.cache_clear()
+
+
+@functools.cache
+def _management_endpoint() -> str:
+    url = bound_settings().websocket_management_url or realtime_store().endpoint()
+    if not url:
+        raise RuntimeError("no WebSocket connection has been made yet: the @connections endpoint is unknown")
+    return url
+
+
+@functools.cache
+def _management_client() -> Any:
+    import boto3
+
+    s = bound_settings()
+    return boto3.client("apigatewaymanagementapi", region_name=s.region, endpoint_url=_management_endpoint())
+
+
+def deliver(outgoing: list[Outgoing]) -> None:
+    """Post the router's messages; a connection found gone is disconnected from the router."""
+    sender = ConnectionSender(_management_client)
+    gone: list[str] = []
+    for out in outgoing:
+        if out.connection_id in gone:
+            continue
+        if not sender.send(out.connection_id, out.text):
+            gone.append(out.connection_id)
+        elif out.close:
+            sender.close(out.connection_id)
+    for connection_id in gone:
+        deliver(router().on_disconnect(connection_id))
+
+
 def reset() -> None:
     """Forget everything built (tests that change the environment)."""
     settings.cache_clear()
-    for factory in (bound_settings, devices, readings, authenticator, archive, aggregates, metrics, reports):
+    factories: tuple[Any, ...] = (
+        bound_settings, devices, readings, authenticator, archive, aggregates, metrics, reports,
+        realtime_store, router, _timeout_queue_url, _management_endpoint, _management_client,
+    )  # fmt: skip
+    for factory in factories:
         factory.cache_clear()

@@ -30,6 +30,7 @@ _TIME = {
     "oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
     "description": "epoch seconds, epoch milliseconds, or ISO 8601 with a zone",
 }
+_COMMAND_PATH = {"name": "command_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _REPORT_PATH = {"name": "report_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _DEVICE_PATH = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -373,6 +374,73 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        "/v1/devices/{device_id}/commands": {
+            "parameters": [_DEVICE_PATH],
+            "post": {
+                "operationId": "sendCommand",
+                "summary": "Call a procedure of a device (admin): over WAMP if it has registered it, else queued "
+                "for the device's HTTP long-poll",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommandRequest"}}},
+                },
+                "responses": {
+                    "202": _json({"$ref": "#/components/schemas/Command"}, "invoked or queued"),
+                    "400": _error("malformed JSON"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such device"),
+                    "422": _error("invalid fields"),
+                },
+            },
+        },
+        "/v1/devices/{device_id}/commands/{command_id}": {
+            "parameters": [_DEVICE_PATH, _COMMAND_PATH],
+            "get": {
+                "operationId": "getCommand",
+                "summary": "A command's status (queued, invoked, done, failed, timeout) and result (admin)",
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Command"}),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such command"),
+                },
+            },
+        },
+        "/v1/commands": {
+            "get": {
+                "operationId": "pollCommands",
+                "summary": "The device's queued commands, waiting up to `wait` seconds for one (device token)",
+                "parameters": [
+                    {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 20}}
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["commands"],
+                            "properties": {"commands": {"type": "array", "items": {"type": "object"}}},
+                        }
+                    ),
+                    "400": _error("bad wait"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/v1/commands/{command_id}/result": {
+            "parameters": [_COMMAND_PATH],
+            "post": {
+                "operationId": "postCommandResult",
+                "summary": 'The device answers a command: {"result": ...} or {"error": {...}}',
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Command"}),
+                    "400": _error("malformed JSON"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such command for this device"),
+                    "409": _error("the command is already completed"),
+                    "422": _error("neither or both of result and error"),
+                },
+            },
+        },
         "/v1/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -507,6 +575,34 @@ DOCUMENT: dict[str, Any] = {
                     "accepted": {"type": "integer", "description": "readings stored (after de-duplication)"},
                     "records": {"type": "integer"},
                     "ignored": {"type": "integer", "description": "SenML records accepted but not stored (vd, s)"},
+                },
+            },
+            "CommandRequest": {
+                "type": "object",
+                "required": ["procedure"],
+                "additionalProperties": False,
+                "properties": {
+                    "procedure": {"type": "string", "description": "e.g. reboot: iotcloud.device.<id>.reboot"},
+                    "args": {"type": "array"},
+                    "kwargs": {"type": "object"},
+                    "timeout": {"type": "number", "description": "seconds, default 30, at most 900"},
+                },
+            },
+            "Command": {
+                "type": "object",
+                "required": ["id", "device_id", "procedure", "status"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "device_id": {"type": "string"},
+                    "procedure": {"type": "string"},
+                    "args": {"type": "array"},
+                    "kwargs": {"type": "object"},
+                    "timeout_ms": {"type": "integer"},
+                    "status": {"type": "string", "enum": ["queued", "invoked", "done", "failed", "timeout"]},
+                    "created_ms": {"type": "integer"},
+                    "updated_ms": {"type": "integer"},
+                    "result": {},
+                    "error": {},
                 },
             },
             "ReportSummary": {

@@ -1,0 +1,131 @@
+"""Commands to devices: over WAMP when the device is connected, else queued for HTTP long-poll."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalice.app import Blueprint, Response
+
+from chalicelib import wiring
+from chalicelib.api.common import int_param, principal_of, query_params, raw_body, readable_device
+from chalicelib.api.responses import handles_errors, json_body, json_response
+from chalicelib.domain.wamp import device_prefix, valid_uri
+from chalicelib.errors import ForbiddenError, IotCloudError, Problem, ValidationError
+
+commands_api = Blueprint(__name__)
+
+MAX_WAIT_S = 20  # API Gateway answers within 29 s
+POLL_INTERVAL_S = 1.0
+DEFAULT_TIMEOUT_S = 30
+MAX_TIMEOUT_S = 900
+
+
+class CommandNotFoundError(IotCloudError):
+    status = 404
+    code = "command_not_found"
+
+
+class CommandConflictError(IotCloudError):
+    status = 409
+    code = "command_already_completed"
+
+
+def _command_request(device_id: str, body: Any) -> tuple[str, list[Any], dict[str, Any], int]:
+    problems: list[Problem] = []
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object", [Problem("invalid_body", "expected an object")])
+    for key in body:
+        if key not in ("procedure", "args", "kwargs", "timeout"):
+            problems.append(Problem("unknown_field", f"unknown field {key!r}", metric=str(key)))
+    procedure = body.get("procedure")
+    if isinstance(procedure, str) and not procedure.startswith(device_prefix(device_id)):
+        procedure = device_prefix(device_id) + procedure
+    if not (isinstance(procedure, str) and valid_uri(procedure)):
+        problems.append(Problem("invalid_field", "procedure: a WAMP URI component like 'reboot'", metric="procedure"))
+    args, kwargs = body.get("args", []), body.get("kwargs", {})
+    if not isinstance(args, list):
+        problems.append(Problem("invalid_field", "args: a list", metric="args"))
+    if not isinstance(kwargs, dict):
+        problems.append(Problem("invalid_field", "kwargs: an object", metric="kwargs"))
+    timeout = body.get("timeout", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT_S:
+        problems.append(Problem("invalid_field", f"timeout: seconds, 0 < timeout <= {MAX_TIMEOUT_S}", metric="timeout"))
+    if problems:
+        raise ValidationError(f"{len(problems)} problems in the command", problems)
+    return str(procedure), list(args), dict(kwargs), int(float(timeout) * 1000)
+
+
+@commands_api.route("/v1/devices/{device_id}/commands", methods=["POST"], content_types=["*/*"])
+@handles_errors
+def send_command(device_id: str) -> Response:
+    request = commands_api.current_request
+    principal = principal_of(request)
+    principal.require_admin()
+    wiring.devices().get(readable_device(principal, device_id))
+    procedure, args, kwargs, timeout_ms = _command_request(device_id, json_body(raw_body(request)))
+    store = wiring.realtime_store()
+    command = store.create_command(device_id, procedure, args, kwargs, timeout_ms)
+    invocation = wiring.router().call_for_command(command["id"], procedure, args, kwargs, timeout_ms)
+    if invocation is not None:
+        store.mark_command(command["id"], "invoked")
+        wiring.deliver(invocation)
+    return json_response(store.get_command(command["id"]) or command, 202)
+
+
+@commands_api.route("/v1/devices/{device_id}/commands/{command_id}", methods=["GET"], content_types=["*/*"])
+@handles_errors
+def get_command(device_id: str, command_id: str) -> Response:
+    principal_of(commands_api.current_request).require_admin()
+    command = wiring.realtime_store().get_command(command_id)
+    if command is None or command["device_id"] != device_id:
+        raise CommandNotFoundError(f"no command {command_id!r} for device {device_id!r}")
+    return json_response(command)
+
+
+@commands_api.route("/v1/commands", methods=["GET"], content_types=["*/*"])
+@handles_errors
+def poll_commands() -> Response:
+    request = commands_api.current_request
+    principal = principal_of(request)
+    if principal.device_id is None:
+        raise ForbiddenError("commands are fetched with the device's own token")
+    wait = int_param(query_params(request), "wait", 0, 0, MAX_WAIT_S)
+    store = wiring.realtime_store()
+    deadline = time.monotonic() + wait
+    while True:
+        queued = store.queued_commands(principal.device_id, 10)
+        # Hand each command out once: only the caller that moves it to "invoked" gets it.
+        taken = [c for c in queued if store.mark_command(c["id"], "invoked")]
+        if taken or time.monotonic() >= deadline:
+            return json_response({"commands": [_for_device(c) for c in taken]})
+        time.sleep(min(POLL_INTERVAL_S, max(0.0, deadline - time.monotonic())))
+
+
+def _for_device(command: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "procedure", "args", "kwargs", "timeout_ms", "created_ms")
+    return {k: command[k] for k in keys if k in command}
+
+
+@commands_api.route("/v1/commands/{command_id}/result", methods=["POST"], content_types=["*/*"])
+@handles_errors
+def post_command_result(command_id: str) -> Response:
+    request = commands_api.current_request
+    principal = principal_of(request)
+    store = wiring.realtime_store()
+    command = store.get_command(command_id)
+    if command is None or command["device_id"] != principal.device_id:
+        raise CommandNotFoundError(f"no command {command_id!r} for this device")
+    body = json_body(raw_body(request))
+    if not isinstance(body, dict) or ("result" in body) == ("error" in body):
+        raise ValidationError(
+            "send {\"result\": ...} or {\"error\": {\"uri\": ..., \"message\": ...}}",
+            [Problem("invalid_body", "exactly one of result and error")],
+        )
+    if "result" in body:
+        done = store.mark_command(command_id, "done", result=body["result"])
+    else:
+        done = store.mark_command(command_id, "failed", error=body["error"])
+    if not done:
+        raise CommandConflictError(f"command {command_id!r} is already {command['status']}")
+    return json_response(store.get_command(command_id) or command)
