@@ -1,10 +1,12 @@
-"""Emulation of what `chalice local` lacks: schedules, DynamoDB streams, alarm events.
+"""Emulation of what `chalice local` lacks: schedules, DynamoDB streams, SQS queues, alarm events.
 
 Each emulated source finds its handlers in the Chalice app's `event_sources` and
 invokes them exactly as Lambda would: the same event shapes (JSON-safe, binary
 attributes base64-encoded), a Lambda context, and the retry semantics of the real
-event source mapping (a failed batch is delivered again; `batchItemFailures`
-re-delivers from the first failed record).
+event source mapping (a failed stream batch is delivered again and `batchItemFailures`
+re-delivers from the first failed record; a failed SQS batch stays in the queue and
+comes back after its visibility timeout, and `batchItemFailures` leaves only the
+failed messages there).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
 from chalice.app import (
     Chalice,
     CloudWatchEventConfig,
     DynamoDBEventConfig,
     ScheduledEventConfig,
+    SQSEventConfig,
 )
 from chalice.local import LambdaContext
 
@@ -247,6 +251,172 @@ class StreamPump:
         raise RuntimeError(f"stream handler {self.name} kept failing: {self.stats.last_error}")
 
 
+# --- SQS queues -------------------------------------------------------------------------------
+
+# Lambda's SQS poller asks for at most 10 messages a call, as ReceiveMessage allows.
+_SQS_RECEIVE_MAX = 10
+_MISSING_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+def _sqs_message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """ReceiveMessage's MessageAttributes as the Lambda event spells them (binary: base64)."""
+    out: dict[str, Any] = {}
+    for name, attribute in attributes.items():
+        shaped: dict[str, Any] = {}
+        if "StringValue" in attribute:
+            shaped["stringValue"] = attribute["StringValue"]
+        if "BinaryValue" in attribute:
+            shaped["binaryValue"] = _json_safe(attribute["BinaryValue"])
+        shaped["stringListValues"] = list(attribute.get("StringListValues", []))
+        shaped["binaryListValues"] = [_json_safe(v) for v in attribute.get("BinaryListValues", [])]
+        shaped["dataType"] = attribute["DataType"]
+        out[name] = shaped
+    return out
+
+
+def sqs_event(messages: Iterable[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """An SQS event as Lambda receives it, from ReceiveMessage messages."""
+    records = []
+    for message in messages:
+        record: dict[str, Any] = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": dict(message.get("Attributes", {})),
+            "messageAttributes": _sqs_message_attributes(message.get("MessageAttributes", {})),
+            "md5OfBody": message["MD5OfBody"],
+        }
+        if "MD5OfMessageAttributes" in message:
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        record["eventSource"] = "aws:sqs"
+        record["eventSourceARN"] = queue_arn
+        record["awsRegion"] = region
+        records.append(record)
+    return dict(json.loads(json.dumps({"Records": records})))
+
+
+def _failed_message_ids(result: Any, message_ids: set[str]) -> set[str] | None:
+    """The messages a handler's `batchItemFailures` names; None when the whole batch failed.
+
+    As Lambda reads the answer: no answer or an empty list is success; an identifier that
+    is empty or not in the batch fails the whole batch.
+    """
+    failures = result.get("batchItemFailures") if isinstance(result, dict) else None
+    if not failures:
+        return set()
+    failed: set[str] = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not identifier or identifier not in message_ids:
+            return None
+        failed.add(identifier)
+    return failed
+
+
+@dataclass
+class QueueStats:
+    batches: int = 0  # invocations that returned
+    messages: int = 0  # messages handled and deleted
+    failures: int = 0  # invocations that raised (or failed the whole batch)
+    redelivered: int = 0  # messages left in the queue to come back after the visibility timeout
+    last_error: str | None = None
+
+
+@dataclass
+class SqsPump:
+    """Polls one queue and delivers its messages in batches to one handler, as Lambda's poller.
+
+    Messages are received with a short visibility timeout, so a failed batch (the handler
+    raised) or the messages a handler names in `batchItemFailures` come back quickly;
+    the others are deleted once the handler returns.
+    """
+
+    sqs: Any  # a boto3 sqs client
+    queue: str  # the queue's name, or its URL
+    handler: Handler
+    name: str
+    region: str
+    batch_size: int = 10
+    visibility_timeout: int = 2
+    stats: QueueStats = field(default_factory=QueueStats)
+    queue_url: str | None = None
+    queue_arn: str | None = None
+    _missing_reported: bool = False
+
+    def resolve(self) -> str:
+        """The queue's URL (and ARN), looked up by name once."""
+        if self.queue_url is None or self.queue_arn is None:
+            if self.queue.startswith(("http://", "https://")):
+                url = self.queue
+            else:
+                url = str(self.sqs.get_queue_url(QueueName=self.queue)["QueueUrl"])
+            attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+            self.queue_url, self.queue_arn = url, str(attributes["QueueArn"])
+        return self.queue_url
+
+    def pump_once(self, wait_seconds: int = 0) -> int:
+        """Receive up to one batch (long-polling `wait_seconds`) and deliver it; the messages received."""
+        try:
+            url = self.resolve()
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in _MISSING_QUEUE:
+                raise
+            if not self._missing_reported:
+                logger.warning("queue %s of handler %s does not exist (yet)", self.queue, self.name)
+                self._missing_reported = True
+            return 0
+        messages: list[dict[str, Any]] = []
+        wait = wait_seconds
+        while len(messages) < self.batch_size:
+            answer = self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(_SQS_RECEIVE_MAX, self.batch_size - len(messages)),
+                WaitTimeSeconds=wait,
+                VisibilityTimeout=self.visibility_timeout,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            received = answer.get("Messages", [])
+            messages.extend(received)
+            if len(received) < _SQS_RECEIVE_MAX:
+                break
+            wait = 0  # a batch larger than one receive: take what is there now
+        if messages:
+            self._deliver(url, messages)
+        return len(messages)
+
+    def _deliver(self, url: str, messages: list[dict[str, Any]]) -> None:
+        assert self.queue_arn is not None
+        event = sqs_event(messages, self.queue_arn, self.region)
+        try:
+            result = self.handler(event, lambda_context(self.name))
+        except Exception as e:  # the messages stay; they come back after the visibility timeout
+            self.stats.failures += 1
+            self.stats.redelivered += len(messages)
+            self.stats.last_error = f"{type(e).__name__}: {e}"
+            logger.warning("queue handler %s failed: %s", self.name, e)
+            return
+        self.stats.batches += 1
+        failed = _failed_message_ids(result, {m["MessageId"] for m in messages})
+        if failed is None:
+            self.stats.failures += 1
+            self.stats.redelivered += len(messages)
+            self.stats.last_error = f"invalid batchItemFailures: {result!r}"
+            logger.warning("queue handler %s answered an invalid batchItemFailures", self.name)
+            return
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), _SQS_RECEIVE_MAX):
+            chunk = done[start : start + _SQS_RECEIVE_MAX]
+            answer = self.sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
+            for failure in answer.get("Failed", []):
+                logger.warning("could not delete a message of %s: %s", self.queue, failure)
+        self.stats.messages += len(done)
+        self.stats.redelivered += len(failed)
+
+
 # --- CloudWatch alarm state changes -----------------------------------------------------------
 
 
@@ -314,15 +484,24 @@ class EventEmulator:
     resolver: Callable[[str], Handler] = resolve_handler
     # The table behind the app's stream sources, when the ARN baked in at import is stale.
     stream_table: str | None = None
+    # The queue to poll for a queue the app names (by name or ARN), when it differs.
+    queues: dict[str, str] = field(default_factory=dict)
+    # ReceiveMessage's WaitTimeSeconds in the background thread (0: short polls every poll_seconds).
+    queue_wait_seconds: int = 0
+    queue_visibility_timeout: int = 2
     pumps: list[StreamPump] = field(default_factory=list)
+    queue_pumps: list[SqsPump] = field(default_factory=list)
     fired: list[str] = field(default_factory=list)
     _alarm_states: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _queue_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         for source in self.app.event_sources:
+            if isinstance(source, SQSEventConfig):
+                self.queue_pumps.append(self._queue_pump(source))
             if isinstance(source, DynamoDBEventConfig):
                 self.pumps.append(
                     StreamPump(
@@ -337,6 +516,19 @@ class EventEmulator:
                         starting_position=source.starting_position,
                     )
                 )
+
+    def _queue_pump(self, source: SQSEventConfig) -> SqsPump:
+        named = source.queue or (source.queue_arn or "").rsplit(":", 1)[-1]
+        queue = self.queues.get(named) or self.queues.get(source.queue_arn or "") or named
+        return SqsPump(
+            sqs=self.clients("sqs"),
+            queue=queue,
+            handler=self.resolver(source.handler_string),
+            name=source.name,
+            region=self.region,
+            batch_size=source.batch_size,
+            visibility_timeout=self.queue_visibility_timeout,
+        )
 
     def schedules(self) -> list[ScheduledEventConfig]:
         return [s for s in self.app.event_sources if isinstance(s, ScheduledEventConfig)]
@@ -359,14 +551,21 @@ class EventEmulator:
         with self._lock:
             return sum(pump.pump_once() for pump in self.pumps)
 
+    def pump_queues(self, wait_seconds: int = 0) -> int:
+        with self._queue_lock:
+            return sum(pump.pump_once(wait_seconds) for pump in self.queue_pumps)
+
     def drain(self, timeout: float = 60.0, quiet_polls: int = 2) -> int:
-        """Deliver stream records until `quiet_polls` polls in a row find none."""
+        """Deliver stream records and visible queue messages until `quiet_polls` polls in a row find none.
+
+        Queue messages that are delayed or waiting out a visibility timeout are not waited for.
+        """
         deadline = time.monotonic() + timeout
         total, quiet = 0, 0
         while quiet < quiet_polls:
             if time.monotonic() > deadline:
                 raise TimeoutError("streams did not drain in time")
-            delivered = self.pump_streams()
+            delivered = self.pump_streams() + self.pump_queues()
             total += delivered
             quiet = quiet + 1 if delivered == 0 else 0
         return total
@@ -400,6 +599,15 @@ class EventEmulator:
                 logger.exception("stream emulation failed; retrying")
                 self._stop.wait(1.0)
 
+    def _run_queues(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.pump_queues(self.queue_wait_seconds) == 0:
+                    self._stop.wait(self.poll_seconds)
+            except Exception:
+                logger.exception("queue emulation failed; retrying")
+                self._stop.wait(1.0)
+
     def _run_schedules(self) -> None:
         started = previous = dt.datetime.now(dt.UTC)
         while not self._stop.wait(1.0):
@@ -417,7 +625,10 @@ class EventEmulator:
             previous = now
 
     def start(self) -> None:
-        for target, name in ((self._run_streams, "streams"), (self._run_schedules, "schedules")):
+        targets = [(self._run_streams, "streams"), (self._run_schedules, "schedules")]
+        if self.queue_pumps:
+            targets.append((self._run_queues, "queues"))
+        for target, name in targets:
             thread = threading.Thread(target=target, name=f"emulate-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from chalice import local
+from chalice.app import SQSEventConfig
 
 from chalicelib.domain.tokens import hash_token, new_admin_token
 from devstack.events import EventEmulator
 from devstack.mailsink import MailSink
+from devstack.wsgateway import WebSocketGateway
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".devstack"
@@ -69,6 +71,9 @@ class LocalStack:
     emulator: EventEmulator | None = None
     resources: dict[str, Any] = field(default_factory=dict)
     mail_sink: MailSink | None = None
+    ws_port: int = 0  # the WebSocket API (0: a free port)
+    ws_management_port: int = 0  # its @connections API (0: a free port)
+    gateway: WebSocketGateway | None = None
     _saved_environ: dict[str, str] | None = None
     _moto: subprocess.Popen[bytes] | None = None
     _server: Any = None
@@ -77,6 +82,14 @@ class LocalStack:
     @property
     def api_url(self) -> str:
         return f"http://{HOST}:{self.api_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.ws_port}"
+
+    @property
+    def ws_management_url(self) -> str:
+        return f"http://{HOST}:{self.ws_management_port}"
 
     @property
     def moto_url(self) -> str:
@@ -119,8 +132,12 @@ class LocalStack:
         from chalicelib.bootstrap import bootstrap
         from chalicelib.config import stage_environment
 
+        self.ws_port = self.ws_port or free_port()
+        self.ws_management_port = self.ws_management_port or free_port()
         overrides = {
             **self.aws_environment(),
+            # The local gateway speaks plain http: the app must not derive https://<domain>/<stage>.
+            "WEBSOCKET_MANAGEMENT_URL": self.ws_management_url,
             "ADMIN_TOKEN_HASHES": hash_token(self.admin_token),
             "METRICS_SINK": "cloudwatch",  # moto's CloudWatch, so the reports see the metrics
             # Reports' mail goes to the local SMTP sink, saved as .eml files.
@@ -144,9 +161,17 @@ class LocalStack:
         config = factory.create_config_obj(chalice_stage_name=self.stage)
         app = config.chalice_app  # loading the app puts the stage's variables into os.environ
         os.environ.update(overrides)
-        self.emulator = EventEmulator(app, self.client, region=settings.region, stream_table=settings.readings_table)
+        # The app module is imported once per process: the names baked into its event sources may
+        # be another stage's, so map them to this stack's resources.
+        queues = {
+            str(q.queue): settings.call_timeout_queue for q in app.event_sources if isinstance(q, SQSEventConfig)
+        }
+        self.emulator = EventEmulator(
+            app, self.client, region=settings.region, stream_table=settings.readings_table, queues=queues
+        )
         if self.emulate_events:
             self.emulator.start()
+        self.gateway = WebSocketGateway(app, HOST, self.ws_port, self.ws_management_port, stage=self.stage).start()
         if not isinstance(app, local.LocalChalice):
             # What chalice.local.create_local_server does, once per process: thread-local requests.
             local.CustomLocalChalice.__bases__ = (local.LocalChalice, app.__class__)
@@ -181,6 +206,7 @@ class LocalStack:
             "aws_endpoint_url": self.moto_url,
             "stage": self.stage,
             "mail_dir": str(self.state_dir / "mail"),
+            "ws_url": self.ws_url,
             **settings_doc,
         }
 
@@ -191,6 +217,9 @@ class LocalStack:
         path.chmod(0o600)
 
     def stop(self) -> None:
+        if self.gateway is not None:  # first, so $disconnect handlers still reach moto
+            self.gateway.stop()
+            self.gateway = None
         if self.emulator is not None:
             self.emulator.stop()
         if self._server is not None:

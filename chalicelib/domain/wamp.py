@@ -155,6 +155,16 @@ def encoded_size(message: Sequence[Any]) -> int:
     return len(encode(message).encode())
 
 
+def command_result(args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """A YIELD as a command's result, as autobahn callers see one: a single positional
+    result is the value itself; anything else is {"args", "kwargs"}."""
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    if not args and not kwargs:
+        return None
+    return {"args": args, "kwargs": kwargs}
+
+
 def call_key(callee_connection: str, invocation_id: int) -> str:
     """The key of a pending call: the callee's connection and its INVOCATION request id."""
     return f"{callee_connection}#{invocation_id}"
@@ -863,7 +873,7 @@ class Router:
         if call is None:
             return []
         if call.command_id is not None:
-            result = {"args": msg.args or [], "kwargs": msg.kwargs or {}}
+            result = command_result(msg.args or [], msg.kwargs or {})
             self._store.mark_command(call.command_id, "done", result=result)
             return []
         if call.caller_connection is None or call.caller_request_id is None:

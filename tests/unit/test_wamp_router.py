@@ -658,7 +658,7 @@ def test_command_round_trip(h: Harness) -> None:
     assert record["status"] == "invoked"
     assert h.scheduled[0].command_id == "cmd-1" and h.scheduled[0].deadline_ms == START_MS + 10_000
     assert h.send("dev", [70, 1, {}, ["rebooting"]]) == []
-    assert record == {"status": "done", "result": {"args": ["rebooting"], "kwargs": {}}, "error": None}
+    assert record == {"status": "done", "result": "rebooting", "error": None}  # one positional result: the value
 
 
 def test_command_errors_timeouts_and_callee_leaving(h: Harness) -> None:
