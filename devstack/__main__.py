@@ -30,6 +30,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"iotcloud local stack is up (stage {stack.stage})")
         print(f"  API:          {stack.api_url}")
         print(f"  admin token:  {stack.admin_token}")
+        print(f"  WebSocket:    {stack.ws_url}  (WAMP, subprotocol wamp.2.json, realm iotcloud)")
         print(f"  moto (AWS):   {stack.moto_url}")
         print(f"  written to    {stack.state_dir / 'connection.json'}")
         jobs = ", ".join(s.name for s in stack.emulator.schedules()) if stack.emulator else ""
