@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 API_PORT ?= 8000
 MOTO_PORT ?= 5000
+WS_PORT ?= 8001
 DEVICES ?= 50
 DURATION ?= 60
 STAGE ?= dev
@@ -29,7 +30,7 @@ test: lint typecheck
 	$(VENV)/bin/pytest
 
 up: venv
-	$(PY) -m devstack up --api-port $(API_PORT) --moto-port $(MOTO_PORT)
+	$(PY) -m devstack up --api-port $(API_PORT) --moto-port $(MOTO_PORT) --ws-port $(WS_PORT)
 
 demo: venv
 	$(PY) -m devstack demo --api-port $(API_PORT) --moto-port $(MOTO_PORT) --devices $(DEVICES) --duration $(DURATION)

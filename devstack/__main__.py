@@ -25,7 +25,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalStack(
-        api_port=args.api_port, moto_port=args.moto_port, stage=args.stage, state_dir=Path(args.state_dir)
+        api_port=args.api_port,
+        moto_port=args.moto_port,
+        ws_port=args.ws_port,
+        stage=args.stage,
+        state_dir=Path(args.state_dir),
     ) as stack:
         print(f"iotcloud local stack is up (stage {stack.stage})")
         print(f"  API:          {stack.api_url}")
@@ -245,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start moto + the app on 127.0.0.1 until Ctrl-C")
     up.add_argument("--api-port", type=int, default=8000)
     up.add_argument("--moto-port", type=int, default=5000)
+    up.add_argument("--ws-port", type=int, default=8001, help="the WebSocket (WAMP) API")
     up.add_argument("--stage", default="dev")
     up.set_defaults(func=cmd_up)
 
