@@ -7,6 +7,7 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, Cron, DynamoDBEvent, Rate, SQSEvent, WebsocketEvent
 
 from chalicelib import wiring
+from chalicelib.api.alerts import alerts_api
 from chalicelib.api.analytics import analytics_api
 from chalicelib.api.commands import commands_api
 from chalicelib.api.common import now_ms
@@ -26,6 +27,7 @@ app.register_blueprint(telemetry_api)
 app.register_blueprint(openapi_api)
 app.register_blueprint(analytics_api)
 app.register_blueprint(reports_api)
+app.register_blueprint(alerts_api)
 app.register_blueprint(commands_api)
 # WebSocket handlers must be registered on the app itself, not on a blueprint.
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -132,5 +134,16 @@ def call_timeouts(event: SQSEvent) -> None:
 )
 def live(event: DynamoDBEvent) -> dict[str, Any]:
     records = event.to_dict()["Records"]
+    # Alerts first: if anything below fails, Lambda retries the batch, and evaluation is
+    # forward-only per (rule, device), so a retry raises nothing twice.
+    summary = wiring.evaluate_alerts(records)
+    if summary.raised or summary.cleared or summary.delivery.retried or summary.delivery.given_up:
+        logger.info("alerts: %s", summary.as_dict())
     wiring.deliver(telemetry_events(records, wiring.router().publish))
     return {"batchItemFailures": []}
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="alerts_offline", description="offline alerts, mail retries")
+def alerts_offline(event: CloudWatchEvent) -> dict[str, Any]:
+    summary: dict[str, Any] = wiring.run_alerts_offline().as_dict()
+    return summary

@@ -9,9 +9,11 @@ from typing import Any
 
 from chalicelib import models
 from chalicelib.adapters.aggregates import AggregateStore
+from chalicelib.adapters.alerts import AlertStore
 from chalicelib.adapters.archive import S3Archive
 from chalicelib.adapters.connections import ConnectionSender
 from chalicelib.adapters.devices import DeviceRepository
+from chalicelib.adapters.mail import Mailer
 from chalicelib.adapters.metrics import EmfSink, Metrics, MetricsSink, PutMetricDataSink
 from chalicelib.adapters.readings import ReadingStore
 from chalicelib.adapters.realtime import RealtimeStore
@@ -198,12 +200,64 @@ def deliver(outgoing: list[Outgoing]) -> None:
         deliver(router().on_disconnect(connection_id))
 
 
+# --- alerts -----------------------------------------------------------------------------------
+
+
+@functools.cache
+def alerts() -> AlertStore:
+    bound_settings()
+    return AlertStore()
+
+
+@functools.cache
+def alert_mailer() -> Mailer | None:
+    """Mail for alerts: one attempt per delivery, short timeout (the outbox retries, with backoff)."""
+    from chalicelib.adapters.mail import SesMailer, SmtpMailer
+
+    s = bound_settings()
+    if s.smtp_host:
+        return SmtpMailer(
+            s.smtp_host, s.smtp_port, s.smtp_starttls, s.smtp_username, s.smtp_password, timeout=5, max_attempts=1
+        )
+    if s.mail_from:
+        return SesMailer(aws_client("ses"), max_attempts=1)
+    return None
+
+
+def publish_alert(topic: str, kwargs: dict[str, Any]) -> None:
+    """Alert events to the topic's WAMP subscribers. A failure raises: the outbox retries it."""
+    deliver(router().publish(topic, [], kwargs))
+
+
+def evaluate_alerts(records: list[dict[str, Any]]) -> Any:
+    """The live handler's alert evaluation of one readings-stream batch (see jobs.alerts)."""
+    from chalicelib.api.common import now_ms
+    from chalicelib.jobs.alerts import evaluate_stream_batch
+
+    s = bound_settings()
+    return evaluate_stream_batch(
+        records, store=alerts(), devices=devices(), mailer=alert_mailer(), publish=publish_alert,
+        mail_from=s.mail_from, now_ms=now_ms(),
+    )  # fmt: skip
+
+
+def run_alerts_offline() -> Any:
+    """The offline-rules schedule: silent devices, and notifications still to deliver."""
+    from chalicelib.api.common import now_ms
+    from chalicelib.jobs.alerts import run_offline_check
+
+    s = bound_settings()
+    return run_offline_check(
+        now_ms(), store=alerts(), devices=devices(), mailer=alert_mailer(), publish=publish_alert, mail_from=s.mail_from
+    )
+
+
 def reset() -> None:
     """Forget everything built (tests that change the environment)."""
     settings.cache_clear()
     factories: tuple[Any, ...] = (
         bound_settings, devices, readings, authenticator, archive, aggregates, metrics, reports,
-        realtime_store, router, _timeout_queue_url, _management_endpoint, _management_client,
+        realtime_store, router, _timeout_queue_url, _management_endpoint, _management_client, alerts, alert_mailer,
     )  # fmt: skip
     for factory in factories:
         factory.cache_clear()

@@ -27,7 +27,7 @@ from urllib.parse import quote
 from device_sim.config import SKEW_TOLERANCE_MS, SimConfig
 from device_sim.model import MAX_FUTURE_MS, MIN_TS_MS, Identity, Record, Value, stored_identity
 from device_sim.payloads import Body, encode, malformed, pick_malformed_kind, reading_count
-from device_sim.profiles import DeviceType, SampleSource, derive_seed, device_rng
+from device_sim.profiles import DeviceType, SampleSource, derive_seed, device_rng, type_ordinals
 from device_sim.report import Stats
 from device_sim.transport import Api, Outcome, SendResult, backoff_delay
 
@@ -195,6 +195,7 @@ class Device:
         api: Api,
         stats: Stats,
         control: RunControl,
+        ordinal: int = 0,
     ) -> None:
         self.identity = identity
         self.dtype = dtype
@@ -205,7 +206,7 @@ class Device:
         index = identity.index
         interval = cfg.interval if cfg.interval is not None else dtype.interval
         self.interval = interval if interval is not None else 1.0
-        self.source = SampleSource(dtype, device_rng(cfg.seed, index, "values"), self.interval)
+        self.source = SampleSource(dtype, device_rng(cfg.seed, index, "values"), self.interval, ordinal)
         self.fault_rng = device_rng(cfg.seed, index, "faults")
         self.timing_rng = device_rng(cfg.seed, index, "timing")
         self.retry_rng = device_rng(cfg.seed, index, "retry")
@@ -498,7 +499,8 @@ def make_devices(
     stats: Stats,
     control: RunControl,
 ) -> list[Device]:
-    return [Device(ident, types[ident.index], cfg, api, stats, control) for ident in identities]
+    ordinals = type_ordinals(types)  # a scripted anomaly may apply to the first N devices of a type
+    return [Device(ident, types[ident.index], cfg, api, stats, control, ordinals[ident.index]) for ident in identities]
 
 
 async def run_devices(devices: Sequence[Device]) -> None:

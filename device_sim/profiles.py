@@ -363,6 +363,36 @@ GeneratorSpec = (
 
 
 @dataclass(frozen=True)
+class AnomalySpec:
+    """A scripted anomaly: between ``at`` and ``at + duration`` seconds of simulated time after the
+    device starts, the metric reports ``value`` (or its generated value plus ``offset``) instead.
+
+    ``devices`` limits it to the first N devices of the type (None: every device of the type).
+    The generator still runs underneath, so the values after the anomaly (and every other
+    metric) are exactly those of the same profile without it.
+    """
+
+    at: float
+    duration: float
+    value: Value | None = None
+    offset: int | float | None = None
+    devices: int | None = None
+
+    def active(self, elapsed_s: float, ordinal: int) -> bool:
+        """Whether the anomaly applies at ``elapsed_s`` to the device numbered ``ordinal`` in its type."""
+        if self.devices is not None and ordinal >= self.devices:
+            return False
+        return self.at <= elapsed_s < self.at + self.duration
+
+    def apply(self, generated: Value, decimals: int) -> Value:
+        if self.value is not None:
+            return round_value(self.value, decimals) if isinstance(self.value, float) else self.value
+        assert self.offset is not None and isinstance(generated, int | float) and not isinstance(generated, bool)
+        shifted = generated + self.offset
+        return shifted if isinstance(shifted, int) else round_value(shifted, decimals)
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     """One metric entry of a device type (a location entry yields two metrics)."""
 
@@ -371,6 +401,7 @@ class MetricSpec:
     unit: str
     decimals: int
     generator: GeneratorSpec
+    anomaly: AnomalySpec | None = None
 
     def outputs(self) -> list[tuple[str, str]]:
         """(metric name, unit) of each value the generator yields, in order."""
@@ -496,6 +527,57 @@ def _parse_generator(kind: str, raw: Mapping[str, Any], where: str) -> Generator
     raise _fail(f"{where}.generator", f"unknown generator {kind!r} (expected one of: {kinds})")
 
 
+def _output_family(generator: GeneratorSpec) -> str:
+    """What a (single-output) generator yields: number, string or boolean."""
+    if isinstance(generator, ConstantSpec):
+        value = generator.value
+        if isinstance(value, bool):
+            return "boolean"
+        return "string" if isinstance(value, str) else "number"
+    if isinstance(generator, BooleanSpec):
+        return "boolean"
+    return "string" if isinstance(generator, ChoiceSpec) else "number"
+
+
+def _parse_anomaly(raw: Any, generator: GeneratorSpec, where: str) -> AnomalySpec:
+    if isinstance(generator, LocationSpec):
+        raise _fail(where, "not supported for location metrics")
+    if not isinstance(raw, Mapping):
+        raise _fail(where, "must be a mapping with at, duration and value or offset")
+    _check_keys(raw, where, ["at", "duration"], ["value", "offset", "devices"])
+    at = _number(raw, "at", where)
+    duration = _number(raw, "duration", where)
+    if at < 0:
+        raise _fail(f"{where}.at", "must be >= 0 (seconds after the device starts)")
+    if duration <= 0:
+        raise _fail(f"{where}.duration", "must be > 0 seconds")
+    if ("value" in raw) == ("offset" in raw):
+        raise _fail(where, "give either 'value' or 'offset'")
+    family = _output_family(generator)
+    value: Value | None = None
+    offset: int | float | None = None
+    if "value" in raw:
+        value = raw["value"]
+        kinds = {"boolean": bool, "string": str}
+        ok = (
+            isinstance(value, kinds[family])
+            if family in kinds
+            else isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
+        if not ok:
+            raise _fail(f"{where}.value", f"must be a {family} like the metric's other values")
+        if isinstance(value, str):
+            _string_value_ok(value, f"{where}.value")
+    else:
+        if family != "number":
+            raise _fail(f"{where}.offset", "only numeric metrics take an offset")
+        offset = _int_or_float(raw, "offset", where, 0)
+    devices = raw.get("devices")
+    if devices is not None and (isinstance(devices, bool) or not isinstance(devices, int) or devices < 1):
+        raise _fail(f"{where}.devices", "must be an integer >= 1 (the first N devices of the type)")
+    return AnomalySpec(at=at, duration=duration, value=value, offset=offset, devices=devices)
+
+
 def _parse_metric(name: Any, raw: Any, where: str, default_decimals: int) -> MetricSpec:
     if not isinstance(name, str):
         raise _fail(where, f"metric name must be a string, got {name!r}")
@@ -511,8 +593,9 @@ def _parse_metric(name: Any, raw: Any, where: str, default_decimals: int) -> Met
     decimals = raw.get("decimals", base_decimals)
     if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 15:
         raise _fail(f"{where}.decimals", "must be an integer between 0 and 15")
-    generator = _parse_generator(kind, raw, where)
-    spec = MetricSpec(name=name, kind=kind, unit=unit, decimals=decimals, generator=generator)
+    generator = _parse_generator(kind, {k: v for k, v in raw.items() if k != "anomaly"}, where)
+    anomaly = _parse_anomaly(raw["anomaly"], generator, f"{where}.anomaly") if "anomaly" in raw else None
+    spec = MetricSpec(name=name, kind=kind, unit=unit, decimals=decimals, generator=generator, anomaly=anomaly)
     for metric, _unit in spec.outputs():
         _metric_name_ok(metric, where)
     return spec
@@ -701,12 +784,27 @@ def assign_types(profile: Profile, devices: int) -> list[DeviceType]:
     return out
 
 
-class SampleSource:
-    """All generators of one device; yields the samples of each successive record."""
+def type_ordinals(types: Sequence[DeviceType]) -> list[int]:
+    """For each device index, its number within its type (0 for the first device of each type)."""
+    seen: dict[str, int] = {}
+    out: list[int] = []
+    for dtype in types:
+        out.append(seen.get(dtype.name, 0))
+        seen[dtype.name] = out[-1] + 1
+    return out
 
-    def __init__(self, dtype: DeviceType, rng: random.Random, interval: float) -> None:
+
+class SampleSource:
+    """All generators of one device; yields the samples of each successive record.
+
+    ``ordinal`` is the device's number within its type (see ``type_ordinals``); it selects
+    the devices a scripted anomaly applies to.
+    """
+
+    def __init__(self, dtype: DeviceType, rng: random.Random, interval: float, ordinal: int = 0) -> None:
         self.dtype = dtype
         self.interval = interval
+        self.ordinal = ordinal
         self.step = 0
         self._gens = [(spec, spec.build(rng)) for spec in dtype.metrics]
 
@@ -715,7 +813,9 @@ class SampleSource:
         elapsed = step * self.interval
         samples: list[Sample] = []
         for spec, gen in self._gens:
-            values = gen.next(step, elapsed)
+            values = gen.next(step, elapsed)  # always drawn, so an anomaly shifts no other value
+            if spec.anomaly is not None and spec.anomaly.active(elapsed, self.ordinal):
+                values = (spec.anomaly.apply(values[0], spec.decimals),)
             for (metric, unit), value in zip(spec.outputs(), values, strict=True):
                 samples.append(Sample(metric, unit, value))
         self.step += 1

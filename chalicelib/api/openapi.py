@@ -10,6 +10,8 @@ from typing import Any
 
 from chalice.app import Blueprint, Response
 
+from chalicelib.api.alerts import OPENAPI_PATHS as ALERTS_PATHS
+from chalicelib.api.alerts import OPENAPI_SCHEMAS as ALERTS_SCHEMAS
 from chalicelib.api.responses import handles_errors, json_response
 
 openapi_api = Blueprint(__name__)
@@ -672,6 +674,10 @@ DOCUMENT: dict[str, Any] = {
         },
     },
 }
+
+# Alert rules and alerts (chalicelib/api/alerts.py keeps their part of the document next to the routes).
+DOCUMENT["paths"].update(ALERTS_PATHS)
+DOCUMENT["components"]["schemas"].update(ALERTS_SCHEMAS)
 
 
 @openapi_api.route("/v1/openapi.json", methods=["GET"], cors=True, content_types=["*/*"])

@@ -15,6 +15,9 @@ from referencing.jsonschema import DRAFT4
 from app import app
 from chalicelib import wiring
 from chalicelib.adapters.aggregates import index_items, rollup_item
+from chalicelib.adapters.alerts import AlertStore, Commit
+from chalicelib.domain.alerts import RuleState, alert_id_for, alert_writes, evaluate, validate_rule
+from chalicelib.domain.readings import Reading
 from tests.functional.helpers import T0, body_of, dynamodb, error_of, throttled
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -115,6 +118,9 @@ def representative_calls(api: Any, device: dict[str, Any], other: dict[str, Any]
     rollups = "/v1/devices/{device_id}/rollups"
     search = "/v1/search"
     reports, report, chart = "/v1/reports", "/v1/reports/{report_id}", "/v1/reports/{report_id}/chart"
+    rules, rule = "/v1/rules", "/v1/rules/{rule_id}"
+    alerts, alert, ack = "/v1/alerts", "/v1/alerts/{alert_id}", "/v1/alerts/{alert_id}/ack"
+    new_rule = {"name": "warm", "scope": {"all": True}, "metric": "temp", "condition": {"op": ">", "value": 30}}
     cmds, cmd = "/v1/devices/{device_id}/commands", "/v1/devices/{device_id}/commands/{command_id}"
     poll, result = "/v1/commands", "/v1/commands/{command_id}/result"
     admin, dev = api.admin, device["token"]
@@ -228,6 +234,39 @@ def representative_calls(api: Any, device: dict[str, Any], other: dict[str, Any]
         Call(chart, "GET", "/v1/reports/nope/chart", admin),
         Call(chart, "GET", f"/v1/reports/{REPORT_ID}/chart", None),
         Call(chart, "GET", f"/v1/reports/{REPORT_ID}/chart", dev),
+        # alert rules and alerts (seeded by seed_alert)
+        Call(rules, "POST", rules, admin, new_rule),
+        Call(rules, "POST", rules, admin, {"name": ""}),
+        Call(rules, "POST", rules, admin, raw=b"{"),
+        Call(rules, "POST", rules, dev, new_rule),
+        Call(rules, "POST", rules, admin, new_rule, fault="PutItem"),
+        Call(rules, "GET", rules + "?limit=1", admin),
+        Call(rules, "GET", rules + "?limit=0", admin),
+        Call(rules, "GET", rules, None),
+        Call(rules, "GET", rules, admin, fault="Query"),
+        Call(rule, "GET", f"/v1/rules/{RULE_ID}", admin),
+        Call(rule, "GET", "/v1/rules/nope", admin),
+        Call(rule, "GET", f"/v1/rules/{RULE_ID}", dev),
+        Call(rule, "PATCH", f"/v1/rules/{RULE_ID}", admin, {"severity": "minor", "clear": None}),
+        Call(rule, "PATCH", f"/v1/rules/{RULE_ID}", admin, {"severity": "fatal"}),
+        Call(rule, "PATCH", f"/v1/rules/{RULE_ID}", admin, raw=b"{"),
+        Call(rule, "PATCH", "/v1/rules/nope", admin, {"name": "x"}),
+        Call(rule, "PATCH", f"/v1/rules/{RULE_ID}", None, {"name": "x"}),
+        Call(alerts, "GET", "/v1/alerts?state=active&limit=5", admin),
+        Call(alerts, "GET", "/v1/alerts?severity=major&device=fz-openapi", admin),
+        Call(alerts, "GET", "/v1/alerts?severity=fatal", admin),
+        Call(alerts, "GET", "/v1/alerts", dev),
+        Call(alerts, "GET", "/v1/alerts", admin, fault="Query"),
+        Call(alert, "GET", f"/v1/alerts/{ALERT_ID}", admin),
+        Call(alert, "GET", "/v1/alerts/nope", admin),
+        Call(alert, "GET", f"/v1/alerts/{ALERT_ID}", None),
+        Call(alert, "GET", f"/v1/alerts/{ALERT_ID}", admin, fault="GetItem"),
+        Call(ack, "POST", f"/v1/alerts/{ALERT_ID}/ack", admin),
+        Call(ack, "POST", "/v1/alerts/nope/ack", admin),
+        Call(ack, "POST", f"/v1/alerts/{ALERT_ID}/ack", dev),
+        Call(rule, "DELETE", f"/v1/rules/{RULE_ID}", admin),
+        Call(rule, "DELETE", f"/v1/rules/{RULE_ID}", admin),
+        Call(rule, "DELETE", f"/v1/rules/{RULE_ID}", dev),
         # a disabled device, then deletion
         Call(one, "PATCH", f"/v1/devices/{other['id']}", admin, {"disabled": True}),
         Call(post, "POST", post, other["token"], {"temp": 1}),
@@ -260,6 +299,21 @@ def seed_analytics(device_id: str) -> None:
 
 
 REPORT_ID = "1795600000000-0123abcd"
+RULE_ID = "rule-0123456789abcdef0123"
+ALERT_ID = alert_id_for(RULE_ID, "fz-openapi", T0)
+
+
+def seed_alert() -> None:
+    """What the live handler would have stored: a rule and the alert it raised."""
+    store = AlertStore()
+    body = {"name": "warm", "scope": {"device": "fz-openapi"}, "metric": "temp", "condition": {"op": ">", "value": 1}}
+    rule = validate_rule(body, rule_id=RULE_ID, created_at=T0, updated_at=T0)
+    store.create_rule(rule)
+    state = RuleState(RULE_ID, "fz-openapi")
+    after, events = evaluate(rule, state, [Reading("temp", "Cel", T0, 5)])
+    store.commit(Commit(rule, state, after, alert_writes(rule, events), ()))
+
+
 SEEDED: dict[str, str] = {}
 
 
@@ -299,6 +353,7 @@ def _throttle(operation: str):
 def test_answers_match_their_documented_schemas(api, device, other_device, document, sleeps):
     seed_analytics(device["id"])
     seed_report()
+    seed_alert()
     seed_command(device["id"])
     seen: dict[tuple[str, str], set[int]] = {}
     problems: list[str] = []
@@ -351,8 +406,9 @@ def test_a_stray_content_type_never_changes_the_answer_shape(api, device, path, 
     if path == "/v1/search":
         url += "?q=word"
     answer = api.request(method, url, api.admin, raw=b"x", content_type="text/plain")
-    # No report or command exists here (404), and /v1/commands is for device tokens (403).
-    if method in ("GET", "DELETE") and not any(p in path for p in ("{report_id}", "{command_id}", "/v1/commands")):
+    # No report, command, rule or alert exists here (404), and /v1/commands is for device tokens (403).
+    missing = ("{report_id}", "{command_id}", "/v1/commands", "{rule_id}", "{alert_id}")
+    if method in ("GET", "DELETE") and not any(p in path for p in missing):
         assert answer.status_code < 300, answer.body
     if answer.status_code >= 400:
         error_of(answer)
