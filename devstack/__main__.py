@@ -143,13 +143,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with LocalStack(api_port=args.api_port, moto_port=args.moto_port, stage=args.stage, state_dir=state_dir) as stack:
         print(f"local stack up at {stack.api_url} (moto at {stack.moto_url})", flush=True)
         print(f"simulating {args.devices} devices for {args.duration:g} s ...", flush=True)
+        rule = _alert_rule(stack)
+        freezers = _freezers(stack, args, state_dir / "freezers-report.json")
         sim_exit = _simulate(stack, args, report_path)
+        freezers_exit = freezers.wait(timeout=args.duration + 180)
         assert stack.emulator is not None
         delivered = stack.emulator.drain(timeout=120)
         jobs = {}
         for schedule in stack.emulator.schedules():
             jobs[schedule.name] = stack.emulator.run_job(schedule.name)
         report = _keep_report(stack, jobs.get("scaling_report"))
+        alerts = _alerts(stack, rule)
         conn = stack.connection()
         stored_ids = stored_identities(stack.client("dynamodb"), conn["readings_table"])
         stored = len(stored_ids)
@@ -174,6 +178,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "stream_records_delivered": delivered,
             "jobs_run": sorted(jobs),
             "scaling_report": report,
+            "alerts": alerts,
+            "freezers_exit_code": freezers_exit,
             "simulator_exit_code": sim_exit,
             "elapsed_s": round(time.monotonic() - started, 1),
         }
@@ -182,6 +188,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     missing = (sim.get("verify") or {}).get("missing", 1)
     ok = (
         sim_exit == 0
+        and freezers_exit == 0
         and missing == 0
         and stored >= int(sim.get("readings_acked") or 0)
         and archive["missing"] == 0
@@ -189,6 +196,57 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print("demo " + ("passed: nothing acknowledged was lost" if ok else "FAILED"), flush=True)
     return 0 if ok else 1
+
+
+FREEZER_RULE = {
+    "name": "freezer too warm",
+    "scope": {"type": "freezer"},
+    "metric": "temp",
+    "condition": {"op": ">", "value": -15},
+    "duration": {"readings": 2},
+    "clear": {"op": "<", "value": -18},
+    "severity": "critical",
+    "notify": {"emails": ["ops@localhost.localdomain"]},
+}
+
+
+def _admin(stack: LocalStack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.admin_token}", "Content-Type": "application/json"}
+
+
+def _alert_rule(stack: LocalStack) -> str:
+    """The demo's alert rule: a freezer above -15 C for 2 readings (cleared below -18 C)."""
+    import httpx
+
+    answer = httpx.post(f"{stack.api_url}/v1/rules", json=FREEZER_RULE, headers=_admin(stack), timeout=10)
+    answer.raise_for_status()
+    return str(answer.json()["id"])
+
+
+def _freezers(stack: LocalStack, args: argparse.Namespace, report: Path) -> subprocess.Popen[bytes]:
+    """Three freezers beside the fleet; the first warms to -5 C for 30 s (a scripted anomaly)."""
+    command = [
+        sys.executable, "-m", "device_sim", "--url", stack.api_url, "--admin-token", stack.admin_token,
+        "--profile", "freezer-anomaly", "--devices", "3", "--duration", str(args.duration), "--interval", "1",
+        "--batch", "2", "--seed", str(args.seed), "--report", str(report), "--verify", "--no-progress",
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def _alerts(stack: LocalStack, rule_id: str) -> dict[str, Any]:
+    """What the scripted anomaly raised and cleared, and the mails it sent."""
+    import httpx
+
+    answer = httpx.get(f"{stack.api_url}/v1/alerts", headers=_admin(stack), timeout=10)
+    answer.raise_for_status()
+    alerts = [a for a in answer.json()["alerts"] if a.get("rule_id") == rule_id]
+    mails = sorted(str(p) for p in (stack.state_dir / "mail").glob("*.eml"))
+    return {
+        "raised": len(alerts),
+        "cleared": sum(1 for a in alerts if a.get("state") == "cleared"),
+        "alerts": [{k: a.get(k) for k in ("id", "device_id", "state", "severity")} for a in alerts],
+        "mails": mails,
+    }
 
 
 def _keep_report(stack: LocalStack, run: dict[str, Any] | None) -> dict[str, Any] | None:
