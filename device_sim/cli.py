@@ -7,9 +7,10 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 from rich.console import Console
@@ -20,6 +21,7 @@ from device_sim.config import (
     DEFAULT_INTERVAL,
     DEFAULT_SKEW_RATE,
     DEFAULT_URL,
+    TRANSPORTS,
     SimConfig,
 )
 from device_sim.display import summary_table
@@ -34,6 +36,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 SERVER_MAX_RECORDS = 1000
+DEFAULT_LOCAL_WS_URL = "ws://127.0.0.1:8001"  # `make up`'s WebSocket API beside http://127.0.0.1:8000
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _probability(text: str) -> float:
@@ -77,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin-token",
         default=None,
         help="admin bearer token for provisioning and --verify (default: env IOTCLOUD_ADMIN_TOKEN)",
+    )
+    g.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="http",
+        help="how devices send telemetry: HTTP posts, or WAMP publications on a WebSocket "
+        "session that also answers procedure calls (set_interval, reboot, get_status)",
+    )
+    g.add_argument(
+        "--ws-url",
+        default=None,
+        help="WebSocket (WAMP) API URL for --transport wamp (default: env IOTCLOUD_WS_URL, else "
+        "the ws_url of .devstack/connection.json when its api_url is --url, else "
+        f"{DEFAULT_LOCAL_WS_URL} for {DEFAULT_URL})",
     )
     g.add_argument(
         "--tokens-file",
@@ -135,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="records a device buffers while it cannot deliver; oldest dropped",
     )
     g.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="--transport wamp: seconds devices stay connected, answering calls, after sending",
+    )
+    g.add_argument(
         "--drain-timeout",
         type=float,
         default=60.0,
@@ -191,6 +216,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def connection_files() -> list[Path]:
+    """Where `make up` leaves its connection.json: the working directory's .devstack/, then
+    the checkout's (device_sim's parent directory)."""
+    here = Path.cwd() / ".devstack" / "connection.json"
+    checkout = Path(__file__).resolve().parent.parent / ".devstack" / "connection.json"
+    return [here] if here == checkout else [here, checkout]
+
+
+def resolve_ws_url(
+    explicit: str | None,
+    url: str,
+    environ: Mapping[str, str],
+    files: Sequence[Path] = (),
+) -> str | None:
+    """The WAMP URL: --ws-url; else env IOTCLOUD_WS_URL; else the ``ws_url`` of a local
+    stack's connection.json whose ``api_url`` is ``url`` (so a stale file of another stack is
+    never used); else ws://<host>:8001 when ``url`` is `make up`'s default
+    http://<loopback>:8000. None when none applies (a deployed stage: pass --ws-url)."""
+    if explicit:
+        return explicit
+    if environ.get("IOTCLOUD_WS_URL"):
+        return environ["IOTCLOUD_WS_URL"]
+    wanted = url.rstrip("/")
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        api_url, ws_url = data.get("api_url"), data.get("ws_url")
+        if isinstance(api_url, str) and api_url.rstrip("/") == wanted and isinstance(ws_url, str) and ws_url:
+            return ws_url
+    parsed = urlparse(wanted)
+    if parsed.scheme == "http" and parsed.hostname in LOOPBACK and parsed.port == 8000 and not parsed.path:
+        host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+        return f"ws://{host}:8001"
+    return None
+
+
 def config_from_args(args: argparse.Namespace, stdout_is_tty: bool) -> SimConfig:
     """Build and validate a SimConfig; raises ValueError/ProfileError with a message."""
     profile = load_profile(args.profile)
@@ -220,8 +285,13 @@ def config_from_args(args: argparse.Namespace, stdout_is_tty: bool) -> SimConfig
         timeout=args.timeout,
         max_retries=args.max_retries,
         drain_timeout=args.drain_timeout,
+        transport=args.transport,
+        ws_url=args.ws_url,
+        linger=args.linger,
     )
     problems = cfg.validate()
+    if args.fake_server and cfg.transport != "http":
+        problems.append("--fake-server fakes the HTTP API only: it cannot be used with --transport wamp")
     if not cfg.admin_token:
         if cfg.verify:
             problems.append("--verify needs an admin token (--admin-token or IOTCLOUD_ADMIN_TOKEN)")
@@ -265,6 +335,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console()
     if args.admin_token is None:
         args.admin_token = os.environ.get("IOTCLOUD_ADMIN_TOKEN", "")
+    if args.transport == "wamp":
+        args.ws_url = resolve_ws_url(args.ws_url, args.url, os.environ, connection_files())
+        if args.ws_url is None:
+            err.print(
+                "[red]error:[/red] --transport wamp needs the WebSocket URL: --ws-url "
+                "(or IOTCLOUD_WS_URL), e.g. the stage's wss://...execute-api...amazonaws.com/<stage>",
+                highlight=False,
+            )
+            return EXIT_USAGE
     transport: httpx.AsyncBaseTransport | None = None
     if args.fake_server:
         if not args.admin_token:

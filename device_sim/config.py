@@ -8,6 +8,8 @@ from device_sim.model import FORMATS
 from device_sim.profiles import Profile
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+TRANSPORTS: tuple[str, ...] = ("http", "wamp")
+DEFAULT_REBOOT_PAUSE = 1.0  # seconds a device stops producing after the `reboot` procedure
 DEFAULT_DEVICES = 10
 DEFAULT_INTERVAL = 1.0
 DEFAULT_SKEW_RATE = 0.2  # fraction of devices skewed when --clock-skew is given
@@ -44,6 +46,10 @@ class SimConfig:
     retry_cap: float = 10.0  # backoff cap, seconds
     drain_timeout: float = 60.0
     verify_rechecks: tuple[float, ...] = (1.0, 3.0)  # waits before re-reading missing data
+    transport: str = "http"  # "http": POST /v1/telemetry; "wamp": publish over WebSocket
+    ws_url: str | None = None  # the WebSocket (WAMP) API, for transport "wamp"
+    linger: float = 0.0  # wamp: seconds sessions stay open answering calls after sending
+    reboot_pause: float = DEFAULT_REBOOT_PAUSE
 
     def fleet_size(self) -> int:
         if self.devices is not None:
@@ -79,6 +85,17 @@ class SimConfig:
             problems.append("--clock-skew must be >= 0 (it is a maximum absolute skew)")
         if self.drain_timeout < 0:
             problems.append("--drain-timeout must be >= 0")
+        if self.transport not in TRANSPORTS:
+            problems.append(f"--transport must be one of {', '.join(TRANSPORTS)}")
+        if self.transport == "wamp":
+            if not self.ws_url or not self.ws_url.startswith(("ws://", "wss://")):
+                problems.append(f"--ws-url must start with ws:// or wss://, got {self.ws_url!r}")
+            if self.fmt != "json":
+                problems.append("--transport wamp publishes JSON records: --format must be json")
+        if self.linger < 0:
+            problems.append("--linger must be >= 0")
+        if self.linger > 0 and self.transport != "wamp":
+            problems.append("--linger applies to --transport wamp only")
         for name, value in (
             ("--duplicate-rate", self.duplicate_rate),
             ("--malformed-rate", self.malformed_rate),

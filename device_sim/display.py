@@ -114,7 +114,7 @@ def summary_table(report: Mapping[str, Any]) -> Table:
     table = Table(title="device_sim report", show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    rows = [
+    rows: list[tuple[str, Any]] = [
         ("devices", report["devices"]),
         ("format", report["format"]),
         ("duration_s", report["duration_s"]),
@@ -133,6 +133,17 @@ def summary_table(report: Mapping[str, Any]) -> Table:
         ("latency p50/p95/p99/max ms", " / ".join(_fmt(v) for v in report["latency_ms"].values())),
         ("readings/s", report["readings_per_second"]),
     ]
+    wamp = report.get("wamp")
+    if wamp:
+        rows[2:2] = [("transport", f"wamp {report.get('ws_url') or ''}".strip())]
+        rows.extend(
+            [
+                ("wamp connected / reconnects", f"{wamp['connected']} / {wamp['reconnects']}"),
+                ("wamp published", wamp["published"]),
+                ("wamp publish errors", _fmt(wamp["publish_errors_by_code"])),
+                ("wamp calls answered", _fmt(wamp["calls"])),
+            ]
+        )
     verify = report.get("verify")
     if verify:
         for key in (

@@ -12,6 +12,7 @@ dropped (``dropped_buffer``).
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import os
 import secrets
@@ -144,6 +145,14 @@ async def provision_fleet(
 # --------------------------------------------------------------------------- devices
 
 
+class Wake(enum.Enum):
+    """Why a producer's pause ended."""
+
+    ELAPSED = "elapsed"
+    STOPPED = "stopped"  # the run was stopped (Ctrl-C)
+    RESCHEDULED = "rescheduled"  # the schedule changed meanwhile (set_interval, reboot)
+
+
 class RunControl:
     """Shared timing of a run: start, planned end, and an early stop (Ctrl-C)."""
 
@@ -227,14 +236,30 @@ class Device:
         self.track = cfg.verify
         self.acked: dict[Identity, Value] = {}
         self.uncertain: set[Identity] = set()
+        self.records_sent = 0  # this device's share of stats.records_sent / records_acked
+        self.records_acked = 0
+        # The production schedule: record ``step`` is due at monotonic time
+        # ``sched_t + (step - sched_step) * interval`` and, with --start-ms, is stamped
+        # ``start_ms + (sched_sim + (step - sched_step) * interval) s``. Set when the producer
+        # starts; a subclass may rebase it (see wamp.WampDevice: set_interval, reboot).
+        self.sched_t = 0.0
+        self.sched_sim = 0.0
+        self.sched_step = 0
+        self.next_step = 0  # the step the producer makes next
 
     # ----------------------------------------------------------------- producing
 
-    def make_record(self, step: int, jitter: float) -> Record:
-        if self.cfg.start_ms is not None:
-            ts = self.cfg.start_ms + round((jitter + step * self.interval) * 1000)
-        else:
-            ts = now_ms()
+    def target_time(self, step: int) -> float:
+        """When record ``step`` is due (time.monotonic())."""
+        return self.sched_t + (step - self.sched_step) * self.interval
+
+    def sim_offset(self, step: int) -> float:
+        """Seconds after --start-ms that record ``step`` is stamped with."""
+        return self.sched_sim + (step - self.sched_step) * self.interval
+
+    def make_record(self, step: int) -> Record:
+        start_ms = self.cfg.start_ms
+        ts = now_ms() if start_ms is None else start_ms + round(self.sim_offset(step) * 1000)
         ts += self.skew_ms
         if self.last_ts is not None and ts <= self.last_ts:
             ts = self.last_ts + 1  # one reading per metric and ms: keep identities distinct
@@ -303,28 +328,36 @@ class Device:
     async def run_producer(self) -> None:
         cfg, control = self.cfg, self.control
         jitter = self.timing_rng.uniform(0.0, self.interval) if self.interval > 0 else 0.0
-        t0 = control.start + jitter
+        self.sched_t, self.sched_sim, self.sched_step = control.start + jitter, jitter, 0
         step = 0
         try:
             while not control.stopped:
                 if cfg.count is not None and step >= cfg.count:
                     break
-                target = t0 + step * self.interval
+                target = self.target_time(step)
                 if cfg.count is None and control.end is not None and target >= control.end:
                     break
                 delay = target - time.monotonic()
                 if delay > 0:
-                    if await control.sleep_or_stop(delay):
+                    woke = await self.pause(delay)
+                    if woke is Wake.STOPPED:
                         break
+                    if woke is Wake.RESCHEDULED:
+                        continue  # the schedule changed: recompute the target
                 elif step % 64 == 0:
                     await asyncio.sleep(0)  # let the senders run when catching up
-                self.add_record(self.make_record(step, jitter))
+                self.add_record(self.make_record(step))
                 step += 1
+                self.next_step = step
         finally:
             self.seal()  # flush the partial batch
             self.production_done = True
             self.drain_deadline = time.monotonic() + cfg.drain_timeout
             self.wake.set()
+
+    async def pause(self, delay: float) -> Wake:
+        """Sleep until the next record is due; a subclass may also wake on a schedule change."""
+        return Wake.STOPPED if await self.control.sleep_or_stop(delay) else Wake.ELAPSED
 
     # ----------------------------------------------------------------- sending
 
@@ -380,6 +413,13 @@ class Device:
         too_new = newest > current + MAX_FUTURE_MS - SKEW_TOLERANCE_MS
         return too_new or oldest < MIN_TS_MS
 
+    def encode_body(self, records: Sequence[Record]) -> Body:
+        """A batch's body, encoded once at its first transmission."""
+        return encode(self.cfg.fmt, records)
+
+    def malformed_body(self, records: Sequence[Record], kind: str) -> Body:
+        return malformed(self.cfg.fmt, records, kind)
+
     async def post(self, body: Body, key: str) -> SendResult:
         headers = {"Content-Type": body.content_type, "Idempotency-Key": key}
         if self.cfg.fmt == "thingsboard":
@@ -404,13 +444,14 @@ class Device:
         batch.in_flight = True
         try:
             if batch.body is None:
-                batch.body = encode(self.cfg.fmt, batch.records)
+                batch.body = self.encode_body(batch.records)
             records = len(batch.records)
             readings = reading_count(batch.records)
             if not batch.counted:
                 batch.counted = True
                 stats.records_sent += records
                 stats.readings_sent += readings
+                self.records_sent += records
             if batch.malformed_kind is not None:
                 kind, batch.malformed_kind = batch.malformed_kind, None
                 await self.send_malformed(batch, kind)
@@ -426,6 +467,7 @@ class Device:
             if result.outcome is Outcome.OK:
                 stats.records_acked += records
                 stats.readings_acked += readings
+                self.records_acked += records
                 accepted = result.data.get("accepted") if isinstance(result.data, dict) else None
                 if isinstance(accepted, int) and not isinstance(accepted, bool):
                     stats.server_accepted += accepted
@@ -442,7 +484,7 @@ class Device:
             stats.readings_rejected += readings
             expected = expected_reject and result.status in SKEW_EXPECTED_STATUSES
             stats.count_rejection(result.code or f"http_{result.status}", expected)
-            if batch.maybe_stored:
+            if batch.maybe_stored or result.maybe_stored:
                 self.mark_uncertain(batch.records)
             return True
         finally:
@@ -452,7 +494,7 @@ class Device:
         """A deliberately invalid body under its own Idempotency-Key; the real batch
         is sent right after, so no data is lost."""
         self.stats.malformed_sent += 1
-        result = await self.post(malformed(self.cfg.fmt, batch.records, kind), new_key())
+        result = await self.post(self.malformed_body(batch.records, kind), new_key())
         if result.outcome is Outcome.OK:
             self.stats.malformed_accepted += 1
         elif result.outcome is Outcome.REJECTED:

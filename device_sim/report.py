@@ -51,6 +51,57 @@ class Stats:
         target[code] = target.get(code, 0) + 1
 
 
+WAMP_PROCEDURES: tuple[str, ...] = ("set_interval", "reboot", "get_status")
+
+
+@dataclass
+class WampStats:
+    """WAMP counters of one device (merge a fleet's with :func:`merge_wamp_stats`)."""
+
+    connected: int = 0  # devices whose session joined at least once (0 or 1 per device)
+    reconnects: int = 0  # sessions joined after the first one (the connection had dropped)
+    connect_failures: int = 0  # connection or join attempts that failed
+    calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WAMP_PROCEDURES, 0))
+    published: int = 0  # publications the router acknowledged (PUBLISHED)
+    publish_errors_by_code: dict[str, int] = field(default_factory=dict)  # ERROR answers
+    reboots: int = 0
+    commands_polled: int = 0  # commands queued while offline, fetched over HTTP after joining
+
+    def count_call(self, procedure: str) -> None:
+        self.calls[procedure] = self.calls.get(procedure, 0) + 1
+
+    def count_publish_error(self, code: str) -> None:
+        self.publish_errors_by_code[code] = self.publish_errors_by_code.get(code, 0) + 1
+
+
+def merge_wamp_stats(items: Iterable[WampStats]) -> WampStats:
+    """Add up devices' WAMP counters (ints summed, maps merged with sorted keys)."""
+    total = WampStats()
+    for item in items:
+        for f in fields(WampStats):
+            mine = getattr(total, f.name)
+            theirs = getattr(item, f.name)
+            if isinstance(mine, dict):
+                setattr(total, f.name, merge_counts(mine, theirs))
+            else:
+                setattr(total, f.name, mine + theirs)
+    return total
+
+
+def wamp_section(stats: WampStats) -> dict[str, Any]:
+    """The report's ``wamp`` object."""
+    return {
+        "connected": stats.connected,
+        "reconnects": stats.reconnects,
+        "connect_failures": stats.connect_failures,
+        "calls": merge_counts(stats.calls, {}),
+        "reboots": stats.reboots,
+        "commands_polled": stats.commands_polled,
+        "published": stats.published,
+        "publish_errors_by_code": merge_counts(stats.publish_errors_by_code, {}),
+    }
+
+
 def merge_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     """Sum two {key: n} maps; keys sorted for stable output."""
     out: dict[str, int] = {}
@@ -126,6 +177,11 @@ def failure_reasons(report: Mapping[str, Any]) -> list[str]:
     faults = report.get("faults", {})
     if faults.get("malformed_accepted", 0):
         reasons.append(f"server accepted {faults['malformed_accepted']} malformed payload(s)")
+    wamp = report.get("wamp")
+    if wamp:
+        never = report.get("devices", 0) - wamp.get("connected", 0)
+        if never > 0:
+            reasons.append(f"{never} device(s) never joined a WAMP session")
     verify = report.get("verify")
     if verify:
         if verify.get("missing", 0):
@@ -153,6 +209,9 @@ def build_report(
     url: str = "",
     started_at: str = "",
     verify: Mapping[str, Any] | None = None,
+    transport: str = "http",
+    ws_url: str | None = None,
+    wamp: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON report (schema in README.md) from the merged counters of a run."""
     expected_total = sum(stats.rejected_expected.values())
@@ -165,6 +224,8 @@ def build_report(
         "seed": seed,
         "devices": devices,
         "format": fmt,
+        "transport": transport,
+        "ws_url": ws_url,
         "duration_s": round(duration_s, 3),
         "records_generated": stats.records_generated,
         "records_sent": stats.records_sent,
@@ -202,6 +263,7 @@ def build_report(
         "readings_per_second": rate(stats.readings_acked, duration_s),
         "records_per_second": rate(stats.records_acked, duration_s),
         "requests_per_second": rate(stats.requests, duration_s),
+        "wamp": dict(wamp) if wamp is not None else None,
         "verify": dict(verify) if verify is not None else None,
     }
     reasons = failure_reasons(report)

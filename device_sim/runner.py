@@ -7,19 +7,23 @@ import contextlib
 import random
 import signal
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
 
 from device_sim.config import SimConfig
 from device_sim.display import LiveProgress
-from device_sim.fleet import RunControl, make_devices, provision_fleet, run_devices, run_seed
+from device_sim.fleet import Device, RunControl, make_devices, provision_fleet, run_devices, run_seed
 from device_sim.profiles import assign_types
-from device_sim.report import Stats, build_report
+from device_sim.report import Stats, build_report, merge_wamp_stats, wamp_section
 from device_sim.transport import Api, RetryPolicy
 from device_sim.verify import DeviceExpectation, verify_with_rechecks
+
+if TYPE_CHECKING:
+    from device_sim.wamp import WampDevice
 
 
 async def run_simulation(
@@ -51,7 +55,16 @@ async def run_simulation(
         start = time.monotonic()
         end = start + cfg.duration if cfg.count is None else None
         control = RunControl(start, end)
-        devices = make_devices(identities, types, cfg, api, stats, control)
+        wamp_devices: list[WampDevice] = []
+        devices: Sequence[Device]
+        if cfg.transport == "wamp":
+            from device_sim.wamp import make_wamp_devices  # autobahn only when it is used
+
+            devices = wamp_devices = make_wamp_devices(identities, types, cfg, api, stats, control)
+            for device in wamp_devices:
+                device.link.start()
+        else:
+            devices = make_devices(identities, types, cfg, api, stats, control)
 
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
@@ -70,14 +83,19 @@ async def run_simulation(
             progress_task = asyncio.create_task(view.run(done))
         try:
             await run_devices(devices)
+            sent_at = time.monotonic()
+            if wamp_devices and cfg.linger > 0 and not control.stopped:
+                await control.sleep_or_stop(cfg.linger)  # still online, answering calls
         finally:
+            if wamp_devices:
+                await asyncio.gather(*(d.link.close() for d in wamp_devices))
             done.set()
             if progress_task is not None:
                 await progress_task
             if install_signal_handlers:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(signal.SIGINT)
-        duration = time.monotonic() - start
+        duration = sent_at - start  # --linger excluded
 
         verify_dict: dict[str, Any] | None = None
         if cfg.verify:
@@ -107,6 +125,9 @@ async def run_simulation(
         url=cfg.url,
         started_at=started_at,
         verify=verify_dict,
+        transport=cfg.transport,
+        ws_url=cfg.ws_url if cfg.transport == "wamp" else None,
+        wamp=wamp_section(merge_wamp_stats(d.wamp for d in wamp_devices)) if cfg.transport == "wamp" else None,
     )
 
 

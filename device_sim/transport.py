@@ -134,6 +134,7 @@ class SendResult:
     latency_ms: float | None  # of the final, successful request
     last_failure: str | None  # throttled | server_error | timeout | transport | None
     message: str = ""
+    maybe_stored: bool = False  # a refusal the server may have stored anyway (WAMP, see wamp.py)
 
     @property
     def ok(self) -> bool:
