@@ -1,0 +1,349 @@
+"""What one request costs, measured in process: the input of the cost and capacity models.
+
+For each batch size (1, 10 and 100 records of 5 metrics a request: 5, 50 and 500
+readings) the real app (chalice.test.Client, moto in process) takes requests from 20
+devices that each produce one record a minute (random phase within the hour), sent
+round-robin as a fleet would. The token cache is off (TTL 0): at one request a minute
+or less per device, a 5-second cache never hits, so every request pays its token
+lookup. Measured per request: the handler's wall time (and the part of it spent inside
+AWS calls, i.e. in moto), DynamoDB calls, read units from what the reads returned,
+write units from the items stored (DynamoDB's 1 KB rule), the EMF log bytes it prints,
+and the body size. Then the stored chunks are replayed, in arrival order, as DynamoDB
+stream INSERT records through the real `archive_readings` (batches of 1,000) and `live`
+(batches of 100) handlers, as their event source mappings are configured.
+
+The naive design runs the same requests through the same API with only the storage
+swapped (bench.naive: one item per reading, PynamoDB batch_write).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import random
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from typing import Any
+from unittest import mock
+
+from bench.awscalls import CallLog, recorded_aws_calls
+from bench.dynamo_size import item_size, write_units
+from bench.naive import NAIVE_TABLE, naive_model, naive_writer
+
+BATCH_SIZES = (1, 10, 100)
+REQUESTS = {1: 400, 10: 300, 100: 60}
+DEVICES = 20
+METRICS = 5
+RECORD_INTERVAL_MS = 60_000  # one record a minute per device
+START_MS = 1_764_028_800_000  # 2025-11-25T00:00:00Z
+ARCHIVE_BATCH = 1000  # the event source mappings in app.py
+LIVE_BATCH = 100
+ADMIN_TOKEN = "iota_bench-admin-token"
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/iotcloud-test-readings/stream/2025-11-25T00:00:00.000"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary_ms(seconds: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "mean": statistics.fmean(ms),
+        "p50": percentile(ms, 0.5),
+        "p95": percentile(ms, 0.95),
+        "max": max(ms),
+    }
+
+
+def fleet_requests(batch: int, requests: int, seed: int = 11) -> list[tuple[int, list[dict[str, Any]]]]:
+    """(device index, records) in arrival order: each device one record a minute, 5 metrics."""
+    rng = random.Random(seed)
+    per_device = requests // DEVICES
+    streams = []
+    for _ in range(DEVICES):
+        start = START_MS + rng.randrange(0, 3_600_000, 1000)
+        temp, hum, pres, volt = 21.0, 45.0, 1013.0, 3.7
+        records: list[dict[str, Any]] = []
+        for i in range(per_device * batch):
+            temp = round(min(40, max(-10, temp + rng.uniform(-0.2, 0.2))), 2)
+            hum = round(min(100, max(0, hum + rng.uniform(-0.5, 0.5))), 1)
+            pres = round(pres + rng.uniform(-0.3, 0.3), 1)
+            volt = round(max(3.0, volt - rng.uniform(0, 0.0005)), 3)
+            status = "ok" if rng.random() > 0.01 else "warn"
+            values = {"temp": temp, "hum": hum, "pres": pres, "volt": volt, "status": status}
+            records.append({"ts": start + i * RECORD_INTERVAL_MS, "values": values})
+        streams.append([records[j : j + batch] for j in range(0, len(records), batch)])
+    # A device sends when its batch is full: order requests by their newest record.
+    ordered = [(d, body) for d, bodies in enumerate(streams) for body in bodies]
+    ordered.sort(key=lambda pair: int(pair[1][-1]["ts"]))
+    return ordered
+
+
+@contextmanager
+def moto_stage(**overrides: str) -> Iterator[Any]:
+    """The test stage against moto in process: tables, bucket, settings; the environment restored after."""
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib import wiring
+    from chalicelib.bootstrap import ensure_tables
+    from chalicelib.config import stage_environment
+    from chalicelib.domain.tokens import hash_token
+
+    saved = dict(os.environ)
+    os.environ.update(
+        {
+            **stage_environment("test"),
+            "ADMIN_TOKEN_HASHES": hash_token(ADMIN_TOKEN),
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            **overrides,
+        }
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws():
+            wiring.reset()
+            settings = wiring.bound_settings()
+            ensure_tables(settings)
+            boto3.client("s3", region_name=settings.region).create_bucket(Bucket=settings.archive_bucket)
+            yield settings
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        wiring.reset()
+
+
+def scan(table: str, region: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The table's items (the first `limit` or more of them, if given)."""
+    import boto3
+
+    client = boto3.client("dynamodb", region_name=region)
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table}
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page or (limit is not None and len(items) >= limit):
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def item_count(table: str, region: str) -> int:
+    import boto3
+
+    # moto counts the items on every DescribeTable (AWS refreshes ItemCount every ~6 hours).
+    return int(boto3.client("dynamodb", region_name=region).describe_table(TableName=table)["Table"]["ItemCount"])
+
+
+def _register(client: Any, devices: int) -> list[str]:
+    tokens = []
+    for n in range(devices):
+        answer = client.http.post(
+            "/v1/devices",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+            body=json.dumps({"name": f"bench-{n}", "type": "sensor"}),
+        )
+        tokens.append(json.loads(answer.body)["token"])
+    return tokens
+
+
+def _post_all(
+    client: Any, tokens: list[str], requests: list[tuple[int, list[dict[str, Any]]]], log: CallLog
+) -> dict[str, Any]:
+    walls: list[float] = []
+    in_aws: list[float] = []
+    emf = 0
+    body_bytes = 0
+    accepted = 0
+    for device, records in requests:
+        body = json.dumps(records, separators=(",", ":")).encode()
+        body_bytes += len(body)
+        printed = io.StringIO()
+        before = log.seconds
+        started = time.perf_counter()
+        with redirect_stdout(printed):
+            answer = client.http.post(
+                "/v1/telemetry",
+                headers={"Authorization": f"Bearer {tokens[device]}", "Content-Type": "application/json"},
+                body=body,
+            )
+        walls.append(time.perf_counter() - started)
+        in_aws.append(log.seconds - before)
+        assert answer.status_code == 200, answer.body
+        accepted += json.loads(answer.body)["accepted"]
+        emf += len(printed.getvalue().encode())
+    n = len(requests)
+    return {
+        "requests": n,
+        "readings": accepted,
+        "handler_ms": summary_ms(walls),
+        "in_aws_calls_ms_mean": statistics.fmean(in_aws) * 1000,
+        "app_ms_mean": statistics.fmean(w - a for w, a in zip(walls, in_aws, strict=True)) * 1000,
+        "dynamodb_calls_per_request": {k.split(".", 1)[1]: v / n for k, v in sorted(log.calls.items())},
+        "read_units_per_request": log.read_units / n,
+        "emf_log_bytes_per_request": emf / n,
+        "body_bytes_per_request": body_bytes / n,
+    }
+
+
+def _stream_record(item: dict[str, Any], sequence: int) -> dict[str, Any]:
+    image = {
+        name: ({"B": base64.b64encode(value["B"]).decode()} if "B" in value else value) for name, value in item.items()
+    }
+    return {
+        "eventID": f"bench-{sequence}",
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": STREAM_ARN,
+        "dynamodb": {
+            "ApproximateCreationDateTime": int(item["r"]["N"]) // 1000,
+            "Keys": {"d": image["d"], "k": image["k"]},
+            "NewImage": image,
+            "SequenceNumber": str(10**20 + sequence),
+            "SizeBytes": item_size(item),
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }
+
+
+def _invoke_all(client: Any, function: str, batches: list[list[dict[str, Any]]], log: CallLog) -> dict[str, Any]:
+    log.reset()
+    walls: list[float] = []
+    printed = io.StringIO()
+    for batch in batches:
+        started = time.perf_counter()
+        with redirect_stdout(printed):
+            client.lambda_.invoke(function, {"Records": batch})
+        walls.append(time.perf_counter() - started)
+    records = sum(len(b) for b in batches)
+    devices = sum(len({r["dynamodb"]["Keys"]["d"]["S"] for r in b}) for b in batches)
+    return {
+        "invocations": len(batches),
+        "records": records,
+        "distinct_devices_summed_over_batches": devices,
+        "wall_s": sum(walls),
+        "ms_per_record": sum(walls) * 1000 / records,
+        "ms_per_device_in_batch": sum(walls) * 1000 / devices,
+        "calls": dict(sorted(log.calls.items())),
+        "dynamodb_targets": dict(sorted(log.targets.items())),
+        "read_units": log.read_units,
+        "emf_log_bytes": len(printed.getvalue().encode()),
+    }
+
+
+def run_design(design: str, batch: int) -> dict[str, Any]:
+    """Requests of `batch` records through the API with `design` storage ("chunked" or "naive")."""
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib.api import telemetry
+
+    requests = fleet_requests(batch, REQUESTS[batch])
+    with moto_stage(AUTH_CACHE_TTL_SECONDS="0", METRICS_SINK="emf") as settings:
+        patches = []
+        if design == "naive":
+            model = naive_model(settings.region)
+            model.create_table(wait=True)
+            patches.append(mock.patch.object(telemetry, "ingest", naive_writer(model)))
+        with Client(app, stage_name="test") as client:
+            tokens = _register(client, DEVICES)
+            for patch in patches:
+                patch.start()
+            try:
+                with recorded_aws_calls() as log:
+                    result = _post_all(client, tokens, requests, log)
+            finally:
+                for patch in patches:
+                    patch.stop()
+            table = NAIVE_TABLE if design == "naive" else settings.readings_table
+            # The naive items are all alike: size a sample of them (scanning tens of thousands is slow in moto).
+            items = scan(table, settings.region, limit=2000 if design == "naive" else None)
+            count = item_count(table, settings.region)
+            devices = scan(settings.devices_table, settings.region)
+            n = result["requests"]
+            readings = result["readings"]
+            mean_wcu = statistics.fmean(write_units(i) for i in items)
+            mean_bytes = statistics.fmean(item_size(i) for i in items)
+            result.update(
+                {
+                    "design": design,
+                    "records_per_request": batch,
+                    "readings_per_request": readings / n,
+                    "items": count,
+                    "items_sized": len(items),
+                    "items_per_request": count / n,
+                    "item_write_units_per_request": mean_wcu * count / n,
+                    "device_item_bytes_mean": statistics.fmean(item_size(d) for d in devices),
+                    "device_update_write_units": statistics.fmean(write_units(d) for d in devices),
+                    "stored_bytes_per_reading": mean_bytes * count / readings,
+                    "items_per_reading": count / readings,
+                }
+            )
+            if design == "chunked":
+                per_request = Counter((i["d"]["S"], i["r"]["N"]) for i in items)
+                result["max_chunks_per_request"] = max(per_request.values())
+                ordered = sorted(items, key=lambda i: (int(i["r"]["N"]), i["k"]["S"]))
+                records = [_stream_record(item, n) for n, item in enumerate(ordered)]
+                with recorded_aws_calls() as log:
+                    archive = _invoke_all(client, "archive_readings", _batches(records, ARCHIVE_BATCH), log)
+                    archive["s3_puts"] = log.calls.get("s3.PutObject", 0)
+                    archive["archived_bytes"] = _archived_bytes(settings)
+                    live = _invoke_all(client, "live", _batches(records, LIVE_BATCH), log)
+                result["stream"] = {"records_per_request": len(records) / n, "archive": archive, "live": live}
+    return result
+
+
+def _batches(records: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    return [records[i : i + size] for i in range(0, len(records), size)]
+
+
+def _archived_bytes(settings: Any) -> int:
+    import boto3
+
+    s3 = boto3.client("s3", region_name=settings.region)
+    total = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.archive_bucket, Prefix="archive/"):
+        total += sum(obj["Size"] for obj in page.get("Contents", []))
+    return total
+
+
+def run() -> dict[str, Any]:
+    started = time.perf_counter()
+    out: dict[str, Any] = {
+        "load_average_1m_at_start": os.getloadavg()[0],
+        "method": (
+            "real app in process (chalice.test.Client) against moto in process; 20 devices, one record of 5 "
+            "metrics a minute each, random phase; token cache off (TTL 0); naive = same API, storage swapped; "
+            "means over all requests, first ones included"
+        ),
+        "devices": DEVICES,
+        "record_interval_s": RECORD_INTERVAL_MS / 1000,
+        "metrics_per_record": METRICS,
+        "by_batch": {},
+    }
+    for batch in BATCH_SIZES:
+        out["by_batch"][str(batch)] = {design: run_design(design, batch) for design in ("chunked", "naive")}
+    out["wall_s"] = time.perf_counter() - started
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))

@@ -1,0 +1,498 @@
+"""Cost per million readings and the capacity model, from measured figures and the dated price table.
+
+Pure arithmetic over bench.measure's output (and the archive benchmark's job CPU); the
+prices come from chalicelib/pricing.json through chalicelib.domain.costs. Every
+assumption the arithmetic makes is written into the result next to the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+from bench.dynamo_size import write_units
+from chalicelib.domain.costs import (
+    SECONDS_PER_MONTH,
+    dynamodb_on_demand_usd,
+    iot_core_messages,
+    lambda_cost,
+    prices,
+    tiered_cost,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+MILLION = 1_000_000
+STAGE = "dev"
+PLATFORM_LOG_BYTES = 270  # Lambda's START, END and REPORT lines of one invocation
+APP_LOG_BYTES_ARCHIVER = 200  # the archiver's one info line per invocation
+RETENTION_DAYS = 30
+IOT_TOPIC_BYTES = len("iotcloud/dev-0123456789abcdef/telemetry")
+ROLLUP_RERUN_FACTOR = 1 + 15 / 1440  # 00:15 run: yesterday in full and today's first 15 minutes
+EMF_METRICS = 8  # IngestRequests, ReadingsIngested, RejectedRequests, BatchSize, IngestLatency, Archived*, Active*
+
+ASSUMPTIONS = [
+    "Prices: chalicelib/pricing.json (us-east-1 list prices as known on its as_of date; check before use); "
+    "first tier of every price, no free tier, except the capacity model's monthly API Gateway and IoT messages, "
+    "which use the tier tables.",
+    "Workload: each device sends one record of 5 metrics a minute (5 readings), batched B records a request; "
+    "a reading is one metric value.",
+    "API Lambda: one invocation per request (no authorizer); duration = mean handler wall time measured in "
+    "process against moto, billed rounded up to 1 ms, at the stage's memory size (Chalice config), arm64.",
+    "Local timings are not Lambda's: in process they include moto's emulation instead of network round trips "
+    "(2-10 ms per DynamoDB call in AWS) and run on a full core (512 MB gets about 0.3 vCPU); the JSON has the "
+    "cost with 3x the duration as a sensitivity.",
+    "Token lookups: the 5 s cache never hits at one request a minute or less per device: every request reads the "
+    "token index (eventually consistent Query) and the device item (consistent GetItem), read units from the items "
+    "returned.",
+    "DynamoDB writes: chunk and naive items priced from the stored items (1 KB rule); the device-state UpdateItem "
+    "from the device item's size; the keys-only active_hour index costs 2 write units (delete + put) when a "
+    "device's request falls in a new hour, i.e. with probability min(1, request interval / 60 min).",
+    "DynamoDB Streams: GetRecords calls made by Lambda event source mappings are free (DynamoDB pricing page), so "
+    "stream reads cost 0 for both consumers (archive_readings, live).",
+    "Stream consumers: full batches (archive_readings 1,000 records, live 100), duration = measured ms per record "
+    "x batch; live's DynamoDB reads per stream record as measured (no alert rules, no WAMP subscribers); "
+    "archiver S3 PUTs per invocation = the most hour partitions one request's chunks spanned.",
+    "Storage: DynamoDB keeps readings 30 days (TTL) at item bytes + 100 bytes overhead per item; S3 Standard "
+    "for the first 30 days (then Standard-IA, not counted here).",
+    "CloudWatch: EMF log bytes measured per invocation + 270 bytes of Lambda platform lines (+200 for the "
+    "archiver's log line), at the logs ingestion price; EMF needs no PutMetricData calls; custom metrics "
+    "(8 x $0.30/month) are fixed, counted in the capacity model only.",
+    "Rollups: the daily job re-reads yesterday (and today's first 15 minutes): job CPU from the archive benchmark "
+    "as Lambda duration at 2,048 MB; rollup and index items per reading from the real job on a device-day of "
+    "records, 1 write each.",
+    "Naive design: same API, same auth and device state, one item per reading; its stream consumers are priced "
+    "per stream record as ours at batch 1 (one record per reading instead of per request).",
+]
+
+
+def lambda_settings(stage: str = STAGE) -> dict[str, dict[str, Any]]:
+    """Memory, timeout and architecture of the functions, as Chalice resolves them for the stage."""
+    from chalice.config import Config
+
+    config = Config(chalice_stage=stage, config_from_disk=json.loads((ROOT / ".chalice" / "config.json").read_text()))
+    out = {}
+    for function in ("api_handler", "archive_readings", "live", "rollups"):
+        scoped = config.scope(stage, function)
+        out[function] = {
+            "memory_mb": int(scoped.lambda_memory_size),
+            "timeout_s": int(scoped.lambda_timeout),
+            "architecture": str(scoped.lambda_architecture or "x86_64"),
+        }
+    return out
+
+
+def job_outputs_per_reading() -> dict[str, float]:
+    """Rollup and index items the daily job writes per reading, from the real job on one device-day."""
+    from chalicelib.adapters.aggregates import index_items, rollup_item
+    from chalicelib.domain.mapreduce import INDEX, ROLLUP, run_local
+
+    rng = random.Random(5)
+    lines = []
+    start = 1_764_028_800_000
+    for minute in range(1440):
+        ts = start + minute * 60_000
+        values: dict[str, Any] = {
+            "temp": round(21 + rng.uniform(-1, 1), 2),
+            "hum": round(45 + rng.uniform(-2, 2), 1),
+            "pres": round(1013 + rng.uniform(-1, 1), 1),
+            "volt": round(3.7 - minute * 1e-5, 4),
+            "status": "ok" if rng.random() > 0.01 else "warn",
+        }
+        for metric, value in values.items():
+            lines.append({"device_id": "dev-bench", "metric": metric, "unit": "", "ts": ts, "value": value})
+    rollups = run_local(ROLLUP, lines)
+    index = run_local(INDEX, lines)
+    items = [rollup_item(row) for row in rollups] + [i for row in index for i in index_items(row, "2025-11-25")]
+    units = sum(write_units(item.serialize()) for item in items)
+    return {
+        "readings": len(lines),
+        "rollup_rows": len(rollups),
+        "index_items": len(items) - len(rollups),
+        "write_units_per_reading": units / len(lines),
+    }
+
+
+def _profile(measured: dict[str, Any], design: str, batch_one: dict[str, Any]) -> dict[str, Any]:
+    """What one request costs, in the units the model needs."""
+    m = measured
+    rpr = m["readings_per_request"]
+    interval_min = m["records_per_request"]  # one record a minute
+    stream = m.get("stream") or batch_one["stream"]
+    if design == "naive":
+        stream_records = rpr  # one stream record per item, i.e. per reading
+        archive_puts = 1.0
+    else:
+        stream_records = stream["records_per_request"]
+        archive_puts = float(m["max_chunks_per_request"])
+    archive, live = stream["archive"], stream["live"]
+    readings_in_run = batch_one["readings"] if design == "naive" else m["readings"]
+    return {
+        "readings_per_request": rpr,
+        "request_interval_min": interval_min,
+        "handler_ms": m["handler_ms"]["mean"],
+        "read_units_per_request": m["read_units_per_request"],
+        "item_write_units_per_request": m["item_write_units_per_request"],
+        "device_write_units_per_request": m["dynamodb_calls_per_request"].get("UpdateItem", 0)
+        * m["device_update_write_units"],
+        "active_index_write_units_per_request": 2 * min(1.0, interval_min / 60),
+        "stream_records_per_request": stream_records,
+        "archive_ms_per_record": archive["ms_per_record"],
+        "live_ms_per_record": live["ms_per_record"],
+        "live_read_units_per_record": live["read_units"] / live["records"],
+        "archive_puts_per_invocation": archive_puts,
+        "archived_bytes_per_reading": archive["archived_bytes"] / readings_in_run,
+        "archive_emf_bytes_per_invocation": archive["emf_log_bytes"] / archive["invocations"],
+        "stored_bytes_per_reading": m["stored_bytes_per_reading"],
+        "items_per_reading": m["items_per_reading"],
+        "emf_bytes_per_request": m["emf_log_bytes_per_request"],
+    }
+
+
+def per_million(profile: dict[str, Any], functions: dict[str, dict[str, Any]], job: dict[str, Any]) -> dict[str, Any]:
+    """Units and USD per million readings of one design at one batch size."""
+    p = prices()
+    requests = MILLION / profile["readings_per_request"]
+    api_fn, archive_fn, live_fn, rollup_fn = (
+        functions[f] for f in ("api_handler", "archive_readings", "live", "rollups")
+    )
+    api = lambda_cost(requests, profile["handler_ms"], api_fn["memory_mb"], api_fn["architecture"])
+    api_x3 = lambda_cost(requests, 3 * profile["handler_ms"], api_fn["memory_mb"], api_fn["architecture"])
+    records = requests * profile["stream_records_per_request"]
+    archive_invocations = records / 1000
+    live_invocations = records / 100
+    archive_ms = 1000 * profile["archive_ms_per_record"]
+    archiver = lambda_cost(archive_invocations, archive_ms, archive_fn["memory_mb"], archive_fn["architecture"])
+    live_ms = 100 * profile["live_ms_per_record"]
+    live = lambda_cost(live_invocations, live_ms, live_fn["memory_mb"], live_fn["architecture"])
+    wru = {
+        "readings_items": requests * profile["item_write_units_per_request"],
+        "device_state": requests * profile["device_write_units_per_request"],
+        "active_hour_index": requests * profile["active_index_write_units_per_request"],
+        "rollup_and_index_items": MILLION * job["write_units_per_reading"] * ROLLUP_RERUN_FACTOR,
+    }
+    rru = {
+        "token_lookup": requests * profile["read_units_per_request"],
+        "live_handler": records * profile["live_read_units_per_record"],
+    }
+    puts = archive_invocations * profile["archive_puts_per_invocation"]
+    s3_gb = MILLION * profile["archived_bytes_per_reading"] / 1e9
+    ddb_gb = MILLION * (profile["stored_bytes_per_reading"] + 100 * profile["items_per_reading"]) / 1e9
+    archive_log = profile["archive_emf_bytes_per_invocation"] + PLATFORM_LOG_BYTES + APP_LOG_BYTES_ARCHIVER
+    log_bytes = (
+        requests * (profile["emf_bytes_per_request"] + PLATFORM_LOG_BYTES)
+        + archive_invocations * archive_log
+        + live_invocations * PLATFORM_LOG_BYTES
+    )
+    job_seconds = job["cpu_s_per_million_readings"] * ROLLUP_RERUN_FACTOR
+    rollup_lambda = lambda_cost(1, job_seconds * 1000, rollup_fn["memory_mb"], rollup_fn["architecture"])
+    month = RETENTION_DAYS * 86400 / SECONDS_PER_MONTH
+    usd = {
+        "api_gateway_requests": requests / MILLION * p["api_gateway"]["rest_requests_per_million"],
+        "lambda_api": api["requests_usd"] + api["compute_usd"],
+        "dynamodb_writes": dynamodb_on_demand_usd(sum(wru.values()) - wru["rollup_and_index_items"], 0),
+        "dynamodb_writes_rollup_items": dynamodb_on_demand_usd(wru["rollup_and_index_items"], 0),
+        "dynamodb_reads": dynamodb_on_demand_usd(0, sum(rru.values())),
+        "dynamodb_stream_reads": records / 100_000 * p["dynamodb"]["streams_read_by_lambda_trigger_per_100k"],
+        "lambda_stream_consumers": archiver["requests_usd"]
+        + archiver["compute_usd"]
+        + live["requests_usd"]
+        + live["compute_usd"],
+        "s3_puts": puts / 1000 * p["s3"]["put_per_1000"],
+        "s3_storage_30_days": s3_gb * p["s3"]["standard_gb_month"] * month,
+        "dynamodb_storage_30_days": ddb_gb * p["dynamodb"]["storage_gb_month"] * month,
+        "cloudwatch_logs": log_bytes / 1e9 * p["cloudwatch"]["logs_ingest_gb"],
+        "rollup_job_lambda_and_s3_gets": rollup_lambda["compute_usd"] + 2 * puts / 1000 * p["s3"]["get_per_1000"],
+    }
+    total = sum(usd.values())
+    request_path = (
+        usd["api_gateway_requests"]
+        + usd["lambda_api"]
+        + dynamodb_on_demand_usd(
+            wru["readings_items"] + wru["device_state"] + wru["active_hour_index"], rru["token_lookup"]
+        )
+    )
+    return {
+        "readings_per_request": profile["readings_per_request"],
+        "usd_total": total,
+        "usd_ingest_and_store": request_path + usd["dynamodb_storage_30_days"],
+        "usd": usd,
+        "usd_total_with_3x_lambda_duration": total - api["compute_usd"] + api_x3["compute_usd"],
+        "units": {
+            "api_requests": requests,
+            "lambda_api_invocations": requests,
+            "lambda_api_duration_ms": profile["handler_ms"],
+            "lambda_api_gb_seconds": api["gb_seconds"],
+            "dynamodb_write_units": wru,
+            "dynamodb_read_units": rru,
+            "stream_records": records,
+            "archiver_invocations": archive_invocations,
+            "live_invocations": live_invocations,
+            "stream_consumer_gb_seconds": archiver["gb_seconds"] + live["gb_seconds"],
+            "s3_puts": puts,
+            "s3_gb_stored": s3_gb,
+            "dynamodb_gb_stored": ddb_gb,
+            "log_bytes": log_bytes,
+            "rollup_job_gb_seconds": rollup_lambda["gb_seconds"],
+        },
+    }
+
+
+def iot_core_per_million(measured: dict[str, Any], naive_stored_bytes_per_reading: float) -> dict[str, Any]:
+    """The AWS IoT Core path at the same batch size: MQTT publish -> rule -> DynamoDBv2 action, an item per reading."""
+    p = prices()["iot_core"]
+    rpr = measured["readings_per_request"]
+    publishes = MILLION / rpr
+    per_publish = iot_core_messages(round(measured["body_bytes_per_request"]), IOT_TOPIC_BYTES)
+    messages = publishes * per_publish
+    connection_minutes = MILLION / 5  # a device connected all the time sends 5 readings a minute
+    actions = MILLION
+    month = RETENTION_DAYS * 86400 / SECONDS_PER_MONTH
+    ddb_gb = MILLION * (naive_stored_bytes_per_reading + 100) / 1e9
+    usd = {
+        "connectivity": connection_minutes / MILLION * p["connectivity_per_million_minutes"],
+        "messaging": messages / MILLION * p["messages_per_million"],
+        "rules_triggered": publishes / MILLION * p["rules_triggered_per_million"],
+        "actions_executed": actions / MILLION * p["actions_per_million"],
+        "dynamodb_writes": dynamodb_on_demand_usd(MILLION, 0),
+        "dynamodb_storage_30_days": ddb_gb * prices()["dynamodb"]["storage_gb_month"] * month,
+    }
+    return {
+        "readings_per_request": rpr,
+        "usd_total": sum(usd.values()),
+        "usd": usd,
+        "units": {
+            "publishes": publishes,
+            "payload_bytes_per_publish": measured["body_bytes_per_request"],
+            "messages_per_publish": per_publish,
+            "messages": messages,
+            "connection_minutes": connection_minutes,
+            "rules_triggered": publishes,
+            "actions_executed": actions,
+            "dynamodb_write_units": MILLION,
+        },
+    }
+
+
+IOT_ASSUMPTIONS = [
+    "Pricing pages: 'AWS IoT Core pricing' (Connectivity, Messaging, Rules Engine) and its 'Additional metering "
+    "details' (a publish is metered on payload + topic bytes in 5 KB increments), 'Amazon DynamoDB pricing' "
+    "(on-demand write request units).",
+    "A device publishes the same JSON body it would POST (measured size) on a ~40-byte topic; one rule on the "
+    "topic (one rule triggered per publish).",
+    "One item per reading through the rule's DynamoDBv2 action: one action executed and one write unit per "
+    "reading (items < 1 KB). A DynamoDBv2 action writes one item per message, so this needs a publish per reading "
+    "or a Lambda fan-out that this lower bound does not charge.",
+    "Connectivity: devices stay connected; one connection-minute per record (5 readings).",
+    "Not included (the HTTP path's figures include them): device state, the S3 archive, rollups, alerts, logs.",
+]
+
+
+def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """The `cost`, `naive` and `iot_core` sections."""
+    functions = lambda_settings()
+    by_batch = measured["by_batch"]
+    batch_one = by_batch["1"]["chunked"]
+    chunked, naive, iot = {}, {}, {}
+    for batch, designs in by_batch.items():
+        ours = designs["chunked"]
+        chunked[batch] = per_million(_profile(ours, "chunked", batch_one), functions, job)
+        chunked[batch]["measured"] = {
+            "dynamodb_requests_per_request": ours["dynamodb_calls_per_request"],
+            "handler_ms": ours["handler_ms"],
+            "in_aws_calls_ms_mean": ours["in_aws_calls_ms_mean"],
+            "chunk_items_per_request": ours["items_per_request"],
+            "chunk_write_units_per_request": ours["item_write_units_per_request"],
+            "device_update_write_units": ours["device_update_write_units"],
+            "read_units_per_request": ours["read_units_per_request"],
+            "stream_records_per_request": ours["stream"]["records_per_request"],
+            "archive_s3_puts_per_invocation_modelled": ours["max_chunks_per_request"],
+            "body_bytes_per_request": ours["body_bytes_per_request"],
+        }
+        naive[batch] = per_million(_profile(designs["naive"], "naive", batch_one), functions, job)
+        iot[batch] = iot_core_per_million(ours, designs["naive"]["stored_bytes_per_reading"])
+    as_of = prices()["as_of"]
+    return {
+        "cost": {
+            "unit": "USD per million readings (a reading = one metric value)",
+            "prices_as_of": as_of,
+            "prices_note": f"list prices as known on {as_of}, check before use",
+            "lambda_functions": functions,
+            "stage": STAGE,
+            "job_outputs": job,
+            "by_batch": chunked,
+            "target": {"batch": 100, "usd_per_million_below": 0.10},
+            "assumptions": ASSUMPTIONS,
+        },
+        "naive": {"unit": "USD per million readings", "prices_as_of": as_of, "by_batch": naive},
+        "iot_core": {
+            "unit": "USD per million readings",
+            "prices_as_of": as_of,
+            "by_batch": iot,
+            "assumptions": IOT_ASSUMPTIONS,
+        },
+    }
+
+
+# --- capacity -------------------------------------------------------------------------------------
+
+DEVICES = 1_000_000
+RECORDS_PER_DEVICE_PER_MINUTE = 1
+METRICS_PER_RECORD = 5
+
+QUOTAS = {
+    "api_gateway_rps": ("API Gateway: account throttle, requests/s per region (REST, HTTP and WebSocket)", 10_000),
+    "lambda_concurrency": ("Lambda: concurrent executions per region (default)", 1_000),
+    "dynamodb_table_wru": ("DynamoDB on-demand: write request units/s per table (default)", 40_000),
+    "dynamodb_table_rru": ("DynamoDB on-demand: read request units/s per table (default)", 40_000),
+    "dynamodb_partition_wcu": ("DynamoDB: write units/s per partition (one partition key value)", 1_000),
+    "dynamodb_stream_readers": ("DynamoDB Streams: simultaneous readers per shard", 2),
+    "s3_put_rps_per_prefix": ("S3: PUT requests/s per partitioned prefix", 3_500),
+    "lambda_timeout_s": ("Lambda: function timeout, seconds (hard limit; the daily rollup job)", 900),
+    "ses_sending": ("SES: sending quota (sandbox 200/day; production from 50,000/day, 14/s)", None),
+    "cloudwatch_put_metric_data_tps": ("CloudWatch: PutMetricData requests/s", 500),
+}
+
+
+def capacity(measured: dict[str, Any], cost: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """1 M devices, one record of 5 metrics a minute: rates, concurrency, units, objects, cost and quotas."""
+    records_per_s = DEVICES * RECORDS_PER_DEVICE_PER_MINUTE / 60
+    readings_per_s = records_per_s * METRICS_PER_RECORD
+    readings_per_month = readings_per_s * SECONDS_PER_MONTH
+    readings_per_day = readings_per_s * 86400
+    rollup_timeout_s = cost["lambda_functions"]["rollups"]["timeout_s"]
+    p = prices()
+    out: dict[str, Any] = {
+        "scenario": f"{DEVICES:,} devices x 1 record of {METRICS_PER_RECORD} metrics a minute",
+        "records_per_s": records_per_s,
+        "readings_per_s": readings_per_s,
+        "readings_per_month": readings_per_month,
+        "note_on_units": (
+            "if 'one reading a minute' means one metric value a minute (16,667 readings/s), every reading-driven "
+            "figure below is 5x smaller; request rates at a given batch size are unchanged"
+        ),
+        "by_batch": {},
+        "quotas": {k: {"name": name, "value": value} for k, (name, value) in QUOTAS.items()},
+        "method": [
+            "usage from the measured figures at each batch size (bench.measure, the cost section's units) scaled to "
+            "the scenario; headroom = quota / usage; the quota with the least headroom is the first one hit",
+            "Lambda concurrency = requests/s x the mean handler duration measured in process (stated per batch; "
+            "the JSON has 3x as a sensitivity) + one archive_readings and one live invocation per stream shard",
+            "stream shards: at least one per 1,000 write units/s of the readings table (a partition's limit); "
+            "the live handler and the archiver take one batch at a time per shard (parallelization factor 1)",
+            "active_hour index: every device moves to the new hour's key at its first request of the hour, so "
+            "that one key takes devices / request interval puts per second (1,000 WCU/s per partition); throttled "
+            "index writes throttle the table writes that caused them",
+            "rollup job: its CPU per million readings (archive benchmark) x one day's readings against the "
+            "function's timeout (Chalice config); readings per month = 30 days",
+        ],
+    }
+    for batch, designs in measured["by_batch"].items():
+        m = designs["chunked"]
+        c = cost["by_batch"][batch]
+        b = int(batch)
+        requests_per_s = records_per_s / b
+        duration_s = m["handler_ms"]["mean"] / 1000
+        api_concurrency = requests_per_s * duration_s
+        units = c["units"]
+        scale = readings_per_s / MILLION  # per-million figures -> per second
+        readings_wru = units["dynamodb_write_units"]["readings_items"] * scale
+        devices_wru = (
+            units["dynamodb_write_units"]["device_state"] + units["dynamodb_write_units"]["active_hour_index"]
+        ) * scale
+        devices_rru = units["dynamodb_read_units"]["token_lookup"] * scale
+        realtime_rru = units["dynamodb_read_units"]["live_handler"] * scale
+        stream_records_per_s = units["stream_records"] * scale
+        shards = max(1, math.ceil(readings_wru / 1000))  # at least one partition per 1,000 WCU/s of writes
+        live_ms = m["stream"]["live"]["ms_per_record"]
+        archive_ms = m["stream"]["archive"]["ms_per_record"]
+        live_per_shard = 1000 / live_ms  # records/s one live invocation at a time can take
+        archive_per_shard = 1000 / archive_ms
+        consumer_concurrency = 2 * shards
+        hot_key_wcu = DEVICES / (60 * b)  # new-hour puts to one active_hour key value
+        device_partition_wcu = (1 / (60 * b)) * (m["item_write_units_per_request"] + 1)
+        s3_puts_per_s = units["s3_puts"] * scale
+        rollup_cpu_s = job["cpu_s_per_million_readings"] * readings_per_day / MILLION * ROLLUP_RERUN_FACTOR
+        monthly_requests_m = requests_per_s * SECONDS_PER_MONTH / MILLION
+        api_tiered = tiered_cost(monthly_requests_m, p["api_gateway"]["rest_requests_tiers"])
+        monthly = c["usd_total"] * readings_per_month / MILLION
+        monthly_tiered = (
+            monthly
+            - c["usd"]["api_gateway_requests"] * readings_per_month / MILLION
+            + api_tiered
+            + EMF_METRICS * p["cloudwatch"]["custom_metric_month"]
+        )
+        usage = {
+            "api_gateway_rps": requests_per_s,
+            "lambda_concurrency": api_concurrency + consumer_concurrency,
+            "dynamodb_table_wru": max(readings_wru, devices_wru),
+            "dynamodb_table_rru": max(devices_rru, realtime_rru),
+            "dynamodb_partition_wcu": max(hot_key_wcu, device_partition_wcu),
+            "dynamodb_stream_readers": 2,
+            "s3_put_rps_per_prefix": s3_puts_per_s,
+            "lambda_timeout_s": rollup_cpu_s,
+            "ses_sending": None,
+            "cloudwatch_put_metric_data_tps": 0,
+        }
+        limits = {k: value for k, (_, value) in QUOTAS.items()}
+        limits["lambda_timeout_s"] = rollup_timeout_s
+        headroom = {
+            k: (limits[k] / v if v else None)
+            for k, v in usage.items()
+            if limits[k] is not None and k != "dynamodb_stream_readers"
+        }
+        risks = {
+            "live_handler_records_per_s_per_shard": live_per_shard / (stream_records_per_s / shards),
+            "archiver_records_per_s_per_shard": archive_per_shard / (stream_records_per_s / shards),
+        }
+        ranked = sorted((v, k) for k, v in headroom.items() if v is not None)
+        request_path = [
+            "api_gateway_rps",
+            "lambda_concurrency",
+            "dynamodb_table_wru",
+            "dynamodb_table_rru",
+            "dynamodb_partition_wcu",
+        ]
+        first_request_path = min(request_path, key=lambda k: headroom[k] or math.inf)
+        out["by_batch"][batch] = {
+            "records_per_request": b,
+            "requests_per_s": requests_per_s,
+            "lambda_duration_ms_used": duration_s * 1000,
+            "lambda_api_concurrency": api_concurrency,
+            "lambda_api_concurrency_at_3x_duration": 3 * api_concurrency,
+            "stream_consumer_concurrency": consumer_concurrency,
+            "dynamodb": {
+                "readings_table_wru_per_s": readings_wru,
+                "devices_table_wru_per_s": devices_wru,
+                "devices_table_rru_per_s": devices_rru,
+                "realtime_table_rru_per_s": realtime_rru,
+                "rollup_items_wru_per_s_mean": units["dynamodb_write_units"]["rollup_and_index_items"] * scale,
+                "active_hour_key_wcu_per_s_at_top_of_hour": hot_key_wcu,
+                "one_device_wcu_per_s": device_partition_wcu,
+                "on_demand_usd_month": (
+                    c["usd"]["dynamodb_writes"] + c["usd"]["dynamodb_writes_rollup_items"] + c["usd"]["dynamodb_reads"]
+                )
+                * readings_per_month
+                / MILLION,
+            },
+            "stream": {
+                "records_per_s": stream_records_per_s,
+                "shards_lower_bound": shards,
+                "live_records_per_s_per_shard_max": live_per_shard,
+                "archiver_records_per_s_per_shard_max": archive_per_shard,
+            },
+            "s3_objects_per_month": s3_puts_per_s * SECONDS_PER_MONTH,
+            "rollup_job_cpu_s_per_daily_run": rollup_cpu_s,
+            "usd_month": monthly_tiered,
+            "usd_month_first_tier_prices": monthly + EMF_METRICS * p["cloudwatch"]["custom_metric_month"],
+            "usage": usage,
+            "headroom": headroom,
+            "exceeded": [k for v, k in ranked if v < 1],
+            "first_quota_hit": ranked[0][1],
+            "first_quota_hit_on_request_path": first_request_path,
+            "ranked": [k for _, k in ranked],
+            "throughput_risks_headroom": risks,
+        }
+    return out
