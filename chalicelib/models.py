@@ -82,7 +82,7 @@ class DeviceModel(Model):
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
     last_seen = NumberAttribute(null=True)
-    active_hour = UnicodeAttribute(null=True)  # YYYYMMDDHH of last_seen
+    active_hour = UnicodeAttribute(null=True)  # YYYYMMDDHH#<shard> of last_seen (adapters.devices.active_key)
     # The newest reading time over all of `state`; lets the common update be one
     # conditional write (see adapters.devices.DeviceRepository.record_state).
     state_ts = NumberAttribute(null=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,14 @@ from chalicelib.errors import DeviceExistsError, DeviceNotFoundError, StorageUna
 from chalicelib.models import DEVICE_KIND, DeviceModel
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+# Every device's first request of an hour writes the active-hour index; spreading the key
+# over shards keeps the top of the hour under DynamoDB's 1,000 writes/s per partition key.
+ACTIVE_SHARDS = 32
+
+
+def active_key(device_id: str, ts_ms: int) -> str:
+    """The active-hour index key of a device at a time: YYYYMMDDHH#<shard>."""
+    return f"{hour_bucket(ts_ms)}#{zlib.crc32(device_id.encode()) % ACTIVE_SHARDS:02d}"
 STATE_RETRIES = 5
 
 
@@ -198,7 +207,7 @@ class DeviceRepository:
         actions: list[Any] = [model.state[_state_key(m, u)].set(_state_entry(r)) for (m, u), r in latest.items()]
         actions += [
             model.last_seen.set(now_ms),
-            model.active_hour.set(hour_bucket(now_ms)),
+            model.active_hour.set(active_key(device_id, now_ms)),
             model.state_ts.set(newest_new),
         ]
         condition: Condition = model.device_id.exists() & (
@@ -226,7 +235,7 @@ class DeviceRepository:
                     actions.append(model.state[key].set(_state_entry(reading)))
                     newest = reading.ts_ms if newest is None else max(newest, reading.ts_ms)
             last_seen = max(int(item.last_seen or 0), now_ms)
-            actions += [model.last_seen.set(last_seen), model.active_hour.set(hour_bucket(last_seen))]
+            actions += [model.last_seen.set(last_seen), model.active_hour.set(active_key(device_id, last_seen))]
             if newest is not None:
                 actions.append(model.state_ts.set(newest))
             guard = model.state_ts == item.state_ts if item.state_ts is not None else model.state_ts.does_not_exist()
@@ -239,9 +248,9 @@ class DeviceRepository:
         raise StorageUnavailableError("device state is too contended; retry")
 
     def count_active(self, hour: str) -> int:
-        """Devices whose last request fell in an hour bucket (YYYYMMDDHH)."""
+        """Devices whose last request fell in an hour bucket (YYYYMMDDHH): one Query per shard."""
         try:
-            return int(self._model.active_index.count(hour))
+            return sum(int(self._model.active_index.count(f"{hour}#{s:02d}")) for s in range(ACTIVE_SHARDS))
         except PynamoDBException as e:
             raise _unavailable(e) from e
 
