@@ -10,7 +10,7 @@ DEVICES ?= 50
 DURATION ?= 60
 STAGE ?= dev
 
-.PHONY: venv test lint typecheck unit up demo bench clean
+.PHONY: venv test lint typecheck unit up demo bench clean package policies resources bootstrap cfn-lint assets browser-deps
 
 venv: $(STAMP)
 
@@ -24,9 +24,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 typecheck: venv
-	$(VENV)/bin/mypy chalicelib app.py devstack device_sim
+	$(VENV)/bin/mypy chalicelib app.py devstack device_sim infra
 
-test: lint typecheck
+test: lint typecheck assets browser-deps
 	$(VENV)/bin/pytest
 
 up: venv
@@ -35,8 +35,45 @@ up: venv
 demo: venv
 	$(PY) -m devstack demo --api-port $(API_PORT) --moto-port $(MOTO_PORT) --devices $(DEVICES) --duration $(DURATION)
 
+# The dashboard's front-end libraries: npm ci (web/package-lock.json), then copied into
+# chalicelib/web/static/vendor/ (not committed; Chalice packages it). Run it before chalice deploy.
+VENDOR_STAMP := chalicelib/web/static/vendor/manifest.json
+assets: $(VENDOR_STAMP)
+
+$(VENDOR_STAMP): web/package.json web/package-lock.json web/build.mjs
+	@command -v npm >/dev/null || { echo "make assets needs Node.js and npm (apt-get install nodejs npm)" >&2; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	node web/build.mjs
+
+# Debian's Chromium for the browser tests (tests/browser); nothing to do when it is there.
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ -x $(CHROMIUM) ]; then exit 0; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "the browser tests need $(CHROMIUM): install it with 'sudo apt-get install chromium'" >&2; exit 1; fi
+
 bench: venv
 	$(PY) -m bench
 
+# Deployment (docs/DEPLOY.md). `make test` lints the prod template too (tests/deploy/test_package.py).
+# build/$(STAGE)/sam.json + deployment.zip for `aws cloudformation package/deploy`; prints the zip size.
+package: venv
+	$(PY) -m infra.package --stage $(STAGE)
+
+cfn-lint: package
+	$(VENV)/bin/cfn-lint build/$(STAGE)/sam.json
+
+# .chalice/policy-<stage>.json from infra/policies.py (the IAM coverage test checks them).
+policies: venv
+	$(PY) -m infra.policies
+
+# The CloudFormation resources merged into Chalice's template, on standard output.
+resources: venv
+	$(PY) -m infra.resources --stage $(STAGE)
+
+# Tables, bucket, queue, alarms, dashboard of a stage, before `chalice deploy` (DRY_RUN=1: the plan).
+bootstrap: venv
+	$(PY) -m chalicelib.bootstrap --stage $(STAGE) $(if $(DRY_RUN),--dry-run,)
+
 clean:
-	rm -rf $(VENV) .devstack .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .devstack .pytest_cache .mypy_cache .ruff_cache build

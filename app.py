@@ -11,14 +11,12 @@ from chalicelib.api.alerts import alerts_api
 from chalicelib.api.analytics import analytics_api
 from chalicelib.api.commands import commands_api
 from chalicelib.api.common import now_ms
+from chalicelib.api.dashboard import dashboard_api
 from chalicelib.api.devices import devices_api
 from chalicelib.api.openapi import openapi_api
 from chalicelib.api.reports import reports_api
 from chalicelib.api.telemetry import telemetry_api
 from chalicelib.config import call_timeout_queue_name, deploy_value, readings_stream_arn
-from chalicelib.jobs.archiver import archive_batch
-from chalicelib.jobs.realtime import handle_frame, telemetry_events
-from chalicelib.jobs.rollups import days_to_roll_up, roll_up_day
 
 logger = logging.getLogger("iotcloud")
 app = Chalice(app_name="iotcloud")
@@ -29,6 +27,7 @@ app.register_blueprint(analytics_api)
 app.register_blueprint(reports_api)
 app.register_blueprint(alerts_api)
 app.register_blueprint(commands_api)
+app.register_blueprint(dashboard_api)
 # WebSocket handlers must be registered on the app itself, not on a blueprint.
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 
@@ -49,6 +48,8 @@ def flush_metrics(event: Any, get_response: Any) -> Any:
     maximum_batching_window_in_seconds=30,
 )
 def archive_readings(event: DynamoDBEvent) -> dict[str, Any]:
+    from chalicelib.jobs.archiver import archive_batch  # each job's code loads with its handler
+
     outcome = archive_batch(event.to_dict()["Records"], wiring.archive())
     metrics = wiring.metrics()
     metrics.add("ArchivedReadings", outcome.readings)
@@ -61,6 +62,8 @@ def archive_readings(event: DynamoDBEvent) -> dict[str, Any]:
 
 @app.schedule(Cron(15, 0, "*", "*", "?", "*"), name="rollups", description="daily rollups and inverted index")
 def rollups(event: CloudWatchEvent) -> dict[str, Any]:
+    from chalicelib.jobs.rollups import days_to_roll_up, roll_up_day
+
     days = [roll_up_day(day, wiring.archive(), wiring.aggregates()) for day in days_to_roll_up(event.time)]
     return {"days": [vars(d) for d in days]}
 
@@ -101,6 +104,8 @@ def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
 
 @app.on_ws_message()
 def ws_message(event: WebsocketEvent) -> None:
+    from chalicelib.jobs.realtime import handle_frame
+
     settings = wiring.bound_settings()
     frame = handle_frame(
         event.connection_id,
@@ -133,6 +138,8 @@ def call_timeouts(event: SQSEvent) -> None:
     maximum_batching_window_in_seconds=0,
 )
 def live(event: DynamoDBEvent) -> dict[str, Any]:
+    from chalicelib.jobs.realtime import telemetry_events
+
     records = event.to_dict()["Records"]
     # Alerts first: if anything below fails, Lambda retries the batch, and evaluation is
     # forward-only per (rule, device), so a retry raises nothing twice.

@@ -47,6 +47,11 @@ class Settings:
     call_timeout_queue: str = ""
     websocket_management_url: str = ""  # empty: derived from each event (https://<domain>/<stage>)
     wamp_call_timeout_s: int = 30
+    # The dashboard (chalicelib/web): its session cookies and WAMP tickets are signed with
+    # session_secret (empty: a random secret per process, so sessions end with the process).
+    session_secret: str = ""
+    session_ttl_s: int = 8 * 3600
+    public_ws_url: str = ""  # the WAMP WebSocket URL browsers use (empty: pages poll instead)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -90,6 +95,9 @@ def from_env(env: Mapping[str, str]) -> Settings:
         call_timeout_queue=env.get("CALL_TIMEOUT_QUEUE") or _sibling(env["READINGS_TABLE"], "call-timeouts"),
         websocket_management_url=env.get("WEBSOCKET_MANAGEMENT_URL", ""),
         wamp_call_timeout_s=_int(env, "WAMP_CALL_TIMEOUT_SECONDS", 30),
+        session_secret=env.get("SESSION_SECRET", ""),
+        session_ttl_s=_int(env, "SESSION_TTL_SECONDS", 8 * 3600),
+        public_ws_url=env.get("PUBLIC_WS_URL", ""),
         limits=Limits(
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             max_records=_int(env, "MAX_RECORDS", defaults.max_records),

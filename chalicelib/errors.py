@@ -121,3 +121,8 @@ class MailUnavailableError(IotCloudError):
 
     status = 503
     code = "mail_unavailable"
+
+
+class ReportNotFoundError(IotCloudError):
+    status = 404
+    code = "report_not_found"

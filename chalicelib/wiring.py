@@ -5,22 +5,26 @@ from __future__ import annotations
 import functools
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import models
-from chalicelib.adapters.aggregates import AggregateStore
-from chalicelib.adapters.alerts import AlertStore
-from chalicelib.adapters.archive import S3Archive
-from chalicelib.adapters.connections import ConnectionSender
 from chalicelib.adapters.devices import DeviceRepository
-from chalicelib.adapters.mail import Mailer
 from chalicelib.adapters.metrics import EmfSink, Metrics, MetricsSink, PutMetricDataSink
 from chalicelib.adapters.readings import ReadingStore
-from chalicelib.adapters.realtime import RealtimeStore
-from chalicelib.adapters.reports import ReportStore
 from chalicelib.config import Settings, settings
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.aggregates import AggregateStore
+    from chalicelib.adapters.alerts import AlertStore
+    from chalicelib.adapters.archive import S3Archive
+    from chalicelib.adapters.mail import Mailer
+    from chalicelib.adapters.realtime import RealtimeStore
+    from chalicelib.adapters.reports import ReportStore
+    from chalicelib.domain.wamp import Identity, Outgoing, PendingCall, Router
+
+# Collaborators that only some handlers use are imported when first built, so the API
+# function's cold start (telemetry ingestion) does not pay for alerts, WAMP or reports.
 from chalicelib.domain.auth import Authenticator
-from chalicelib.domain.wamp import Identity, Outgoing, PendingCall, Router
 
 
 @functools.cache
@@ -59,11 +63,15 @@ def aws_client(service: str) -> Any:
 
 @functools.cache
 def archive() -> S3Archive:
+    from chalicelib.adapters.archive import S3Archive
+
     return S3Archive(aws_client("s3"), bound_settings().archive_bucket)
 
 
 @functools.cache
 def aggregates() -> AggregateStore:
+    from chalicelib.adapters.aggregates import AggregateStore
+
     bound_settings()
     return AggregateStore()
 
@@ -81,6 +89,8 @@ def metrics() -> Metrics:
 
 @functools.cache
 def reports() -> ReportStore:
+    from chalicelib.adapters.reports import ReportStore
+
     return ReportStore(archive())
 
 
@@ -120,11 +130,15 @@ def run_scaling_report(trigger: str, alarm_name: str | None = None) -> Any:
 
 @functools.cache
 def realtime_store() -> RealtimeStore:
+    from chalicelib.adapters.realtime import RealtimeStore
+
     bound_settings()
     return RealtimeStore()
 
 
 def _verify_ticket(token: str) -> Identity:
+    from chalicelib.domain.wamp import Identity
+
     principal = authenticator().authenticate(token)
     if principal.is_admin:
         return Identity(role="admin", device_id=None, authid="admin")
@@ -134,6 +148,8 @@ def _verify_ticket(token: str) -> Identity:
 
 @functools.cache
 def router() -> Router:
+    from chalicelib.domain.wamp import Router
+
     s = bound_settings()
     return Router(
         realtime_store(),
@@ -187,6 +203,8 @@ def _management_client() -> Any:
 
 def deliver(outgoing: list[Outgoing]) -> None:
     """Post the router's messages; a connection found gone is disconnected from the router."""
+    from chalicelib.adapters.connections import ConnectionSender
+
     sender = ConnectionSender(_management_client)
     gone: list[str] = []
     for out in outgoing:
@@ -205,6 +223,8 @@ def deliver(outgoing: list[Outgoing]) -> None:
 
 @functools.cache
 def alerts() -> AlertStore:
+    from chalicelib.adapters.alerts import AlertStore
+
     bound_settings()
     return AlertStore()
 

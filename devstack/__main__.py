@@ -33,6 +33,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     ) as stack:
         print(f"iotcloud local stack is up (stage {stack.stage})")
         print(f"  API:          {stack.api_url}")
+        print(f"  Dashboard:    {stack.api_url}/dashboard  (sign in with the admin token)")
         print(f"  admin token:  {stack.admin_token}")
         print(f"  WebSocket:    {stack.ws_url}  (WAMP, subprotocol wamp.2.json, realm iotcloud)")
         print(f"  moto (AWS):   {stack.moto_url}")
@@ -289,7 +290,10 @@ def _print_summary(stack: LocalStack, summary: dict[str, Any]) -> None:
     if report:
         console.print(f"scaling report {report['id']}: {report['saved'].get('json')}")
         console.print(f"  its chart: {report['saved'].get('chart')}   its email: {report['email']}")
-    console.print("To explore, start the stack with [bold]make up[/] and try (with the printed admin token):")
+    console.print(
+        f"To explore, start the stack with [bold]make up[/] and open the dashboard at {stack.api_url}/dashboard "
+        "(sign in with the printed admin token), or try:"
+    )
     console.print(f"  curl -s {stack.api_url}/v1/devices -H 'Authorization: Bearer $TOKEN'")
     console.print(
         f"  curl -s '{stack.api_url}/v1/devices/DEVICE_ID/telemetry?limit=10' -H 'Authorization: Bearer $TOKEN'"

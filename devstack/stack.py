@@ -24,6 +24,7 @@ from chalice.app import SQSEventConfig
 
 from chalicelib.domain.tokens import hash_token, new_admin_token
 from devstack.events import EventEmulator
+from devstack.faults import FaultPlan
 from devstack.mailsink import MailSink
 from devstack.wsgateway import WebSocketGateway
 
@@ -74,6 +75,7 @@ class LocalStack:
     ws_port: int = 0  # the WebSocket API (0: a free port)
     ws_management_port: int = 0  # its @connections API (0: a free port)
     gateway: WebSocketGateway | None = None
+    faults: FaultPlan | None = None  # injected faults (devstack/faults.py): make reliability
     _saved_environ: dict[str, str] | None = None
     _moto: subprocess.Popen[bytes] | None = None
     _server: Any = None
@@ -163,12 +165,12 @@ class LocalStack:
         os.environ.update(overrides)
         # The app module is imported once per process: the names baked into its event sources may
         # be another stage's, so map them to this stack's resources.
-        queues = {
-            str(q.queue): settings.call_timeout_queue for q in app.event_sources if isinstance(q, SQSEventConfig)
-        }
+        queues = {str(q.queue): settings.call_timeout_queue for q in app.event_sources if isinstance(q, SQSEventConfig)}
         self.emulator = EventEmulator(
             app, self.client, region=settings.region, stream_table=settings.readings_table, queues=queues
         )
+        if self.faults is not None:  # once the app is loaded, before it serves or pumps anything
+            self.faults.start(self.emulator)
         if self.emulate_events:
             self.emulator.start()
         self.gateway = WebSocketGateway(app, HOST, self.ws_port, self.ws_management_port, stage=self.stage).start()
@@ -226,6 +228,8 @@ class LocalStack:
             self._server.server.shutdown()
             self._server.server.server_close()
             self._server = None
+        if self.faults is not None:
+            self.faults.stop()
         if self.mail_sink is not None:
             self.mail_sink.stop()
             self.mail_sink = None

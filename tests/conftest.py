@@ -11,6 +11,15 @@ import pytest
 
 from chalicelib.config import stage_environment
 from chalicelib.domain.tokens import hash_token
+from tests.deploy import iam_recorder
+
+# Before any botocore session exists: record every AWS call the suite makes (tests/deploy).
+iam_recorder.install()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(iam_recorder, "iam_recorder")
+
 
 ADMIN_TOKEN = "iota_test-admin-token-0123456789abcdef"
 

@@ -298,3 +298,108 @@ BAD_INPUTS: list[BadInput] = [
         "unsupported_charset",
     ),
 ]
+
+# --- unicode edge cases, hostile XML and more limits (the reliability suite, reliability/bad_input.py,
+# sends every case above and below to the running local stack over HTTP as well)
+BAD_INPUTS += [
+    _case("metric_rtl_override", b'{"temp\\u202e": 1}', JSON, INVALID, "invalid_metric_name"),
+    _case("metric_rtl_override_raw", '{"temp\u202e": 1}'.encode(), JSON, INVALID, "invalid_metric_name"),
+    _case("metric_zero_width_joiner", b'{"te\\u200dmp": 1}', JSON, INVALID, "invalid_metric_name"),
+    _case("metric_zero_width_space_raw", '{"temp\u200b": 1}'.encode(), JSON, INVALID, "invalid_metric_name"),
+    _case("metric_nul_escaped", b'{"temp\\u0000": 1}', JSON, INVALID, "invalid_metric_name"),
+    _case("metric_control_char_escaped", b'{"temp\\u0007": 1}', JSON, INVALID, "invalid_metric_name"),
+    _case("metric_newline_escaped", b'{"te\\nmp": 1}', JSON, INVALID, "invalid_metric_name"),
+    _case("metric_line_separator", '{"temp\u2028": 1}'.encode(), JSON, INVALID, "invalid_metric_name"),
+    _case("metric_lone_high_surrogate", b'{"\\ud800temp": 1}', JSON, INVALID, "invalid_metric_name"),
+    _case("metric_lone_low_surrogate", b'{"temp\\udc00": 1}', JSON, INVALID, "invalid_metric_name"),
+    _case("value_reversed_surrogate_pair", b'{"label": "\\udc00\\ud800"}', JSON, INVALID, "invalid_value"),
+    # Normalisation-equivalent names (NFC and NFD of the same text) and look-alikes: metric
+    # names are ASCII, so neither form can alias an ASCII metric.
+    _case("metric_nfc_e_acute", '{"caf\u00e9": 1}'.encode(), JSON, INVALID, "invalid_metric_name"),
+    _case("metric_nfd_e_acute", '{"cafe\u0301": 1}'.encode(), JSON, INVALID, "invalid_metric_name"),
+    _case("metric_fullwidth_letters", '{"\uff54\uff45\uff4d\uff50": 1}'.encode(), JSON, INVALID, "invalid_metric_name"),
+    _case("metric_cyrillic_homoglyph", '{"t\u0435mp": 1}'.encode(), JSON, INVALID, "invalid_metric_name"),
+    _case("metric_kelvin_sign", '{"\u212a": 1}'.encode(), JSON, INVALID, "invalid_metric_name"),
+    _case("raw_nul_in_string", b'{"temp": "a\x00b"}', JSON, MALFORMED, "invalid_json"),
+    _case("raw_nul_after_body", b'{"temp": 1}\x00', JSON, MALFORMED, "invalid_json"),
+    _case("utf8_overlong_slash", b'{"label": "\xc0\xaf"}', JSON, MALFORMED, "invalid_encoding"),
+    _case("utf8_encoded_surrogate", b'{"label": "\xed\xa0\x80"}', JSON, MALFORMED, "invalid_encoding"),
+    _case("utf16_body_as_json", '{"temp": 1}'.encode("utf-16"), JSON, MALFORMED, "invalid_encoding"),
+    _case("charset_utf16", b'{"temp": 1}', "application/json; charset=utf-16", UNSUPPORTED, "unsupported_charset"),
+    _case(
+        "charset_quoted_escape",
+        b'{"temp": 1}',
+        'application/json; charset="utf-8\\"; x=1"',
+        UNSUPPORTED,
+        "unsupported_charset",
+    ),
+    _case(
+        "content_type_multipart",
+        b'--b\r\n\r\n{"temp": 1}\r\n--b--',
+        "multipart/form-data; boundary=b",
+        UNSUPPORTED,
+        "unsupported_content_type",
+    ),
+    _case(
+        "ts_arabic_indic_digits",
+        '{"ts": "\u0662\u0660\u0662\u0666-11-25T09:00:00Z", "values": {"temp": 1}}'.encode(),
+        JSON,
+        INVALID,
+        "invalid_timestamp",
+    ),
+    _case("ts_1e300", b'{"ts": 1e300, "values": {"temp": 1}}', JSON, INVALID, "timestamp_in_future"),
+    _case("value_huge_exponent", b'{"temp": 1e99999999999}', JSON, INVALID, "non_finite_number"),
+    _case(
+        "senml_name_zero_width_joiner",
+        b'[{"bn": "dev\\u200d:", "n": "temp", "v": 1}]',
+        SENML_JSON,
+        INVALID,
+        "invalid_metric_name",
+    ),
+    _case(
+        "senml_unit_rtl_override", b'[{"n": "temp", "u": "Cel\\u202e", "v": 1}]', SENML_JSON, INVALID, "invalid_unit"
+    ),
+    _case("senml_duplicate_key", b'[{"n": "a", "n": "b", "v": 1}]', SENML_JSON, MALFORMED, "duplicate_key"),
+    _case("senml_deep_nesting", b"[" * 100_000, SENML_JSON, MALFORMED, "too_deep"),
+    _case("xml_nul_char_reference", _xml('<senml n="temp" vs="a&#0;b"/>'), SENML_XML, MALFORMED, "invalid_xml"),
+    _case("xml_rtl_override_name", _xml('<senml n="temp&#x202e;" v="1"/>'), SENML_XML, INVALID, "invalid_metric_name"),
+    _case(
+        "xml_deep_nesting",
+        b'<sensml xmlns="urn:ietf:params:xml:ns:senml">' + b"<a>" * 50_000 + b"</a>" * 50_000 + b"</sensml>",
+        SENML_XML,
+        MALFORMED,
+        "invalid_xml",
+    ),
+    _case(
+        "xml_xinclude",
+        _xml('<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="file:///etc/passwd"/>'),
+        SENML_XML,
+        MALFORMED,
+        "invalid_xml",
+    ),
+    _case(
+        "xml_external_parameter_entity",
+        b'<?xml version="1.0"?><!DOCTYPE s [<!ENTITY % p SYSTEM "http://example.com/x.dtd"> %p;]>'
+        + _xml('<senml n="temp" v="1"/>'),
+        SENML_XML,
+        MALFORMED,
+        "xml_forbidden",
+    ),
+    _case(
+        "xml_latin1_declared",
+        '<?xml version="1.0" encoding="ISO-8859-1"?><sensml xmlns="urn:ietf:params:xml:ns:senml">'
+        '<senml n="t" vs="\u00e9"/></sensml>'.encode("latin-1"),
+        SENML_XML,
+        MALFORMED,
+        "invalid_encoding",
+    ),
+    _case("xml_empty_body", b"", SENML_XML, MALFORMED, "empty_body"),
+    _case(
+        "xml_oversize",
+        _xml('<senml n="temp" vs="' + "x" * (1 << 20) + '"/>'),
+        SENML_XML,
+        TOO_LARGE,
+        "body_too_large",
+    ),
+    _case("oversize_without_content_type", b'{"a":"' + b"x" * (1 << 20) + b'"}', None, TOO_LARGE, "body_too_large"),
+]

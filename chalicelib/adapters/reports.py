@@ -9,16 +9,11 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from chalicelib.adapters.archive import S3Archive
-from chalicelib.errors import IotCloudError, StorageUnavailableError
+from chalicelib.errors import ReportNotFoundError, StorageUnavailableError
 from chalicelib.models import AggregateModel
 
 REPORT_PARTITION = "report"
 ACTION_PARTITION = "scaling-action"
-
-
-class ReportNotFoundError(IotCloudError):
-    status = 404
-    code = "report_not_found"
 
 
 def report_prefix(report_id: str) -> str:

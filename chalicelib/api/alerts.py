@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.adapters.alerts import AlertFilter, AlertStore
 from chalicelib.api.common import int_param, now_ms, principal_of, query_params, raw_body
 from chalicelib.api.responses import handles_errors, json_body, json_response
-from chalicelib.domain.alerts import (
-    ALERT_ID_PATTERN,
-    RULE_ID_PATTERN,
-    SEVERITIES,
-    AlertNotFoundError,
-    RuleNotFoundError,
-    new_rule_id,
-    patch_rule,
-    validate_rule,
-)
 from chalicelib.domain.devices import ID_PATTERN
 from chalicelib.errors import InvalidParameterError
 
+if TYPE_CHECKING:
+    from chalicelib.adapters.alerts import AlertStore
+
+# The alerts modules are imported by the routes that use them, not with the app: every
+# other route (telemetry ingestion first) then starts without paying for them.
 alerts_api = Blueprint(__name__)
 
 ALERT_STATES = ("active", "cleared")
@@ -30,17 +24,23 @@ ALERT_STATES = ("active", "cleared")
 
 def store() -> AlertStore:
     """The stage's alert store. Stateless over the bound models, so building one per call is free."""
+    from chalicelib.adapters.alerts import AlertStore
+
     wiring.bound_settings()
     return AlertStore()
 
 
 def _rule_id(rule_id: str) -> str:
+    from chalicelib.domain.alerts import RULE_ID_PATTERN, RuleNotFoundError
+
     if not RULE_ID_PATTERN.match(rule_id):
         raise RuleNotFoundError(f"no rule {rule_id!r}")
     return rule_id
 
 
 def _alert_id(alert_id: str) -> str:
+    from chalicelib.domain.alerts import ALERT_ID_PATTERN, AlertNotFoundError
+
     if not ALERT_ID_PATTERN.match(alert_id):
         raise AlertNotFoundError(f"no alert {alert_id!r}")
     return alert_id
@@ -56,6 +56,8 @@ def _choice(params: dict[str, str], name: str, choices: tuple[str, ...]) -> str 
 @alerts_api.route("/v1/rules", methods=["POST"], content_types=["*/*"])
 @handles_errors
 def create_rule() -> Response:
+    from chalicelib.domain.alerts import new_rule_id, validate_rule
+
     request = alerts_api.current_request
     principal_of(request).require_admin()
     now = now_ms()
@@ -66,6 +68,8 @@ def create_rule() -> Response:
 @alerts_api.route("/v1/rules", methods=["GET"], content_types=["*/*"])
 @handles_errors
 def list_rules() -> Response:
+    from chalicelib.domain.alerts import RULE_ID_PATTERN
+
     request = alerts_api.current_request
     principal_of(request).require_admin()
     params = query_params(request)
@@ -87,6 +91,8 @@ def get_rule(rule_id: str) -> Response:
 @alerts_api.route("/v1/rules/{rule_id}", methods=["PATCH"], content_types=["*/*"])
 @handles_errors
 def update_rule(rule_id: str) -> Response:
+    from chalicelib.domain.alerts import patch_rule
+
     request = alerts_api.current_request
     principal_of(request).require_admin()
     body = json_body(raw_body(request))
@@ -106,6 +112,9 @@ def delete_rule(rule_id: str) -> Response:
 @alerts_api.route("/v1/alerts", methods=["GET"], content_types=["*/*"])
 @handles_errors
 def list_alerts() -> Response:
+    from chalicelib.adapters.alerts import AlertFilter
+    from chalicelib.domain.alerts import SEVERITIES
+
     request = alerts_api.current_request
     principal_of(request).require_admin()
     params = query_params(request)
@@ -136,298 +145,3 @@ def get_alert(alert_id: str) -> Response:
 def acknowledge_alert(alert_id: str) -> Response:
     principal_of(alerts_api.current_request).require_admin()
     return json_response(store().acknowledge(_alert_id(alert_id), now_ms()).as_dict())
-
-
-# --- OpenAPI: merged into chalicelib/api/openapi.py's DOCUMENT (paths and components.schemas) ------------------------
-
-_ERROR_REF = {"$ref": "#/components/schemas/Error"}
-
-
-def _doc_error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
-
-
-def _doc_json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-_DOC_AUTH = {
-    "401": _doc_error("missing or unknown token"),
-    "403": _doc_error("not an admin token"),
-    "503": _doc_error("storage unavailable: retry after Retry-After seconds"),
-}
-_RULE_PATH = {"name": "rule_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_ALERT_PATH = {"name": "alert_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_VALUE_SCHEMA = {"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 1024}, {"type": "boolean"}]}
-_OPS = [">", ">=", "<", "<=", "==", "!=", "equals", "not_equals", "contains", "not_contains", "is"]
-_CONDITION = {
-    "type": "object",
-    "required": ["op", "value"],
-    "additionalProperties": False,
-    "properties": {"op": {"type": "string", "enum": _OPS}, "value": _VALUE_SCHEMA},
-    "description": "numbers: > >= < <= == !=; strings: equals, contains (and not_*); booleans: is",
-}
-_SCOPE = {
-    "type": "object",
-    "minProperties": 1,
-    "maxProperties": 1,
-    "properties": {
-        "device": {"type": "string"},
-        "type": {"type": "string"},
-        "all": {"type": "boolean", "enum": [True]},
-    },
-    "description": 'one device {"device": id}, a device type {"type": t}, or every device {"all": true}',
-}
-_DURATION = {
-    "type": "object",
-    "maxProperties": 1,
-    "properties": {
-        "seconds": {"type": "integer", "minimum": 0, "maximum": 604800},
-        "readings": {"type": "integer", "minimum": 1, "maximum": 10000},
-    },
-    "description": "how long the condition must hold before the alert is raised (default: at once)",
-}
-_NOTIFY = {
-    "type": "object",
-    "properties": {
-        "emails": {"type": "array", "maxItems": 10, "items": {"type": "string"}},
-        "topic": {"type": "string", "nullable": True, "description": "WAMP topic (default iotcloud.alerts)"},
-    },
-}
-_OFFLINE = {
-    "type": "object",
-    "required": ["seconds"],
-    "properties": {"seconds": {"type": "integer", "minimum": 60, "maximum": 2592000}},
-}
-_RULE_FIELDS: dict[str, dict[str, Any]] = {
-    "name": {"type": "string", "maxLength": 128},
-    "kind": {"type": "string", "enum": ["threshold", "offline"], "default": "threshold"},
-    "scope": _SCOPE,
-    "metric": {"type": "string", "maxLength": 128, "description": "threshold rules"},
-    "unit": {"type": "string", "description": "only readings in this unit (default: any unit)"},
-    "condition": _CONDITION,
-    "duration": _DURATION,
-    "clear": {**_CONDITION, "description": "when an active alert clears (default: the negated condition)"},
-    "severity": {"type": "string", "enum": ["critical", "major", "minor", "warning"], "default": "major"},
-    "notify": _NOTIFY,
-    "enabled": {"type": "boolean", "default": True},
-    "offline": {**_OFFLINE, "description": "offline rules: raised when a device is silent that long"},
-}
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "nullable": True}
-
-
-OPENAPI_SCHEMAS: dict[str, Any] = {
-    "RuleInput": {"type": "object", "required": ["name", "scope"], "properties": _RULE_FIELDS},
-    "RulePatch": {
-        "type": "object",
-        "properties": {k: _nullable(v) for k, v in _RULE_FIELDS.items()},
-        "description": "given fields replace the rule's; null resets a field to its default",
-    },
-    "Rule": {
-        "type": "object",
-        "required": [
-            "id",
-            "name",
-            "kind",
-            "scope",
-            "metric",
-            "unit",
-            "condition",
-            "duration",
-            "clear",
-            "effective_clear",
-            "severity",
-            "notify",
-            "enabled",
-            "offline",
-            "created_at",
-            "updated_at",
-        ],  # fmt: skip
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "kind": {"type": "string", "enum": ["threshold", "offline"]},
-            "scope": _SCOPE,
-            "metric": {"type": "string", "nullable": True},
-            "unit": {"type": "string", "nullable": True},
-            "condition": _nullable(_CONDITION),
-            "duration": _nullable(_DURATION),
-            "clear": _nullable({**_CONDITION, "description": "null: the negated condition"}),
-            "effective_clear": _nullable(_CONDITION),
-            "severity": {"type": "string", "enum": ["critical", "major", "minor", "warning"]},
-            "notify": _NOTIFY,
-            "enabled": {"type": "boolean"},
-            "offline": _nullable(_OFFLINE),
-            "created_at": {"type": "integer"},
-            "updated_at": {"type": "integer"},
-        },
-    },
-    "AlertReading": {
-        "type": "object",
-        "required": ["metric", "unit", "ts", "value"],
-        "properties": {
-            "metric": {"type": "string"},
-            "unit": {"type": "string"},
-            "ts": {"type": "integer"},
-            "value": _VALUE_SCHEMA,
-        },
-    },
-    "Alert": {
-        "type": "object",
-        "required": [
-            "id",
-            "rule_id",
-            "rule_name",
-            "kind",
-            "device_id",
-            "severity",
-            "metric",
-            "condition",
-            "raised_at",
-            "raised_by",
-            "last_seen",
-            "state",
-            "cleared_at",
-            "cleared_by",
-            "acknowledged",
-            "acknowledged_at",
-        ],  # fmt: skip
-        "properties": {
-            "id": {"type": "string"},
-            "rule_id": {"type": "string"},
-            "rule_name": {"type": "string"},
-            "kind": {"type": "string", "enum": ["threshold", "offline"]},
-            "device_id": {"type": "string"},
-            "severity": {"type": "string", "enum": ["critical", "major", "minor", "warning"]},
-            "metric": {"type": "string", "nullable": True},
-            "condition": {"type": "string", "description": "what the rule checked, in words"},
-            "raised_at": {"type": "integer"},
-            "raised_by": {"type": "array", "items": _ref("AlertReading"), "description": "first and last reading"},
-            "last_seen": {"type": "integer", "nullable": True, "description": "offline alerts"},
-            "state": {"type": "string", "enum": ["active", "cleared"]},
-            "cleared_at": {"type": "integer", "nullable": True},
-            "cleared_by": {"type": "array", "items": _ref("AlertReading")},
-            "acknowledged": {"type": "boolean"},
-            "acknowledged_at": {"type": "integer", "nullable": True},
-        },
-    },
-}
-
-OPENAPI_PATHS: dict[str, Any] = {
-    "/v1/rules": {
-        "post": {
-            "operationId": "createRule",
-            "summary": "Create an alert rule (admin)",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RuleInput")}}},
-            "responses": {
-                "201": _doc_json(_ref("Rule"), "created"),
-                "400": _doc_error("malformed JSON"),
-                **_DOC_AUTH,
-                "422": _doc_error("invalid rule: details lists every problem"),
-            },
-        },
-        "get": {
-            "operationId": "listRules",
-            "summary": "Alert rules in id order (admin), paged with an opaque cursor",
-            "parameters": [
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-            ],
-            "responses": {
-                "200": _doc_json(
-                    {
-                        "type": "object",
-                        "required": ["rules", "next_cursor"],
-                        "properties": {
-                            "rules": {"type": "array", "items": _ref("Rule")},
-                            "next_cursor": {"type": "string", "nullable": True},
-                        },
-                    }
-                ),
-                "400": _doc_error("bad limit or cursor"),
-                **_DOC_AUTH,
-            },
-        },
-    },
-    "/v1/rules/{rule_id}": {
-        "parameters": [_RULE_PATH],
-        "get": {
-            "operationId": "getRule",
-            "summary": "One alert rule (admin)",
-            "responses": {"200": _doc_json(_ref("Rule")), **_DOC_AUTH, "404": _doc_error("no such rule")},
-        },
-        "patch": {
-            "operationId": "updateRule",
-            "summary": "Change an alert rule (admin): given fields replace, null resets to the default",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RulePatch")}}},
-            "responses": {
-                "200": _doc_json(_ref("Rule")),
-                "400": _doc_error("malformed JSON"),
-                **_DOC_AUTH,
-                "404": _doc_error("no such rule"),
-                "422": _doc_error("invalid rule: details lists every problem"),
-            },
-        },
-        "delete": {
-            "operationId": "deleteRule",
-            "summary": "Delete an alert rule (admin); its alerts stay",
-            "responses": {"204": {"description": "deleted"}, **_DOC_AUTH, "404": _doc_error("no such rule")},
-        },
-    },
-    "/v1/alerts": {
-        "get": {
-            "operationId": "listAlerts",
-            "summary": "Alerts, newest first (with state: most severe first), filtered, paged with an opaque cursor "
-            "(admin). A page may hold fewer than limit alerts while next_cursor is not null.",
-            "parameters": [
-                {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["active", "cleared"]}},
-                {
-                    "name": "severity",
-                    "in": "query",
-                    "schema": {"type": "string", "enum": ["critical", "major", "minor", "warning"]},
-                },
-                {"name": "device", "in": "query", "schema": {"type": "string"}},
-                {"name": "acknowledged", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-            ],
-            "responses": {
-                "200": _doc_json(
-                    {
-                        "type": "object",
-                        "required": ["alerts", "next_cursor"],
-                        "properties": {
-                            "alerts": {"type": "array", "items": _ref("Alert")},
-                            "next_cursor": {"type": "string", "nullable": True},
-                        },
-                    }
-                ),
-                "400": _doc_error("bad filter, limit or cursor (a cursor belongs to its filters)"),
-                **_DOC_AUTH,
-            },
-        }
-    },
-    "/v1/alerts/{alert_id}": {
-        "parameters": [_ALERT_PATH],
-        "get": {
-            "operationId": "getAlert",
-            "summary": "One alert, with the readings that raised and cleared it (admin)",
-            "responses": {"200": _doc_json(_ref("Alert")), **_DOC_AUTH, "404": _doc_error("no such alert")},
-        },
-    },
-    "/v1/alerts/{alert_id}/ack": {
-        "parameters": [_ALERT_PATH],
-        "post": {
-            "operationId": "acknowledgeAlert",
-            "summary": "Acknowledge an alert (admin); acknowledging again keeps the first time",
-            "responses": {"200": _doc_json(_ref("Alert")), **_DOC_AUTH, "404": _doc_error("no such alert")},
-        },
-    },
-}

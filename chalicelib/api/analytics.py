@@ -9,7 +9,6 @@ from chalice.app import Blueprint, Response
 from chalicelib import wiring
 from chalicelib.api.common import METRIC, now_ms, principal_of, query_params, readable_device, time_param
 from chalicelib.api.responses import handles_errors, json_response
-from chalicelib.domain.mapreduce import hour_of
 from chalicelib.errors import InvalidParameterError
 
 analytics_api = Blueprint(__name__)
@@ -33,6 +32,8 @@ def get_rollups(device_id: str) -> Response:
         raise InvalidParameterError("metric is not a valid metric name")
     if from_ms > to_ms:
         raise InvalidParameterError("from must not be after to")
+    from chalicelib.domain.mapreduce import hour_of  # the jobs' module, not the ingest path's
+
     rows = wiring.aggregates().rollups(device_id, metric, hour_of(from_ms), hour_of(to_ms))
     return json_response({"device_id": device_id, "rollups": rows})
 

@@ -10,7 +10,6 @@ from chalice.app import Blueprint, Response
 from chalicelib import wiring
 from chalicelib.api.common import int_param, principal_of, query_params, raw_body, readable_device
 from chalicelib.api.responses import handles_errors, json_body, json_response
-from chalicelib.domain.wamp import device_prefix, valid_uri
 from chalicelib.errors import ForbiddenError, IotCloudError, Problem, ValidationError
 
 commands_api = Blueprint(__name__)
@@ -32,6 +31,8 @@ class CommandConflictError(IotCloudError):
 
 
 def _command_request(device_id: str, body: Any) -> tuple[str, list[Any], dict[str, Any], int]:
+    from chalicelib.domain.wamp import device_prefix, valid_uri  # not on the ingest path's import
+
     problems: list[Problem] = []
     if not isinstance(body, dict):
         raise ValidationError("the body must be a JSON object", [Problem("invalid_body", "expected an object")])

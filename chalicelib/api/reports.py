@@ -7,10 +7,9 @@ import re
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.adapters.reports import ReportNotFoundError
 from chalicelib.api.common import int_param, principal_of, query_params
 from chalicelib.api.responses import handles_errors, json_response
-from chalicelib.errors import InvalidParameterError
+from chalicelib.errors import InvalidParameterError, ReportNotFoundError
 
 reports_api = Blueprint(__name__)
 

@@ -1,0 +1,193 @@
+"""The IAM policy of each stage's Lambda functions: .chalice/policy-<stage>.json.
+
+    python -m infra.policies            # write the policy of every stage in .chalice/config.json
+    python -m infra.policies --check    # exit 1 if a policy file is not what this makes
+
+`autogen_policy` is off: Chalice gives every function the stage's policy file. Each
+statement below names the actions the app's code performs, on the stage's own
+resources only: its tables (by name, and their indexes one by one), the readings
+stream, the bucket's prefixes, the queue, its log groups, the scaling targets of
+chalicelib/scaling (read always, changed only for targets in `apply` mode). The names
+come from the stage's environment variables, so a renamed table moves its permissions.
+
+tests/deploy/test_iam_coverage.py checks both directions against every AWS call the
+test suite sees the app make: each call must be allowed, and each grant must be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from chalicelib.bootstrap import stage_tables
+from chalicelib.config import CHALICE_CONFIG, Settings, from_env, stage_environment
+from chalicelib.scaling import load_targets_config
+
+# What the code does to each table (by the model that defines it), and to its indexes.
+# (TransactWriteItems needs the actions of its parts: PutItem, UpdateItem, DeleteItem.)
+TABLE_ACTIONS: dict[str, list[str]] = {
+    "DeviceModel": ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"],
+    "ReadingChunkModel": ["BatchWriteItem", "Query"],
+    "AggregateModel": ["GetItem", "PutItem", "BatchWriteItem", "Query"],
+    "AlertModel": ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],
+    "RealtimeModel": ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "Query"],
+}
+INDEX_ACTIONS: dict[str, list[str]] = {
+    "DeviceModel": ["Query"],
+    "AlertModel": ["Query"],
+}
+# What the code does under each prefix of the archive bucket.
+OBJECT_ACTIONS: dict[str, list[str]] = {
+    "s3:GetObject": ["archive/", "reports/"],
+    "s3:PutObject": ["archive/", "index/", "reports/", "rollups/"],
+}
+LIST_PREFIXES = ["archive/"]
+# What the Lambda service does with the function's role for its event sources.
+STREAM_READ = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+LOG_WRITE = ["logs:CreateLogStream", "logs:PutLogEvents"]
+QUEUE_CONSUME = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+# What the code does with the call-timeout queue, and with WebSocket connections (by HTTP method).
+QUEUE_ACTIONS = ["sqs:GetQueueUrl", "sqs:SendMessage"]
+CONNECTION_METHODS = ["POST", "DELETE"]
+# What the scaling report reads and, for targets in `apply` mode, changes.
+TARGET_ACTIONS: dict[str, tuple[str, str]] = {
+    "asg": ("autoscaling:DescribeAutoScalingGroups", "autoscaling:SetDesiredCapacity"),
+    "dynamodb": ("dynamodb:DescribeTable", "dynamodb:UpdateTable"),
+    "lambda": ("lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency"),
+}
+UNSCOPED = {"autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricData"}  # no resource-level permissions
+
+
+def _table_arn(name: str) -> str:
+    return f"arn:aws:dynamodb:*:*:table/{name}"
+
+
+def _target_arn(kind: str, resource: str) -> str:
+    if kind == "asg":
+        return f"arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/{resource}"
+    if kind == "dynamodb":
+        return _table_arn(resource)
+    return f"arn:aws:lambda:*:*:function:{resource}"
+
+
+def _statement(sid: str, actions: list[str], resources: list[str], **extra: Any) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **extra}
+
+
+def _sid(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("_", "-").split("-") if part)
+
+
+def stage_policy(stage: str, config_file: Path = CHALICE_CONFIG) -> dict[str, Any]:
+    """The policy document of a stage."""
+    doc = json.loads(config_file.read_text())
+    settings: Settings = from_env(stage_environment(stage, config_file))
+    function_prefix = f"{doc['app_name']}-{stage}"
+    statements = [
+        _statement(
+            "Logs",
+            LOG_WRITE,
+            [
+                f"arn:aws:logs:*:*:log-group:/aws/lambda/{function_prefix}:*",
+                f"arn:aws:logs:*:*:log-group:/aws/lambda/{function_prefix}-*:*",
+            ],
+        )
+    ]
+    streams = []
+    for name, model in stage_tables(settings).items():
+        key = model.__name__
+        if key not in TABLE_ACTIONS:
+            raise KeyError(f"infra/policies.py: declare what the app does to {key} ({name}) in TABLE_ACTIONS")
+        label = _sid(name.removeprefix(function_prefix + "-")) + "Table"
+        statements.append(_statement(label, [f"dynamodb:{a}" for a in TABLE_ACTIONS[key]], [_table_arn(name)]))
+        indexes = sorted(index.Meta.index_name for index in model._indexes.values())
+        if indexes and INDEX_ACTIONS.get(key):
+            statements.append(
+                _statement(
+                    label.removesuffix("Table") + "Indexes",
+                    [f"dynamodb:{a}" for a in INDEX_ACTIONS[key]],
+                    [f"{_table_arn(name)}/index/{index}" for index in indexes],
+                )
+            )
+        if getattr(model.Meta, "stream_view_type", None):
+            streams.append(f"{_table_arn(name)}/stream/*")
+    if streams:
+        statements.append(_statement("ReadingsStream", STREAM_READ, streams))
+    if settings.call_timeout_queue:
+        queue = f"arn:aws:sqs:*:*:{settings.call_timeout_queue}"
+        statements.append(_statement("CallTimeoutQueue", sorted(set(QUEUE_ACTIONS + QUEUE_CONSUME)), [queue]))
+    # The WebSocket API's id is known only once deployed: any API of the account, this stage's name.
+    api_stage = doc["stages"][stage].get("api_gateway_stage") or doc.get("api_gateway_stage", "api")
+    statements.append(
+        _statement(
+            "WebSocketConnections",
+            ["execute-api:ManageConnections"],
+            [f"arn:aws:execute-api:*:*:*/{api_stage}/{method}/@connections/*" for method in CONNECTION_METHODS],
+        )
+    )
+    if settings.archive_bucket:
+        bucket = f"arn:aws:s3:::{settings.archive_bucket}"
+        for action, prefixes in OBJECT_ACTIONS.items():
+            sid = "Archive" + action.split(":", 1)[1].removesuffix("Object")
+            statements.append(_statement(sid, [action], [f"{bucket}/{p}*" for p in prefixes]))
+        statements.append(
+            _statement(
+                "ArchiveList",
+                ["s3:ListBucket"],
+                [bucket],
+                Condition={"StringLike": {"s3:prefix": [f"{p}*" for p in LIST_PREFIXES]}},
+            )
+        )
+    targets = load_targets_config(stage, settings.scaling_file)["targets"]
+    if targets:
+        statements.append(_statement("ScalingMetrics", ["cloudwatch:GetMetricData"], ["*"]))
+    for target in targets:
+        read, change = TARGET_ACTIONS[target["kind"]]
+        actions = [read] + ([change] if target.get("mode", "report") == "apply" else [])
+        scoped = [a for a in actions if a not in UNSCOPED]
+        if read in UNSCOPED:
+            statements.append(_statement(f"Scaling{_sid(target['name'])}Read", [read], ["*"]))
+        if scoped:
+            statements.append(
+                _statement(f"Scaling{_sid(target['name'])}", scoped, [_target_arn(target["kind"], target["resource"])])
+            )
+    statements.append(_statement("ReportMail", ["ses:SendRawEmail"], ["arn:aws:ses:*:*:identity/*"]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def policy_files(config_file: Path = CHALICE_CONFIG) -> dict[Path, str]:
+    """Every stage's policy file and the text it should hold."""
+    doc = json.loads(config_file.read_text())
+    out = {}
+    for stage, values in doc["stages"].items():
+        name = values.get("iam_policy_file")
+        if name:
+            out[config_file.parent / name] = json.dumps(stage_policy(stage, config_file), indent=2) + "\n"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.policies", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=CHALICE_CONFIG)
+    parser.add_argument("--check", action="store_true", help="exit 1 if a policy file differs; write nothing")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in policy_files(args.config).items():
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if args.check and stale:
+        for path in stale:
+            print(f"{path} is stale: run `python -m infra.policies` (make policies)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Faults: a simulated fleet against a stack whose DynamoDB throttles, whose S3 fails and whose archiver crashes.
+
+The stack runs with devstack.faults.FaultPlan: 30 % of BatchWriteItem calls throttled or
+handed back as UnprocessedItems (all or half), 30 % of UpdateItem and Query calls throttled,
+20 % of archive PutObject calls failing (before or after the write), and one archiver
+invocation crashing after its first object of a batch that spans several hours. The
+simulator (with duplicates) runs with --verify; then the stream is drained and the three
+counts are reconciled: what the simulator got acknowledged, what DynamoDB holds, what the S3
+archive holds (read with DuckDB). acked == stored == archived, nothing lost, nothing twice.
+The app answers 200 (after its own retries) or 503 with Retry-After (the simulator retries).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from devstack.faults import FaultPlan
+from devstack.stack import LocalStack
+from reliability.common import Client, PartResult, local_stack, run_simulator
+from reliability.reconcile import note_stream_race, reconcile
+
+HOUR_MS = 3_600_000
+
+
+def _post_until_acked(client: Client, token: str, body: Any, key: str, attempts: int = 30) -> int:
+    """Post as a well-behaved device: retry 503 after Retry-After; the number of 503 answers."""
+    for refused in range(attempts):
+        answer = client.request("POST", "/v1/telemetry", token, body, headers={"Idempotency-Key": key})
+        if answer.status_code == 200:
+            return refused
+        if answer.status_code != 503:
+            raise RuntimeError(f"the multi-hour post was answered {answer.status_code}: {answer.text[:200]}")
+        time.sleep(float(answer.headers.get("retry-after", "1")))
+    raise RuntimeError(f"the multi-hour post was refused {attempts} times")
+
+
+def _multi_hour_post(client: Client, token: str, round_: int) -> tuple[set[tuple[str, int]], int]:
+    """Readings in three hours: the archiver gets a batch of several partitions (the crash needs one)."""
+    now = int(time.time() * 1000) - 60_000
+    times = [now - k * HOUR_MS - round_ for k in range(3)]
+    records = [{"ts": ts, "values": {"temp": 20 + k, "round": round_}} for k, ts in enumerate(times)]
+    refused = _post_until_acked(client, token, records, key=f"faults-hours-{round_}")
+    return {(metric, ts) for ts in times for metric in ("temp", "round")}, refused
+
+
+def _drain(stack: LocalStack) -> int:
+    assert stack.emulator is not None
+    return stack.emulator.drain(timeout=240)
+
+
+def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0) -> PartResult:
+    result = PartResult("faults")
+    plan = FaultPlan(seed=seed)
+    with local_stack(work / "stack", faults=plan) as stack, Client(stack.api_url, stack.admin_token) as client:
+        probe = client.create_device("faults-hours")
+        probe_acked, probe_503 = _multi_hour_post(client, probe["token"], 0)
+        probe_posts = 1
+        report_path = work / "simulator.json"
+        args = [
+            "--devices", str(devices), "--duration", str(duration), "--interval", "0.5", "--batch", "5",
+            "--duplicate-rate", "0.05", "--max-retries", "8", "--seed", str(seed), "--verify",
+        ]  # fmt: skip
+        sim_exit, sim = run_simulator(stack, report_path, args, timeout=duration + 600)
+        delivered = _drain(stack)
+        for round_ in range(1, 4):  # the crash needs a multi-partition batch; make another if none came
+            if plan.stats.crashes:
+                break
+            acked, refused = _multi_hour_post(client, probe["token"], round_)
+            probe_acked |= acked
+            probe_503 += refused
+            probe_posts += 1
+            delivered += _drain(stack)
+        rec = reconcile(stack, work)
+        stored, archived = rec.stored, rec.archived
+        probe_stored = {(m, ts) for d, m, _u, ts in stored if d == probe["id"]}
+        assert stack.emulator is not None
+        pumps = {p.name: vars(p.stats) for p in stack.emulator.pumps}
+    stats = plan.stats
+    verify = sim.get("verify") or {}
+    acked = int(sim.get("readings_acked") or 0) + len(probe_acked)
+    answers_503 = int(sim.get("throttled") or 0) + probe_503
+    rejected = sum((sim.get("rejected_by_code") or {}).values())
+    answers_2xx = int(sim.get("requests") or 0) - int(sim.get("throttled") or 0) - int(sim.get("server_errors") or 0)
+    answers_2xx -= int(sim.get("transport_errors") or 0) + rejected
+    lost = int(verify.get("missing", 0)) + len(probe_acked - probe_stored)
+    result.figures = {
+        "devices": devices,
+        "duration_s": duration,
+        "acked": acked,
+        "stored": len(stored),
+        "archived": len(archived),
+        "lost": lost,
+        "duplicated": int(verify.get("duplicated", 0)) + len(rec.unexplained_duplicates),
+        "archived_twice_by_moto_stream_race": len(rec.duplicated_by_stream_race),
+        "answers_200": answers_2xx + probe_posts,
+        "answers_503": answers_503,
+        "server_errors": int(sim.get("server_errors") or 0),
+        "injected": {
+            "dynamodb": stats.dynamodb_faults,
+            "s3": stats.s3_faults,
+            "crashes": stats.crashes,
+        },
+        "fault_rates": {
+            "batch_write": _rate(stats.batch_write_throttled + stats.batch_write_unprocessed_all
+                                 + stats.batch_write_unprocessed_part, stats.batch_write_calls),
+            "update_item": _rate(stats.update_throttled, stats.update_calls),
+            "query": _rate(stats.query_throttled, stats.query_calls),
+            "s3_put": _rate(stats.s3_faults, stats.s3_puts),
+        },  # fmt: skip
+        "archive_objects": rec.archive_objects,
+        "stream_records_delivered": delivered,
+    }
+    result.details = {
+        "fault_stats": stats.as_dict(),
+        "stream_pumps": pumps,
+        "simulator": {k: sim.get(k) for k in ("requests", "retries", "throttled", "server_errors", "transport_errors",
+                                              "gave_up", "readings_acked", "rejected_by_code", "faults", "verify",
+                                              "latency_ms", "exit_code", "failures")},
+        "simulator_exit_code": sim_exit,
+        "reconciliation": rec.as_dict(),
+    }  # fmt: skip
+    result.check(sim_exit == 0, f"the simulator exited {sim_exit}: {sim.get('failures')}")
+    result.check(result.figures["server_errors"] == 0, f"{result.figures['server_errors']} 5xx answers other than 503")
+    result.check(lost == 0, f"{lost} acknowledged readings lost")
+    result.check(int(verify.get("errors", 0)) == 0, f"{verify.get('errors')} devices could not be read back")
+    result.check(len(stored) == acked, f"stored {len(stored)} readings, acknowledged {acked}")
+    result.check(archived == stored, f"archive and table differ: {len(stored - archived)} missing from S3, "
+                 f"{len(archived - stored)} only in S3")  # fmt: skip
+    result.check(result.figures["duplicated"] == 0, f"{result.figures['duplicated']} readings stored or archived twice")
+    note_stream_race(result, rec)
+    result.check(stats.dynamodb_faults > 0 and stats.s3_faults > 0, "no DynamoDB or no S3 fault was injected")
+    result.check(stats.crashes == 1, f"{stats.crashes} archiver crashes injected (one expected)")
+    result.check(answers_503 > 0, "no 503 answer: the faults never reached a device")
+    return result
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
