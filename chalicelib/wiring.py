@@ -138,7 +138,17 @@ def realtime_store() -> RealtimeStore:
 
 def _verify_ticket(token: str) -> Identity:
     from chalicelib.domain.wamp import Identity
+    from chalicelib.web import session as dashboard
 
+    if token.startswith(dashboard.TICKET_PREFIX):
+        # A dashboard page's short-lived ticket (signed with SESSION_SECRET): an admin view.
+        import time
+
+        from chalicelib.errors import UnauthorizedError
+
+        if not dashboard.ticket_ok(dashboard.secret(), token, time.time_ns() // 1_000_000):
+            raise UnauthorizedError("expired or invalid dashboard ticket")
+        return Identity(role="admin", device_id=None, authid="dashboard")
     principal = authenticator().authenticate(token)
     if principal.is_admin:
         return Identity(role="admin", device_id=None, authid="admin")

@@ -115,3 +115,36 @@ def test_values_and_times_read_the_same_on_the_server_and_in_the_page() -> None:
     assert ago(NOW - 125_000, NOW) == "2 min ago"
     assert ago(NOW - 3 * 3600_000, NOW) == "3 h ago"
     assert ago(None, NOW) == "never"
+
+
+class _Request:
+    def __init__(self, context_path: str, route: str, uri_params: dict[str, str]) -> None:
+        self.context = {"path": context_path}
+        self.path = route
+        self.uri_params = uri_params
+
+
+@pytest.mark.parametrize(
+    ("context_path", "base"),
+    [
+        ("/api/dashboard/devices/fz-1", "/api"),  # API Gateway's own domain: the stage first
+        ("/dashboard/devices/fz-1", ""),  # chalice local, or a custom domain at its root
+        ("/iot/dashboard/devices/fz-1", "/iot"),  # a custom domain's base path
+    ],
+)
+def test_pages_know_where_they_are_mounted(context_path: str, base: str) -> None:
+    from chalicelib.web.views import base_path
+
+    request = _Request(context_path, "/dashboard/devices/{device_id}", {"device_id": "fz-1"})
+    assert base_path(request) == base  # type: ignore[arg-type]
+
+
+def test_cookies_are_secure_behind_https_and_scoped_to_the_dashboard() -> None:
+    from chalicelib.web.views import Visit, cookie
+
+    over_https = Visit(None, "/api", None, NOW, True)  # type: ignore[arg-type]
+    assert cookie("iotcloud_session", "v", over_https, 60) == (
+        "iotcloud_session=v; Path=/api/dashboard; Max-Age=60; HttpOnly; SameSite=Lax; Secure"
+    )
+    local = Visit(None, "", None, NOW, False)  # type: ignore[arg-type]
+    assert "Secure" not in cookie("iotcloud_session", "v", local, 60)
