@@ -77,3 +77,10 @@ bootstrap: venv
 
 clean:
 	rm -rf $(VENV) .devstack .pytest_cache .mypy_cache .ruff_cache build
+
+# The reliability suite (docs/RELIABILITY.md): schemathesis fuzzing, the bad-input corpus, the auth
+# matrix, injected DynamoDB/S3 faults and a handler crash, a 500-device load run. Prints the figures,
+# writes bench/results/reliability.json, exits non-zero on any failure (about 10 minutes on 2 cores).
+.PHONY: reliability
+reliability: venv
+	$(PY) -m reliability

@@ -225,7 +225,9 @@ class FaultPlan:
 
     # --- S3 and the crash -------------------------------------------------------------------
 
-    def _s3_put(self, real: Callable[..., None], archive: Any, key: str, body: bytes, *args: Any, **kwargs: Any) -> None:
+    def _s3_put(
+        self, real: Callable[..., None], archive: Any, key: str, body: bytes, *args: Any, **kwargs: Any
+    ) -> None:
         from chalicelib.errors import ArchiveUnavailableError
 
         if not key.startswith(self.s3_prefix):

@@ -7,6 +7,7 @@ Exit status 0 when every part passed, 1 otherwise. Results: bench/results/reliab
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -121,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[bold]{name}[/] ...", highlight=False)
         part_started = time.monotonic()
         try:
-            result = _runner(name, args)(work / name)
+            # The local server prints a traceback for every client that hung up early: keep them in a file.
+            with open(work / f"{name}.stderr.log", "w") as stderr, contextlib.redirect_stderr(stderr):
+                result = _runner(name, args)(work / name)
         except Exception as e:  # a part that cannot run has failed; the others still run
             logging.getLogger("reliability").exception("part %s failed to run", name)
             result = PartResult(name)

@@ -133,14 +133,15 @@ class World:
     counter: int = 0
 
     def token(self, caller: str) -> str | None:
-        return {
+        tokens: dict[str, str | None] = {
             "none": None,
             "unknown": UNKNOWN_TOKEN,
             "other": self.other["token"],
             "disabled": self.disabled["token"],
             "admin": self.admin,
             "own": self.victim["token"],
-        }[caller]
+        }
+        return tokens[caller]
 
     def next_ts(self) -> int:
         self.counter += 1
