@@ -16,7 +16,7 @@ venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -24,7 +24,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 typecheck: venv
-	$(VENV)/bin/mypy chalicelib app.py devstack device_sim infra
+	$(VENV)/bin/mypy chalicelib app.py devstack device_sim infra reliability
 
 test: lint typecheck assets browser-deps
 	$(VENV)/bin/pytest

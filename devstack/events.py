@@ -187,6 +187,7 @@ class StreamPump:
     max_attempts: int = 10
     stats: StreamStats = field(default_factory=StreamStats)
     _shards: dict[str, _Shard] = field(default_factory=dict)
+    _seen: set[Any] = field(default_factory=set)
 
     def current_stream_arn(self) -> str:
         """The table's current stream: the app's ARN names the table, the label may be stale.
@@ -217,7 +218,12 @@ class StreamPump:
             if shard.iterator is None:
                 continue
             answer = self.streams.get_records(ShardIterator=shard.iterator, Limit=self.batch_size)
-            records = answer.get("Records", [])
+            # moto can give two concurrent writes one sequence number, and then hands the second
+            # record out twice; a real stream delivers each record once per batch boundary.
+            records = [r for r in answer.get("Records", []) if r.get("eventID") not in self._seen]
+            self._seen.update(r.get("eventID") for r in records)
+            if len(self._seen) > 100_000:
+                self._seen.clear()
             if records:
                 self._deliver(shard, records)
                 delivered += len(records)

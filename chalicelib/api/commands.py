@@ -113,6 +113,8 @@ def _for_device(command: dict[str, Any]) -> dict[str, Any]:
 def post_command_result(command_id: str) -> Response:
     request = commands_api.current_request
     principal = principal_of(request)
+    if principal.device_id is None:
+        raise ForbiddenError("a command's result is posted with the device's own token")
     store = wiring.realtime_store()
     command = store.get_command(command_id)
     if command is None or command["device_id"] != principal.device_id:

@@ -328,22 +328,28 @@ def test_an_expired_session_goes_back_to_sign_in_and_then_to_the_page(
     context: BrowserContext, stack: LocalStack, fleet: Fleet
 ) -> None:
     page = context.new_page()
-    sign_in(page, stack, "/dashboard/devices/fz-2")
+    cookie = {"name": sessions.SESSION_COOKIE, "domain": "127.0.0.1", "path": "/dashboard", "httpOnly": True}
+    # A session with seconds left: the open page goes to sign-in when it runs out.
+    _, short = sessions.new_session(sessions.secret(), now_ms(), 3)
+    context.add_cookies([{**cookie, "value": short}])  # type: ignore[list-item]
+    page.goto("/dashboard/devices/fz-2")
     expect(page.locator("#charts")).to_have_attribute("data-state", "ready", timeout=15_000)
-    # The session runs out while the page is open: its next poll sends it to sign-in.
-    _, expired = sessions.new_session(sessions.secret(), now_ms() - 10 * HOUR, 3600)
-    cookie = {"name": sessions.SESSION_COOKIE, "value": expired, "domain": "127.0.0.1", "path": "/dashboard"}
-    context.add_cookies([{**cookie, "httpOnly": True}])  # type: ignore[list-item]
     back = f"{stack.api_url}/dashboard/sign-in?expired=1&next=%2Fdashboard%2Fdevices%2Ffz-2"
     expect(page).to_have_url(back, timeout=10_000)
     expect(page.locator("#sign-in-message")).to_have_text("Your session has expired. Sign in again.")
     shot(page, "10-session-expired")
-    # A page load with the expired cookie lands there too; signing in returns to the page.
+    # A page load with an expired session lands there too; signing in returns to the page.
+    _, expired = sessions.new_session(sessions.secret(), now_ms() - 10 * HOUR, 3600)
+    context.add_cookies([{**cookie, "value": expired}])  # type: ignore[list-item]
     page.goto("/dashboard/alerts?state=active")
     expect(page).to_have_url(f"{stack.api_url}/dashboard/sign-in?next=%2Fdashboard%2Falerts%3Fstate%3Dactive&expired=1")
     page.get_by_label("Admin token").fill(stack.admin_token)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{stack.api_url}/dashboard/alerts?state=active")
+    # The script's JSON answers 401 to an expired session (and the page then goes to sign-in).
+    context.add_cookies([{**cookie, "value": expired}])  # type: ignore[list-item]
+    answer = page.request.get("/dashboard/data/states?ids=fz-2")
+    assert answer.status == 401 and "expired" in answer.json()["error"]["message"]
 
 
 def test_errors_are_readable_pages(context: BrowserContext, stack: LocalStack, fleet: Fleet) -> None:

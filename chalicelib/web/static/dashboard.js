@@ -107,6 +107,11 @@
     return now - lastSeen <= onlineMs ? "online" : "silent";
   }
 
+  // When the session runs out, an open page goes back to sign-in (and, signed in again, returns).
+  // The server says how long it has left, so the browser's clock does not matter.
+  const sessionLeftMs = Number(body.dataset.sessionLeftMs);
+  if (sessionLeftMs > 0) setTimeout(signInAgain, Math.min(sessionLeftMs + 500, 2147483647));
+
   // Relative times ("3 min ago") stay true while the page is open.
   setInterval(function () {
     const now = Date.now();
