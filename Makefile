@@ -29,10 +29,10 @@ typecheck: venv
 test: lint typecheck assets browser-deps
 	$(VENV)/bin/pytest
 
-up: venv
+up: venv assets
 	$(PY) -m devstack up --api-port $(API_PORT) --moto-port $(MOTO_PORT) --ws-port $(WS_PORT)
 
-demo: venv
+demo: venv assets
 	$(PY) -m devstack demo --api-port $(API_PORT) --moto-port $(MOTO_PORT) --devices $(DEVICES) --duration $(DURATION)
 
 # The dashboard's front-end libraries: npm ci (web/package-lock.json), then copied into
@@ -57,7 +57,7 @@ bench: venv
 
 # Deployment (docs/DEPLOY.md). `make test` lints the prod template too (tests/deploy/test_package.py).
 # build/$(STAGE)/sam.json + deployment.zip for `aws cloudformation package/deploy`; prints the zip size.
-package: venv
+package: venv assets
 	$(PY) -m infra.package --stage $(STAGE)
 
 cfn-lint: package

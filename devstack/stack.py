@@ -140,6 +140,7 @@ class LocalStack:
             **self.aws_environment(),
             # The local gateway speaks plain http: the app must not derive https://<domain>/<stage>.
             "WEBSOCKET_MANAGEMENT_URL": self.ws_management_url,
+            "PUBLIC_WS_URL": self.ws_url,  # the dashboard's pages go live over WAMP
             "ADMIN_TOKEN_HASHES": hash_token(self.admin_token),
             "METRICS_SINK": "cloudwatch",  # moto's CloudWatch, so the reports see the metrics
             # Reports' mail goes to the local SMTP sink, saved as .eml files.
