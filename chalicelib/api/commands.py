@@ -68,8 +68,7 @@ def send_command(device_id: str) -> Response:
     store = wiring.realtime_store()
     command = store.create_command(device_id, procedure, args, kwargs, timeout_ms)
     invocation = wiring.router().call_for_command(command["id"], procedure, args, kwargs, timeout_ms)
-    if invocation is not None:
-        store.mark_command(command["id"], "invoked")
+    if invocation is not None:  # the router has marked the command invoked
         wiring.deliver(invocation)
     return json_response(store.get_command(command["id"]) or command, 202)
 

@@ -91,15 +91,21 @@ def handle_frame(
 def telemetry_events(
     records: Iterable[dict[str, Any]], publish: Callable[[str, list[Any], dict[str, Any]], list[Outgoing]]
 ) -> list[Outgoing]:
-    """EVENTs on iotcloud.telemetry.<device> for the readings a stream batch adds."""
-    out: list[Outgoing] = []
+    """EVENTs on iotcloud.telemetry.<device> for the readings a stream batch adds.
+
+    Readings are gathered per device first, so a batch costs one subscriber lookup per
+    device, not one per stream record.
+    """
+    by_device: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         change = change_of(record)
-        fresh = new_readings(change)
-        if not fresh:
-            continue
-        readings = [{"metric": r.metric, "unit": r.unit, "ts": r.ts_ms, "value": r.value} for r in fresh]
-        out += _publish_split(publish, change.device_id, readings)
+        by_device.setdefault(change.device_id, []).extend(
+            {"metric": r.metric, "unit": r.unit, "ts": r.ts_ms, "value": r.value} for r in new_readings(change)
+        )
+    out: list[Outgoing] = []
+    for device_id, readings in by_device.items():
+        if readings:
+            out += _publish_split(publish, device_id, readings)
     return out
 
 
