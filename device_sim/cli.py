@@ -19,6 +19,7 @@ from device_sim import __version__
 from device_sim.config import (
     DEFAULT_DEVICES,
     DEFAULT_INTERVAL,
+    DEFAULT_PROVISION_TIMEOUT,
     DEFAULT_SKEW_RATE,
     DEFAULT_URL,
     TRANSPORTS,
@@ -165,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds a device keeps trying to deliver buffered data after it stopped producing",
     )
+    g.add_argument(
+        "--provision-timeout",
+        type=float,
+        default=DEFAULT_PROVISION_TIMEOUT,
+        help="seconds provisioning keeps retrying a device (same backoff as telemetry)",
+    )
 
     g = p.add_argument_group("fault injection")
     g.add_argument(
@@ -285,6 +292,7 @@ def config_from_args(args: argparse.Namespace, stdout_is_tty: bool) -> SimConfig
         timeout=args.timeout,
         max_retries=args.max_retries,
         drain_timeout=args.drain_timeout,
+        provision_timeout=args.provision_timeout,
         transport=args.transport,
         ws_url=args.ws_url,
         linger=args.linger,

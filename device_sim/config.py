@@ -13,6 +13,7 @@ DEFAULT_REBOOT_PAUSE = 1.0  # seconds a device stops producing after the `reboot
 DEFAULT_DEVICES = 10
 DEFAULT_INTERVAL = 1.0
 DEFAULT_SKEW_RATE = 0.2  # fraction of devices skewed when --clock-skew is given
+DEFAULT_PROVISION_TIMEOUT = 60.0  # seconds provisioning keeps retrying a device
 SKEW_TOLERANCE_MS = 5_000  # clock slack when deciding a skewed batch may be refused
 
 
@@ -45,6 +46,7 @@ class SimConfig:
     retry_base: float = 0.2  # backoff base delay, seconds
     retry_cap: float = 10.0  # backoff cap, seconds
     drain_timeout: float = 60.0
+    provision_timeout: float = DEFAULT_PROVISION_TIMEOUT
     verify_rechecks: tuple[float, ...] = (1.0, 3.0)  # waits before re-reading missing data
     transport: str = "http"  # "http": POST /v1/telemetry; "wamp": publish over WebSocket
     ws_url: str | None = None  # the WebSocket (WAMP) API, for transport "wamp"
@@ -85,6 +87,8 @@ class SimConfig:
             problems.append("--clock-skew must be >= 0 (it is a maximum absolute skew)")
         if self.drain_timeout < 0:
             problems.append("--drain-timeout must be >= 0")
+        if self.provision_timeout <= 0:
+            problems.append("--provision-timeout must be > 0")
         if self.transport not in TRANSPORTS:
             problems.append(f"--transport must be one of {', '.join(TRANSPORTS)}")
         if self.transport == "wamp":

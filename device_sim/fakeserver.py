@@ -6,6 +6,7 @@ read-back with cursors, the error envelope), plus hooks to inject failures::
 
     server = FakeServer()
     server.script_telemetry(503, 503)          # the next two telemetry posts answer 503
+    server.script_create(Scripted(0, store=True, drop=True))  # create, then drop the connection
     transport = httpx.MockTransport(server.handle)
 
 It is deliberately small and is *not* the real server: it exists so the simulator's
@@ -21,13 +22,14 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
-from device_sim.model import MAX_FUTURE_MS, MIN_TS_MS, Identity, Value
+from device_sim.model import DEVICE_ID_RE, MAX_FUTURE_MS, MIN_TS_MS, Identity, Value
 
 METRIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]{0,127}$")
 SENML_NS = "{urn:ietf:params:xml:ns:senml}"
@@ -54,6 +56,7 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)
     code: str = ""
     store: bool = False  # process (store) the request anyway before answering
+    drop: bool = False  # then drop the connection instead of answering (httpx.ReadError)
 
 
 @dataclass
@@ -65,6 +68,8 @@ class FakeServer:
     store: dict[str, dict[Identity, Value]] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     telemetry_script: deque[Scripted] = field(default_factory=deque)
+    create_script: deque[Scripted] = field(default_factory=deque)
+    rotate_script: deque[Scripted] = field(default_factory=deque)
     requests: list[httpx.Request] = field(default_factory=list)
     telemetry_posts: int = 0
     drop_readings: int = 0  # silently lose this many readings (ack them, don't store)
@@ -78,6 +83,14 @@ class FakeServer:
         for status in statuses:
             headers = {"Retry-After": retry_after} if retry_after is not None else {}
             self.telemetry_script.append(Scripted(status, headers))
+
+    def script_create(self, *answers: Scripted) -> None:
+        """Queue forced outcomes for the next POST /v1/devices (then back to normal)."""
+        self.create_script.extend(answers)
+
+    def script_rotate(self, *answers: Scripted) -> None:
+        """Queue forced outcomes for the next POST /v1/devices/{id}/token."""
+        self.rotate_script.extend(answers)
 
     def readings_of(self, device_id: str) -> dict[Identity, Value]:
         return self.store.get(device_id, {})
@@ -94,7 +107,18 @@ class FakeServer:
         path = request.url.path
         try:
             if request.method == "POST" and path == "/v1/devices":
-                return self._create_device(request)
+                return self._scripted(self.create_script, request, self._create_device)
+            m = re.fullmatch(r"/v1/devices/([^/]+)/token", path)
+            if request.method == "POST" and m:
+                device_id = unquote(m.group(1))
+                return self._scripted(self.rotate_script, request, lambda r: self._rotate(r, device_id))
+            m = re.fullmatch(r"/v1/devices/([^/]+)", path)
+            if request.method == "GET" and m:
+                self._require_admin(request)
+                device_id = unquote(m.group(1))
+                if device_id not in self.devices:
+                    raise _Reject(404, "device_not_found", device_id)
+                return httpx.Response(200, json=self.devices[device_id])
             if request.method == "POST" and path == "/v1/telemetry":
                 device_id = self._device_from_bearer(request)
                 return self._telemetry(request, device_id)
@@ -106,8 +130,10 @@ class FakeServer:
                 return self._telemetry(request, tb_device)
             m = re.fullmatch(r"/v1/devices/([^/]+)/telemetry", path)
             if request.method == "GET" and m:
-                self._require_admin(request)
-                return self._read(request, unquote(m.group(1)))
+                device_id = unquote(m.group(1))
+                if self.tokens.get(self._bearer(request)) != device_id:
+                    self._require_admin(request)  # a device may read its own telemetry
+                return self._read(request, device_id)
             return error_response(404, "not_found", f"no route {request.method} {path}")
         except _Reject as exc:
             return error_response(exc.status, exc.code, exc.message)
@@ -130,6 +156,21 @@ class FakeServer:
 
     # ------------------------------------------------------------------ provisioning
 
+    @staticmethod
+    def _scripted(
+        script: deque[Scripted], request: httpx.Request, handler: Callable[[httpx.Request], httpx.Response]
+    ) -> httpx.Response:
+        """The next scripted outcome of a route, else its normal answer."""
+        if not script:
+            return handler(request)
+        scripted = script.popleft()
+        if scripted.store:
+            handler(request)
+        if scripted.drop:
+            raise httpx.ReadError("connection dropped by the fake server", request=request)
+        code = scripted.code or f"http_{scripted.status}"
+        return error_response(scripted.status, code, "scripted", scripted.headers)
+
     def _create_device(self, request: httpx.Request) -> httpx.Response:
         self._require_admin(request)
         try:
@@ -138,9 +179,11 @@ class FakeServer:
             raise _Reject(400, "malformed_payload", "bad JSON") from exc
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             raise _Reject(422, "validation_failed", "name required")
-        if any(d["name"] == body["name"] for d in self.devices.values()):
-            raise _Reject(409, "device_exists", "name taken")
-        device_id = uuid.uuid4().hex
+        device_id = body.get("id", uuid.uuid4().hex)
+        if not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
+            raise _Reject(422, "validation_failed", "bad id")
+        if device_id in self.devices:  # like the server: ids are unique, names are not
+            raise _Reject(409, "device_exists", f"device {device_id!r} already exists")
         token = "dev-" + uuid.uuid4().hex
         device = {
             "id": device_id,
@@ -151,6 +194,16 @@ class FakeServer:
         self.devices[device_id] = device
         self.tokens[token] = device_id
         return httpx.Response(201, json={**device, "token": token})
+
+    def _rotate(self, request: httpx.Request, device_id: str) -> httpx.Response:
+        self._require_admin(request)
+        if device_id not in self.devices:
+            raise _Reject(404, "device_not_found", device_id)
+        # The old token stops working at once.
+        self.tokens = {t: d for t, d in self.tokens.items() if d != device_id}
+        token = "dev-" + uuid.uuid4().hex
+        self.tokens[token] = device_id
+        return httpx.Response(200, json={"id": device_id, "token": token})
 
     # ------------------------------------------------------------------ telemetry
 

@@ -15,7 +15,9 @@ import asyncio
 import enum
 import json
 import os
+import re
 import secrets
+import sys
 import time
 import uuid
 from collections import deque
@@ -26,7 +28,16 @@ from typing import Any
 from urllib.parse import quote
 
 from device_sim.config import SKEW_TOLERANCE_MS, SimConfig
-from device_sim.model import MAX_FUTURE_MS, MIN_TS_MS, Identity, Record, Value, stored_identity
+from device_sim.model import (
+    DEVICE_ID_CHARS,
+    MAX_DEVICE_ID_LEN,
+    MAX_FUTURE_MS,
+    MIN_TS_MS,
+    Identity,
+    Record,
+    Value,
+    stored_identity,
+)
 from device_sim.payloads import Body, encode, malformed, pick_malformed_kind, reading_count
 from device_sim.profiles import DeviceType, SampleSource, derive_seed, device_rng, type_ordinals
 from device_sim.report import Stats
@@ -96,26 +107,105 @@ def save_tokens_file(path: str | Path, url: str, identities: Sequence[DeviceIden
     os.replace(tmp, p)
 
 
+# Ids the simulator chooses use the server's id alphabet only (model.DEVICE_ID_CHARS).
+ID_UNSAFE = re.compile(rf"[^{DEVICE_ID_CHARS}]")
+ID_TAG_BYTES = 4  # 8 hex digits of randomness per run: another run's ids never collide
+ID_ATTEMPTS = 3  # fresh tags tried when an id turns out to be someone else's
+TOKEN_CHECKS = 3  # rotations tried until the token is confirmed to work
+
+
+def sim_device_id(type_name: str, index: int, tag: str) -> str:
+    """The id the simulator chooses for a device: ``sim-<type>-<index>-<tag>``, at most 64
+    characters of the server's id alphabet (the type is shortened and cleaned to fit)."""
+    suffix = f"-{index:05d}-{tag}"
+    room = MAX_DEVICE_ID_LEN - len("sim-") - len(suffix)
+    return f"sim-{ID_UNSAFE.sub('-', type_name)[: max(room, 0)]}{suffix}"
+
+
+def _failure(result: SendResult) -> str:
+    return " ".join(str(x) for x in (result.status, result.code, result.message) if x)
+
+
+async def _admin_request(
+    api: Api, admin_token: str, method: str, path: str, deadline: float, body: Any = None
+) -> SendResult:
+    """An admin request retried like every other (``Api.request``: backoff with jitter,
+    Retry-After) for as long as the provisioning deadline allows, not a fixed count."""
+    return await api.request(
+        method,
+        path,
+        headers={"Authorization": f"Bearer {admin_token}"},
+        json_body=body,
+        deadline=deadline,
+        max_retries=sys.maxsize,
+    )
+
+
+async def _take_over(
+    api: Api, admin_token: str, device_id: str, body: dict[str, Any], deadline: float
+) -> str | None:
+    """A device our own earlier attempt created (its answer was lost): confirm it is the one we
+    asked for, then rotate its token, since the first token was shown once and never arrived.
+    None if the device is not ours."""
+    path = f"/v1/devices/{quote(device_id, safe='')}"
+    found = await _admin_request(api, admin_token, "GET", path, deadline)
+    if not found.ok:
+        raise ProvisionError(f"GET {path}: {_failure(found)}")
+    data = found.data if isinstance(found.data, dict) else {}
+    if any(data.get(k) != body[k] for k in ("name", "type", "attributes")):
+        return None
+    last = ""
+    for _ in range(TOKEN_CHECKS):
+        rotated = await _admin_request(api, admin_token, "POST", f"{path}/token", deadline)
+        token = rotated.data.get("token") if rotated.ok and isinstance(rotated.data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise ProvisionError(f"POST {path}/token: {_failure(rotated) or 'no token in the answer'}")
+        # A retried rotation whose first attempt the server finished last would leave another
+        # token in force: confirm this one with a read the device itself may make.
+        check = await api.request(
+            "GET",
+            f"{path}/telemetry",
+            headers={"Authorization": f"Bearer {token}"},
+            params={"limit": 1},
+            deadline=deadline,
+            max_retries=sys.maxsize,
+        )
+        if check.ok:
+            return token
+        last = _failure(check)
+        if check.status != 401:
+            break
+    raise ProvisionError(f"{device_id}: the rotated token does not work: {last}")
+
+
 async def provision_device(
-    api: Api, admin_token: str, index: int, dtype: DeviceType, run_tag: str
+    api: Api, admin_token: str, index: int, dtype: DeviceType, run_tag: str, deadline: float
 ) -> DeviceIdentity:
-    headers = {"Authorization": f"Bearer {admin_token}"}
+    """Create one device under an id the simulator chooses, so that a retry cannot create a
+    second one: retries go on through transport errors, 5xx, 429 and 503 (with Retry-After)
+    until ``deadline`` (``api.clock()`` time). When a retry meets 409 ``device_exists`` after
+    an attempt whose answer was lost, that attempt created the device: the simulator checks it
+    is the device it asked for and rotates its token (the first token was shown once and lost)."""
     attributes: dict[str, Any] = {**dtype.attributes, "simulator": "device_sim"}
     last = ""
-    for attempt in range(3):
-        tag = run_tag if attempt == 0 else secrets.token_hex(3)
-        name = f"sim-{dtype.name}-{index:05d}-{tag}"
-        body = {"name": name, "type": dtype.name, "attributes": attributes}
-        result = await api.request("POST", "/v1/devices", headers=headers, json_body=body)
+    for attempt in range(ID_ATTEMPTS):
+        tag = run_tag if attempt == 0 else secrets.token_hex(ID_TAG_BYTES)
+        device_id = sim_device_id(dtype.name, index, tag)
+        body = {"id": device_id, "name": device_id, "type": dtype.name, "attributes": attributes}
+        result = await _admin_request(api, admin_token, "POST", "/v1/devices", deadline, body)
         if result.ok:
             data = result.data
-            if not isinstance(data, dict) or not data.get("id") or not data.get("token"):
+            if not isinstance(data, dict) or data.get("id") != device_id or not data.get("token"):
                 raise ProvisionError(f"POST /v1/devices: answer lacks 'id'/'token': {data!r}")
-            return DeviceIdentity(index, str(data["id"]), name, dtype.name, str(data["token"]))
-        last = " ".join(str(x) for x in (result.status, result.code, result.message) if x)
-        if result.outcome is Outcome.REJECTED and result.status == 409:
-            continue  # name taken: try another suffix
-        break
+            return DeviceIdentity(index, device_id, device_id, dtype.name, str(data["token"]))
+        last = _failure(result)
+        if result.outcome is not Outcome.REJECTED or result.status != 409:
+            break
+        if result.attempts > 1:  # an earlier attempt failed in a way that may have created it
+            token = await _take_over(api, admin_token, device_id, body, deadline)
+            if token is not None:
+                return DeviceIdentity(index, device_id, device_id, dtype.name, token)
+        # The id is someone else's: draw another tag.
     raise ProvisionError(f"cannot provision device {index} ({dtype.name}): {last}")
 
 
@@ -132,9 +222,10 @@ async def provision_fleet(
     missing = range(len(reused), len(types))
     if missing and not cfg.admin_token:
         raise ProvisionError("an admin token is needed to provision devices (--admin-token)")
-    run_tag = secrets.token_hex(3)
+    run_tag = secrets.token_hex(ID_TAG_BYTES)
+    deadline = api.clock() + cfg.provision_timeout
     created = await asyncio.gather(
-        *(provision_device(api, cfg.admin_token, i, types[i], run_tag) for i in missing)
+        *(provision_device(api, cfg.admin_token, i, types[i], run_tag, deadline) for i in missing)
     )
     identities = [*reused, *created]
     if cfg.tokens_file and created:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # bool first: it is a subclass of int, so every isinstance check must test bool before numbers.
@@ -19,6 +20,11 @@ MAX_METRIC_LEN = 128
 MAX_STRING_BYTES = 1024
 MAX_METRICS_PER_RECORD = 100
 MAX_READ_LIMIT = 10_000
+# The server's device-id rule (chalicelib/domain/devices.py ID_PATTERN; a unit test keeps the two
+# equal): 1-64 of these characters, the first alphanumeric.
+DEVICE_ID_CHARS = r"A-Za-z0-9\-_.:"
+MAX_DEVICE_ID_LEN = 64
+DEVICE_ID_RE = re.compile(rf"^[A-Za-z0-9][{DEVICE_ID_CHARS}]{{0,{MAX_DEVICE_ID_LEN - 1}}}$")
 
 
 @dataclass(frozen=True, slots=True)

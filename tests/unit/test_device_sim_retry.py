@@ -469,3 +469,90 @@ def test_provisioning_failure_raises() -> None:
     server = FakeServer(admin_token="other")
     with pytest.raises(ProvisionError, match="unauthorized"):
         simulate(server)
+
+
+# ----------------------------------------------------------------- idempotent provisioning
+
+
+def working_tokens(server: FakeServer, report: dict[str, Any]) -> None:
+    """Every device the server holds was provisioned once and its token is the one in force."""
+    assert report["exit_code"] == 0, report["failures"]
+    assert report["verify"]["missing"] == 0
+    assert sorted(server.tokens.values()) == sorted(server.devices)  # one live token per device
+
+
+def test_a_create_whose_answer_is_lost_is_not_repeated_and_its_token_is_rotated() -> None:
+    server = FakeServer()
+    # The first two creates are stored, then the connection drops before the answer.
+    server.script_create(Scripted(0, store=True, drop=True), Scripted(0, store=True, drop=True))
+    report = simulate(server, devices=4)
+    assert len(server.devices) == 4
+    working_tokens(server, report)
+    rotations = [r for r in server.requests if r.url.path.endswith("/token")]
+    assert len(rotations) == 2
+    assert report["records_acked"] == 4 * 7
+
+
+def test_a_lost_rotation_answer_is_retried_and_the_token_confirmed() -> None:
+    server = FakeServer()
+    server.script_create(Scripted(0, store=True, drop=True))
+    server.script_rotate(Scripted(0, store=True, drop=True))  # rotated, answer lost: rotate again
+    report = simulate(server, devices=1)
+    assert len(server.devices) == 1
+    working_tokens(server, report)
+    assert len([r for r in server.requests if r.url.path.endswith("/token")]) == 2
+
+
+def test_provisioning_retries_503_with_retry_after_and_connection_errors() -> None:
+    server = FakeServer()
+    server.script_create(
+        Scripted(503, {"Retry-After": "0"}, code="service_unavailable"),
+        Scripted(0, drop=True),  # dropped before the server did anything
+        Scripted(429, {"Retry-After": "0"}, code="throttled"),
+    )
+    report = simulate(server, devices=2)
+    assert len(server.devices) == 2
+    working_tokens(server, report)
+    assert not [r for r in server.requests if r.url.path.endswith("/token")]  # nothing to take over
+
+
+def test_an_id_someone_else_holds_is_never_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    from device_sim import fleet
+
+    monkeypatch.setattr(fleet.secrets, "token_hex", lambda n: "feedbeef")  # every tag the same
+    taken = fleet.sim_device_id("sensor", 0, "feedbeef")
+    server = FakeServer()
+    server.devices[taken] = {"id": taken, "name": "someone else's", "type": "x", "attributes": {}}
+    server.tokens["theirs"] = taken
+    # The first attempt fails in a way that might have created the device; the retry meets 409,
+    # reads the device, sees it is not the one it asked for, and leaves it alone.
+    server.script_create(Scripted(503, {"Retry-After": "0"}))
+    profile = parse_profile({"device_types": {"sensor": {"metrics": {"c": {"generator": "counter"}}}}})
+    with pytest.raises(fleet.ProvisionError, match="409 device_exists"):
+        simulate(server, profile=profile, devices=1)
+    assert server.tokens == {"theirs": taken}  # their token still works
+    assert not [r for r in server.requests if r.url.path.endswith("/token")]
+    assert [r.method for r in server.requests].count("GET") == 1
+
+
+def test_provisioning_gives_up_at_its_deadline() -> None:
+    from device_sim.fleet import ProvisionError
+
+    server = FakeServer()
+    server.script_create(*[Scripted(0, drop=True)] * 10_000)
+    with pytest.raises(ProvisionError, match="transport"):
+        simulate(server, devices=1, provision_timeout=0.05)
+    assert not server.devices
+
+
+def test_simulator_ids_follow_the_servers_device_id_rule() -> None:
+    from chalicelib.domain.devices import ID_PATTERN
+    from device_sim.fleet import sim_device_id
+    from device_sim.model import DEVICE_ID_RE
+
+    assert DEVICE_ID_RE.pattern == ID_PATTERN.pattern
+    for type_name in ("freezer", "a/b c:d", "x" * 64, "cold-chain/truck"):
+        for index in (0, 17, 123_456):
+            device_id = sim_device_id(type_name, index, "0123abcd")
+            assert ID_PATTERN.match(device_id), device_id
+            assert device_id.endswith(f"-{index:05d}-0123abcd")
