@@ -1,15 +1,19 @@
 """The app's own CloudWatch metrics (namespace `iotcloud`, dimension `Stage`).
 
-In Lambda they are printed in Embedded Metric Format through aws-lambda-powertools:
-CloudWatch Logs turns them into metrics, so the request path makes no extra API call.
+In Lambda they are printed in Embedded Metric Format (EMF), one JSON line per dimension
+set: CloudWatch Logs turns them into metrics, so the request path makes no extra API call.
+The format is small enough to write here (docs/DEPLOY.md: why not Powertools):
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 The local stack sends the same datums with PutMetricData to moto, from a background
 thread, so scaling reports work locally.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
+import sys
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -17,6 +21,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 NAMESPACE = "iotcloud"
+# EMF limits: at most 100 metrics in a document and 100 values per metric.
+EMF_MAX_METRICS = 100
+EMF_MAX_VALUES = 100
 logger = logging.getLogger("iotcloud.metrics")
 
 
@@ -70,25 +77,56 @@ class Metrics:
 class EmfSink:
     """Prints Embedded Metric Format documents (one per dimension set) to stdout."""
 
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream  # None: sys.stdout at the time of writing (pytest swaps it)
+
     def drain(self) -> None:
         pass
 
     def publish(self, datums: list[Datum]) -> None:
-        from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
-            AmazonCloudWatchEMFProvider,
-        )
-
         groups: dict[tuple[tuple[str, str], ...], list[Datum]] = defaultdict(list)
         for datum in datums:
             groups[datum.dimensions].append(datum)
+        out = self._stream or sys.stdout
         for dimensions, group in groups.items():
-            # service="": the dimensions are exactly Stage (+ the metric's own), nothing implicit.
-            provider = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service="")
-            for name, value in dimensions:
-                provider.add_dimension(name=name, value=value)
-            for datum in group:
-                provider.add_metric(name=datum.name, unit=datum.unit, value=datum.value)
-            provider.flush_metrics()
+            for document in emf_documents(dimensions, group):
+                out.write(json.dumps(document, separators=(",", ":")) + "\n")
+        out.flush()
+
+
+def emf_documents(dimensions: tuple[tuple[str, str], ...], datums: list[Datum]) -> list[dict[str, Any]]:
+    """EMF documents for one dimension set: values of a metric gathered in a list, within EMF's limits."""
+    values: dict[str, list[float]] = defaultdict(list)
+    units: dict[str, str] = {}
+    for datum in datums:
+        values[datum.name].append(datum.value)
+        units.setdefault(datum.name, datum.unit)
+    timestamp = int(min(d.timestamp for d in datums).timestamp() * 1000)
+    # (name, a slice of its values) pairs, then at most EMF_MAX_METRICS of them a document.
+    parts = [
+        (name, series[i : i + EMF_MAX_VALUES])
+        for name, series in values.items()
+        for i in range(0, len(series), EMF_MAX_VALUES)
+    ]
+    documents: list[dict[str, Any]] = []
+    while parts:
+        batch: dict[str, list[float]] = {}
+        rest = []
+        for name, chunk in parts:
+            if name in batch or len(batch) == EMF_MAX_METRICS:
+                rest.append((name, chunk))
+            else:
+                batch[name] = chunk
+        parts = rest
+        directive = {
+            "Namespace": NAMESPACE,
+            "Dimensions": [[name for name, _ in dimensions]],
+            "Metrics": [{"Name": name, "Unit": units[name]} for name in batch],
+        }
+        documents.append(
+            {"_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [directive]}, **dict(dimensions), **batch}
+        )
+    return documents
 
 
 class PutMetricDataSink:

@@ -71,3 +71,28 @@ def test_a_failing_sink_never_fails_the_caller() -> None:
     metrics = Metrics("dev", Broken())
     metrics.add("IngestRequests", 1)
     metrics.flush()  # logged, not raised
+
+
+def test_emf_documents_follow_the_specification_and_its_limits(capsys: pytest.CaptureFixture[str]) -> None:
+    """Timestamp in ms, one directive naming every metric with its unit, at most 100 metrics and 100 values each."""
+    metrics = Metrics("prod", EmfSink())
+    for n in range(150):
+        metrics.add(f"M{n}", n, "Milliseconds")
+    for _ in range(250):
+        metrics.add("IngestRequests", 1)
+    metrics.flush()
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    seen: dict[str, list[float]] = {}
+    for doc in docs:
+        (directive,) = doc["_aws"]["CloudWatchMetrics"]
+        assert isinstance(doc["_aws"]["Timestamp"], int) and doc["_aws"]["Timestamp"] > 1_600_000_000_000
+        assert directive["Dimensions"] == [["Stage"]] and doc["Stage"] == "prod"
+        assert 0 < len(directive["Metrics"]) <= 100
+        for metric in directive["Metrics"]:
+            assert metric["Unit"] == ("Count" if metric["Name"] == "IngestRequests" else "Milliseconds")
+            assert 0 < len(doc[metric["Name"]]) <= 100
+            seen.setdefault(metric["Name"], []).extend(doc[metric["Name"]])
+    assert seen["IngestRequests"] == [1.0] * 250
+    assert {name: values for name, values in seen.items() if name != "IngestRequests"} == {
+        f"M{n}": [float(n)] for n in range(150)
+    }
