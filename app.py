@@ -41,6 +41,19 @@ def flush_metrics(event: Any, get_response: Any) -> Any:
         wiring.metrics().flush()
 
 
+@app.middleware("http")
+def http_retry_budget(event: Any, get_response: Any) -> Any:
+    # One retry budget per request, shared by all its DynamoDB calls (adapters.retry).
+    with wiring.request_budget(event.lambda_context):
+        return get_response(event)
+
+
+@app.middleware("websocket")
+def websocket_retry_budget(event: Any, get_response: Any) -> Any:
+    with wiring.request_budget(event.context):
+        return get_response(event)
+
+
 @app.on_dynamodb_record(
     stream_arn=readings_stream_arn(),
     batch_size=1000,

@@ -16,6 +16,12 @@ from pathlib import Path
 
 from chalicelib.domain.readings import Limits
 
+# API Gateway ends a REST integration after 29 s (a 504 the device cannot tell from a loss).
+API_GATEWAY_TIMEOUT_S = 29.0
+DEFAULT_RETRY_BUDGET_S = 10.0
+DYNAMODB_CONNECT_TIMEOUT_S = 1.0
+DYNAMODB_READ_TIMEOUT_S = 3.0
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -29,7 +35,15 @@ class Settings:
     admin_token_hashes: frozenset[str] = frozenset()
     auth_cache_ttl_seconds: float = 5.0
     retention_days: int = 30
-    write_max_attempts: int = 6
+    write_max_attempts: int = 6  # per DynamoDB call, within the retry budget below
+    # One retry budget per request: every DynamoDB call an API request (or a WebSocket
+    # message) makes, with its retries, shares this many seconds (adapters.retry). Below
+    # API Gateway's 29 s integration timeout, so the device gets the 503, not a 504.
+    retry_budget_s: float = DEFAULT_RETRY_BUDGET_S
+    # Per DynamoDB attempt: a hung connection or answer fails after these (PynamoDB's
+    # defaults are 15 s and 30 s), so one call cannot eat the budget.
+    dynamodb_connect_timeout_s: float = DYNAMODB_CONNECT_TIMEOUT_S
+    dynamodb_read_timeout_s: float = DYNAMODB_READ_TIMEOUT_S
     limits: Limits = field(default_factory=Limits)
     # Scaling reports: who gets them and how mail leaves (SES unless SMTP_HOST is set).
     mail_from: str = ""
@@ -59,6 +73,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return default if raw in (None, "") else int(raw)  # type: ignore[arg-type]
 
 
+def _retry_budget(env: Mapping[str, str]) -> float:
+    raw = env.get("RETRY_BUDGET_SECONDS") or str(DEFAULT_RETRY_BUDGET_S)
+    budget = float(raw)
+    # An attempt starts only if its worst case (both timeouts) fits in what is left.
+    one_attempt = DYNAMODB_CONNECT_TIMEOUT_S + DYNAMODB_READ_TIMEOUT_S
+    if not one_attempt <= budget < API_GATEWAY_TIMEOUT_S:
+        raise ValueError(
+            f"RETRY_BUDGET_SECONDS={raw}: must be at least one DynamoDB attempt's worst case "
+            f"({one_attempt:g} s) and below API Gateway's {API_GATEWAY_TIMEOUT_S:g} s"
+        )
+    return budget
+
+
 def _sibling(readings_table: str, kind: str) -> str:
     """iotcloud-<stage>-readings -> iotcloud-<stage>-<kind>: a stage's resources share a prefix."""
     prefix = readings_table.removesuffix("-readings")
@@ -81,6 +108,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         auth_cache_ttl_seconds=float(env.get("AUTH_CACHE_TTL_SECONDS", "5")),
         retention_days=_int(env, "RETENTION_DAYS", 30),
         write_max_attempts=_int(env, "WRITE_MAX_ATTEMPTS", 6),
+        retry_budget_s=_retry_budget(env),
         mail_from=env.get("MAIL_FROM", ""),
         report_recipients=tuple(r.strip() for r in env.get("REPORT_RECIPIENTS", "").split(",") if r.strip()),
         smtp_host=env.get("SMTP_HOST", ""),

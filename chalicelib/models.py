@@ -6,6 +6,7 @@ import time, so one code base serves every stage (and moto in tests).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pynamodb.attributes import (
@@ -16,12 +17,34 @@ from pynamodb.attributes import (
     TTLAttribute,
     UnicodeAttribute,
 )
+from pynamodb.connection.table import TableConnection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.config import Settings
 
 DEVICE_KIND = "device"
+
+# PynamoDB builds a model's botocore client on first use, without a lock, in a botocore session
+# per thread: a burst of first requests on a threaded server (the local stack) had every thread
+# parse the DynamoDB service model at once. One lock makes the first use build it once.
+_CONNECTION_LOCK = threading.Lock()
+_ready: dict[type[Model], TableConnection] = {}
+
+
+class AppModel(Model):
+    """The base of the app's models: the connection and its client are built once, under a lock."""
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        connection = cls._connection
+        if connection is not None and _ready.get(cls) is connection and connection.table_name == cls.Meta.table_name:
+            return connection
+        with _CONNECTION_LOCK:
+            connection = super()._get_connection()
+            connection.connection.client  # noqa: B018 (the property builds the client)
+            _ready[cls] = connection
+            return connection
 
 
 class TokenIndex(GlobalSecondaryIndex["DeviceModel"]):
@@ -63,7 +86,7 @@ class ActiveIndex(GlobalSecondaryIndex["DeviceModel"]):
     active_hour = UnicodeAttribute(hash_key=True)
 
 
-class DeviceModel(Model):
+class DeviceModel(AppModel):
     """One item per device: registry fields, token hash, latest state."""
 
     class Meta:
@@ -94,7 +117,7 @@ class DeviceModel(Model):
     active_index = ActiveIndex()
 
 
-class ReadingChunkModel(Model):
+class ReadingChunkModel(AppModel):
     """One item per (device, hour bucket, request): see domain.chunks.
 
     Attribute names are short on purpose: they count toward every item's size,
@@ -119,7 +142,7 @@ class ReadingChunkModel(Model):
     expires_at = TTLAttribute(attr_name="x")
 
 
-class AggregateModel(Model):
+class AggregateModel(AppModel):
     """Outputs of the map/reduce jobs that the API serves, one small item per row.
 
     Rollups: partition `rollup#<device>`, sort `<metric>#<hour>#<unit>`.
@@ -170,7 +193,7 @@ class AlertSeverityIndex(GlobalSecondaryIndex["AlertModel"]):
     by_severity_sort = UnicodeAttribute(range_key=True, attr_name="b3")
 
 
-class AlertModel(Model):
+class AlertModel(AppModel):
     """Everything alert-related, one table (see adapters.alerts for the item kinds and keys).
 
     Rules `rules`/<rule id>; rule state `state#<device>`/<rule id>; alerts `alerts`/<alert id>;
@@ -212,7 +235,7 @@ class AlertModel(Model):
     severity_index = AlertSeverityIndex()
 
 
-class RealtimeModel(Model):
+class RealtimeModel(AppModel):
     """The WAMP router's state (see adapters.realtime for the key design), one small item per fact.
 
     Short attribute names on purpose, as in ReadingChunkModel: they count toward every item's size.
@@ -236,10 +259,14 @@ class RealtimeModel(Model):
 
 
 ALL_MODELS: tuple[type[Model], ...] = (DeviceModel, ReadingChunkModel, AggregateModel, AlertModel, RealtimeModel)
+# Tables whose every call goes through the app's retry (adapters.retry): botocore makes one
+# attempt per call there, so the two loops never multiply. The others keep botocore's
+# standard retries (PynamoDB's default, 3): their adapters do not retry throttling.
+APP_RETRIED: tuple[type[Model], ...] = (DeviceModel, ReadingChunkModel, AggregateModel)
 
 
 def bind(settings: Settings) -> None:
-    """Point every model at the stage's tables, region and endpoint."""
+    """Point every model at the stage's tables, region and endpoint, with its client's retries and timeouts."""
     names: dict[type[Model], str] = {
         DeviceModel: settings.devices_table,
         ReadingChunkModel: settings.readings_table,
@@ -251,5 +278,10 @@ def bind(settings: Settings) -> None:
         model.Meta.table_name = table
         model.Meta.region = settings.region
         model.Meta.host = settings.aws_endpoint_url
+        # Declared int by PynamoDB; botocore takes any number of seconds.
+        model.Meta.connect_timeout_seconds = settings.dynamodb_connect_timeout_s  # type: ignore[assignment]
+        model.Meta.read_timeout_seconds = settings.dynamodb_read_timeout_s  # type: ignore[assignment]
+        if model in APP_RETRIED:
+            model.Meta.max_retry_attempts = 0
         # PynamoDB caches a connection per model, holding the old table name and host.
         model._connection = None

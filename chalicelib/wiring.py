@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import json
 import math
+import threading
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import models
 from chalicelib.adapters.devices import DeviceRepository
 from chalicelib.adapters.metrics import EmfSink, Metrics, MetricsSink, PutMetricDataSink
 from chalicelib.adapters.readings import ReadingStore
+from chalicelib.adapters.retry import Budget, RetryPolicy, budget_scope
 from chalicelib.config import Settings, settings
 
 if TYPE_CHECKING:
@@ -36,15 +39,26 @@ def bound_settings() -> Settings:
 
 
 @functools.cache
+def retry_policy() -> RetryPolicy:
+    """How DynamoDB calls are retried, within one time budget per request (adapters.retry)."""
+    return RetryPolicy.from_settings(bound_settings())
+
+
+def request_budget(lambda_context: Any = None) -> AbstractContextManager[Budget]:
+    """One retry budget for everything a request does (API and WebSocket middleware)."""
+    return budget_scope(retry_policy().start(lambda_context))
+
+
+@functools.cache
 def devices() -> DeviceRepository:
     bound_settings()
-    return DeviceRepository()
+    return DeviceRepository(retries=retry_policy())
 
 
 @functools.cache
 def readings() -> ReadingStore:
     s = bound_settings()
-    return ReadingStore(max_attempts=s.write_max_attempts, retention_days=s.retention_days)
+    return ReadingStore(retention_days=s.retention_days, retries=retry_policy())
 
 
 @functools.cache
@@ -53,12 +67,24 @@ def authenticator() -> Authenticator:
     return Authenticator(devices().find_by_token_hash, s.admin_token_hashes, s.auth_cache_ttl_seconds)
 
 
-def aws_client(service: str) -> Any:
-    """A boto3 client for the stage's region and endpoint (moto in the local stack)."""
-    import boto3  # in the Lambda runtime; imported lazily to keep cold starts short
+# boto3 clients are thread-safe but building one is not cheap (it parses the service model) and
+# boto3's default session must not build two at once: one client per service, built under a lock.
+_CLIENTS_LOCK = threading.Lock()
+_clients: dict[str, Any] = {}
 
-    s = bound_settings()
-    return boto3.client(service, region_name=s.region, endpoint_url=s.aws_endpoint_url)
+
+def aws_client(service: str) -> Any:
+    """The boto3 client of a service for the stage's region and endpoint (moto in the local stack)."""
+    client = _clients.get(service)
+    if client is not None:
+        return client
+    with _CLIENTS_LOCK:
+        if service not in _clients:
+            import boto3  # in the Lambda runtime; imported lazily to keep cold starts short
+
+            s = bound_settings()
+            _clients[service] = boto3.client(service, region_name=s.region, endpoint_url=s.aws_endpoint_url)
+        return _clients[service]
 
 
 @functools.cache
@@ -73,7 +99,7 @@ def aggregates() -> AggregateStore:
     from chalicelib.adapters.aggregates import AggregateStore
 
     bound_settings()
-    return AggregateStore()
+    return AggregateStore(retries=retry_policy())
 
 
 @functools.cache
@@ -282,11 +308,36 @@ def run_alerts_offline() -> Any:
     )
 
 
+# The boto3 clients the app's handlers use (Capacities' autoscaling/dynamodb are the report's).
+WARM_SERVICES = ("s3", "cloudwatch", "sqs", "dynamodb", "autoscaling")
+
+
+def warm() -> None:
+    """Build every collaborator, client and model connection now, with a cheap call on each table.
+
+    For a server that runs requests on many threads (the local stack), before it accepts any:
+    the first requests then share what is built instead of each building its own. Lambda does not
+    call it: a container serves one request at a time and a cold start builds only what it uses.
+    """
+    s = bound_settings()
+    for model in models.ALL_MODELS:
+        model.describe_table()  # builds the connection and its client; fails early if a table is missing
+    for service in WARM_SERVICES:
+        aws_client(service)
+    for factory in (devices, readings, authenticator, archive, aggregates, metrics, reports, realtime_store, router,
+                    alerts, alert_mailer, _timeout_queue_url):  # fmt: skip
+        factory()
+    if s.websocket_management_url:
+        _management_client()
+
+
 def reset() -> None:
     """Forget everything built (tests that change the environment)."""
     settings.cache_clear()
+    with _CLIENTS_LOCK:
+        _clients.clear()
     factories: tuple[Any, ...] = (
-        bound_settings, devices, readings, authenticator, archive, aggregates, metrics, reports,
+        bound_settings, retry_policy, devices, readings, authenticator, archive, aggregates, metrics, reports,
         realtime_store, router, _timeout_queue_url, _management_endpoint, _management_client, alerts, alert_mailer,
     )  # fmt: skip
     for factory in factories:

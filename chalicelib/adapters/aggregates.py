@@ -8,7 +8,7 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.adapters.retry import put_items
+from chalicelib.adapters.retry import DEFAULT_POLICY, RetryPolicy, put_items
 from chalicelib.errors import StorageUnavailableError
 from chalicelib.models import AggregateModel
 
@@ -39,17 +39,21 @@ def index_items(row: dict[str, Any], day: str) -> list[AggregateModel]:
 class AggregateStore:
     """Writes job rows (idempotent keys) and answers the API's two questions with Queries."""
 
-    def __init__(self, model: type[AggregateModel] = AggregateModel) -> None:
+    def __init__(self, model: type[AggregateModel] = AggregateModel, *, retries: RetryPolicy = DEFAULT_POLICY) -> None:
         self._model = model
+        self._retries = retries
 
     def put(self, items: Iterable[AggregateModel]) -> int:
         serialized = [item.serialize() for item in items]
-        put_items(self._model, serialized)
+        put_items(self._model, serialized, self._retries)
         return len(serialized)
 
     def _query(self, partition: str, condition: Any = None) -> list[dict[str, Any]]:
-        try:
+        def attempt() -> list[dict[str, Any]]:
             return [json.loads(item.row) for item in self._model.query(partition, condition)]
+
+        try:
+            return self._retries.budget().call("Query on aggregates", attempt)
         except PynamoDBException as e:
             raise StorageUnavailableError("the aggregates table could not be read") from e
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, UpdateError
 from pynamodb.expressions.condition import Condition
 
-from chalicelib.adapters.retry import error_code
+from chalicelib.adapters.retry import DEFAULT_POLICY, RetryPolicy, error_code
 from chalicelib.domain.chunks import hour_bucket
 from chalicelib.domain.devices import Device, DeviceChanges
 from chalicelib.domain.readings import Reading
@@ -25,7 +27,11 @@ ACTIVE_SHARDS = 32
 def active_key(device_id: str, ts_ms: int) -> str:
     """The active-hour index key of a device at a time: YYYYMMDDHH#<shard>."""
     return f"{hour_bucket(ts_ms)}#{zlib.crc32(device_id.encode()) % ACTIVE_SHARDS:02d}"
-STATE_RETRIES = 5
+
+
+STATE_RETRIES = 5  # conditional-write conflicts, not throttling (that is adapters.retry's)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,14 +88,21 @@ def _unavailable(e: PynamoDBException) -> StorageUnavailableError:
 
 
 class DeviceRepository:
-    """CRUD on devices, token lookups, and forward-only state updates."""
+    """CRUD on devices, token lookups, and forward-only state updates.
 
-    def __init__(self, model: type[DeviceModel] = DeviceModel) -> None:
+    Every DynamoDB call goes through `_call`: retried within the request's budget.
+    """
+
+    def __init__(self, model: type[DeviceModel] = DeviceModel, *, retries: RetryPolicy = DEFAULT_POLICY) -> None:
         self._model = model
+        self._retries = retries
+
+    def _call(self, what: str, attempt: Callable[[], T]) -> T:
+        return self._retries.budget().call(f"{what} on devices", attempt)
 
     def _load(self, device_id: str, consistent: bool = True) -> DeviceModel:
         try:
-            return self._model.get(device_id, consistent_read=consistent)
+            return self._call("GetItem", lambda: self._model.get(device_id, consistent_read=consistent))
         except DoesNotExist as e:
             raise DeviceNotFoundError(f"no device {device_id!r}") from e
         except PynamoDBException as e:
@@ -109,7 +122,7 @@ class DeviceRepository:
             state={},
         )
         try:
-            item.save(condition=self._model.device_id.does_not_exist())
+            self._call("PutItem", lambda: item.save(condition=self._model.device_id.does_not_exist()))
         except PutError as e:
             if error_code(e) == CONDITION_FAILED:
                 raise DeviceExistsError(f"device {device_id!r} already exists") from e
@@ -124,12 +137,15 @@ class DeviceRepository:
         last_key = None
         if start_after is not None:
             last_key = {"kind": {"S": DEVICE_KIND}, "device_id": {"S": start_after}}
-        try:
+
+        def attempt() -> tuple[list[Device], bool]:
             results = self._model.list_index.query(
                 DEVICE_KIND, limit=limit, page_size=limit, last_evaluated_key=last_key
             )
-            devices = [_to_device(item) for item in results]
-            more = results.last_evaluated_key is not None
+            return [_to_device(item) for item in results], results.last_evaluated_key is not None
+
+        try:
+            devices, more = self._call("Query", attempt)
         except PynamoDBException as e:
             raise _unavailable(e) from e
         return devices, (devices[-1].device_id if more and devices else None)
@@ -147,7 +163,7 @@ class DeviceRepository:
             actions.append(model.disabled.set(changes.disabled))
         item = model(device_id)
         try:
-            item.update(actions=actions, condition=model.device_id.exists())
+            self._call("UpdateItem", lambda: item.update(actions=actions, condition=model.device_id.exists()))
         except UpdateError as e:
             if error_code(e) == CONDITION_FAILED:
                 raise DeviceNotFoundError(f"no device {device_id!r}") from e
@@ -157,9 +173,12 @@ class DeviceRepository:
     def set_token_hash(self, device_id: str, token_hash: str, now_ms: int) -> None:
         model = self._model
         try:
-            model(device_id).update(
-                actions=[model.token_hash.set(token_hash), model.updated_at.set(now_ms)],
-                condition=model.device_id.exists(),
+            self._call(
+                "UpdateItem",
+                lambda: model(device_id).update(
+                    actions=[model.token_hash.set(token_hash), model.updated_at.set(now_ms)],
+                    condition=model.device_id.exists(),
+                ),
             )
         except UpdateError as e:
             if error_code(e) == CONDITION_FAILED:
@@ -169,7 +188,7 @@ class DeviceRepository:
     def delete(self, device_id: str) -> None:
         model = self._model
         try:
-            model(device_id).delete(condition=model.device_id.exists())
+            self._call("DeleteItem", lambda: model(device_id).delete(condition=model.device_id.exists()))
         except PynamoDBException as e:
             if error_code(e) == CONDITION_FAILED:
                 raise DeviceNotFoundError(f"no device {device_id!r}") from e
@@ -182,7 +201,7 @@ class DeviceRepository:
         final word: a rotated-out token finds a device whose hash no longer matches.
         """
         try:
-            hits = list(self._model.token_index.query(token_hash, limit=2))
+            hits = self._call("Query", lambda: list(self._model.token_index.query(token_hash, limit=2)))
         except PynamoDBException as e:
             raise _unavailable(e) from e
         for hit in hits:
@@ -214,7 +233,7 @@ class DeviceRepository:
             model.state_ts.does_not_exist() | (model.state_ts <= oldest_new)
         )
         try:
-            model(device_id).update(actions=actions, condition=condition)
+            self._call("UpdateItem", lambda: model(device_id).update(actions=actions, condition=condition))
             return
         except UpdateError as e:
             if error_code(e) != CONDITION_FAILED:
@@ -239,8 +258,9 @@ class DeviceRepository:
             if newest is not None:
                 actions.append(model.state_ts.set(newest))
             guard = model.state_ts == item.state_ts if item.state_ts is not None else model.state_ts.does_not_exist()
+            update = functools.partial(model(device_id).update, actions, model.device_id.exists() & guard)
             try:
-                model(device_id).update(actions=actions, condition=model.device_id.exists() & guard)
+                self._call("UpdateItem", update)
                 return
             except UpdateError as e:
                 if error_code(e) != CONDITION_FAILED:
@@ -250,7 +270,9 @@ class DeviceRepository:
     def count_active(self, hour: str) -> int:
         """Devices whose last request fell in an hour bucket (YYYYMMDDHH): one Query per shard."""
         try:
-            return sum(int(self._model.active_index.count(f"{hour}#{s:02d}")) for s in range(ACTIVE_SHARDS))
+            count = self._model.active_index.count
+            keys = [f"{hour}#{s:02d}" for s in range(ACTIVE_SHARDS)]
+            return sum(int(self._call("Query", functools.partial(count, key))) for key in keys)
         except PynamoDBException as e:
             raise _unavailable(e) from e
 

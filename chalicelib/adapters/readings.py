@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.adapters.retry import put_items
+from chalicelib.adapters.retry import DEFAULT_POLICY, RetryPolicy, put_items
 from chalicelib.domain.chunks import Chunk
 from chalicelib.errors import StorageUnavailableError
 from chalicelib.models import ReadingChunkModel
@@ -34,14 +34,12 @@ class ReadingStore:
         self,
         model: type[ReadingChunkModel] = ReadingChunkModel,
         *,
-        max_attempts: int = 6,
         retention_days: int = 30,
-        sleep: Callable[[float], None] | None = None,
+        retries: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
         self._model = model
-        self._max_attempts = max_attempts
         self._retention = timedelta(days=retention_days)
-        self._sleep = sleep
+        self._retries = retries
 
     def _item(self, device_id: str, chunk: Chunk, received_at_ms: int) -> ReadingChunkModel:
         newest = datetime.fromtimestamp(chunk.ts_max / 1000, UTC)
@@ -59,11 +57,11 @@ class ReadingStore:
     def write(self, device_id: str, chunks: list[Chunk], received_at_ms: int) -> None:
         """Store every chunk, or raise StorageUnavailableError (never a silent partial write).
 
-        Throttling and UnprocessedItems are retried with exponential backoff and full
-        jitter; chunk keys are idempotent, so re-sending an item is harmless.
+        Throttling and UnprocessedItems are retried within the request's retry budget
+        (adapters.retry); chunk keys are idempotent, so re-sending an item is harmless.
         """
         items = [self._item(device_id, c, received_at_ms).serialize() for c in chunks]
-        put_items(self._model, items, max_attempts=self._max_attempts, sleep=self._sleep)
+        put_items(self._model, items, self._retries)
 
     def chunks(self, device_id: str, low_key: str, high_key: str, max_items: int) -> tuple[list[StoredChunk], bool]:
         """Chunks with low_key <= sort key <= high_key, in key order, at most about max_items.
@@ -83,7 +81,7 @@ class ReadingStore:
     def _query(
         self, device_id: str, low_key: str, high_key: str, max_items: int | None
     ) -> tuple[list[StoredChunk], bool]:
-        try:
+        def attempt() -> tuple[list[StoredChunk], bool]:
             results = self._model.query(
                 device_id,
                 self._model.sort_key.between(low_key, high_key),
@@ -91,11 +89,17 @@ class ReadingStore:
                 page_size=max_items,
             )
             found = [StoredChunk(c.sort_key, c.data, int(c.received_at)) for c in results]
+            return found, results.last_evaluated_key is not None
+
+        try:
+            return self._retries.budget().call("Query on readings", attempt)
         except PynamoDBException as e:
             raise StorageUnavailableError("the readings table could not be read") from e
-        return found, results.last_evaluated_key is not None
 
     def iter_all(self, device_id: str) -> Iterator[StoredChunk]:
-        """Every chunk of a device (tests and tools; pages through the partition)."""
-        for c in self._model.query(device_id):
-            yield StoredChunk(c.sort_key, c.data, int(c.received_at))
+        """Every chunk of a device (tests and tools; reads the whole partition first)."""
+
+        def attempt() -> list[StoredChunk]:
+            return [StoredChunk(c.sort_key, c.data, int(c.received_at)) for c in self._model.query(device_id)]
+
+        yield from self._retries.budget().call("Query on readings", attempt)

@@ -9,7 +9,7 @@ import botocore.session
 import pytest
 
 from chalicelib import wiring
-from chalicelib.adapters.readings import ReadingStore
+from chalicelib.adapters.retry import RetryPolicy
 from tests.functional.helpers import dynamodb, like_dynamodb
 
 
@@ -46,12 +46,11 @@ def other_device(api: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def sleeps(api: Any, monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The backoff delays the readings store asked for; nothing actually sleeps.
+    """The backoff delays the app's retries asked for; nothing actually sleeps.
 
-    The app builds its ReadingStore in wiring; give it one whose `sleep` only records.
+    Each request's retry budget comes from wiring's policy; give it one whose `sleep` only records.
     """
     slept: list[float] = []
-    s = wiring.bound_settings()
-    store = ReadingStore(max_attempts=s.write_max_attempts, retention_days=s.retention_days, sleep=slept.append)
-    monkeypatch.setattr(wiring, "readings", lambda: store)
+    policy = RetryPolicy.from_settings(wiring.bound_settings(), sleep=slept.append)
+    monkeypatch.setattr(wiring, "retry_policy", lambda: policy)
     return slept

@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib import wiring
 from chalicelib.adapters.readings import ReadingStore
+from chalicelib.adapters.retry import RetryPolicy
 from chalicelib.bootstrap import bootstrap
 from chalicelib.domain.ingest import ingest
 from chalicelib.domain.readings import Reading
@@ -41,7 +42,7 @@ def pipeline(aws: None) -> Any:
 
 
 def _store() -> ReadingStore:
-    return ReadingStore(max_attempts=30, sleep=lambda _: None)
+    return ReadingStore(retries=RetryPolicy(max_attempts=30, sleep=lambda _: None))
 
 
 def _post(device: str, hours: int, per_hour: int = 4) -> int:
@@ -83,13 +84,18 @@ def test_same_seed_same_faults(aws: None) -> None:
     assert runs[0] == runs[1]
 
 
-def test_throttled_update_and_query_reach_the_app_as_storage_unavailable(aws: None) -> None:
+def test_throttled_update_and_query_are_retried_then_reach_the_app_as_storage_unavailable(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = RetryPolicy.from_settings(wiring.bound_settings(), sleep=lambda _: None)
+    monkeypatch.setattr(wiring, "retry_policy", lambda: policy)
     with FaultPlan(batch_write_rate=0, update_rate=1.0, query_rate=1.0, s3_put_rate=0, crash_handler=None) as plan:
         with pytest.raises(StorageUnavailableError):
             wiring.devices().record_state("dev-1", {("temp", ""): Reading("temp", "", T0, 1.0)}, T0)
         with pytest.raises(StorageUnavailableError):
             wiring.readings().chunks("dev-1", "2025112509", "2025112510", 10)
-    assert plan.stats.update_throttled == 1 and plan.stats.query_throttled == 1
+    # Below botocore's retries (one attempt per call there), so each fault is one app attempt.
+    assert plan.stats.update_throttled == plan.stats.query_throttled == policy.max_attempts
 
 
 def test_faults_stop_with_the_plan(aws: None) -> None:
