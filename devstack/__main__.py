@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devstack.demo import demo_duration, minimum_duration
 from devstack.stack import STATE_DIR, LocalStack
 
 
@@ -199,18 +200,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-FREEZER_RULE = {
-    "name": "freezer too warm",
-    "scope": {"type": "freezer"},
-    "metric": "temp",
-    "condition": {"op": ">", "value": -15},
-    "duration": {"readings": 2},
-    "clear": {"op": "<", "value": -18},
-    "severity": "critical",
-    "notify": {"emails": ["ops@localhost.localdomain"]},
-}
-
-
 def _admin(stack: LocalStack) -> dict[str, str]:
     return {"Authorization": f"Bearer {stack.admin_token}", "Content-Type": "application/json"}
 
@@ -219,16 +208,25 @@ def _alert_rule(stack: LocalStack) -> str:
     """The demo's alert rule: a freezer above -15 C for 2 readings (cleared below -18 C)."""
     import httpx
 
+    from devstack.demo import FREEZER_RULE
+
     answer = httpx.post(f"{stack.api_url}/v1/rules", json=FREEZER_RULE, headers=_admin(stack), timeout=10)
     answer.raise_for_status()
     return str(answer.json()["id"])
 
 
 def _freezers(stack: LocalStack, args: argparse.Namespace, report: Path) -> subprocess.Popen[bytes]:
-    """Three freezers beside the fleet; the first warms to -5 C for 30 s (a scripted anomaly)."""
+    """Three freezers beside the fleet; the first warms to -5 C (a scripted anomaly fitted to the
+    duration, devstack/demo.py), long enough to raise the alert and early enough to clear it."""
+    from devstack.demo import FREEZER_DEVICES, FREEZER_INTERVAL_S, freezer_profile, warm_up
+
+    script = warm_up(args.duration)
+    print(f"freezer 1 warms up from {script.at:g} s to {script.ends:g} s of {args.duration:g} s", flush=True)
+    profile = freezer_profile(script, stack.state_dir / "freezers-profile.yaml")
     command = [
         sys.executable, "-m", "device_sim", "--url", stack.api_url, "--admin-token", stack.admin_token,
-        "--profile", "freezer-anomaly", "--devices", "3", "--duration", str(args.duration), "--interval", "1",
+        "--profile", str(profile), "--devices", str(FREEZER_DEVICES), "--duration", str(args.duration),
+        "--interval", f"{FREEZER_INTERVAL_S:g}",
         "--batch", "2", "--seed", str(args.seed), "--report", str(report), "--verify", "--no-progress",
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -329,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--moto-port", type=int, default=5000)
     demo.add_argument("--stage", default="dev")
     demo.add_argument("--devices", type=int, default=50)
-    demo.add_argument("--duration", type=float, default=60)
+    demo.add_argument(
+        "--duration", type=demo_duration, default=60.0,
+        help=f"seconds (default 60, at least {minimum_duration():g}: the scripted alert must raise and clear)",
+    )  # fmt: skip
     demo.add_argument("--interval", type=float, default=1.0)
     demo.add_argument("--batch", type=int, default=10)
     demo.add_argument("--format", default="json", choices=["json", "senml-json", "senml-xml", "thingsboard"])
