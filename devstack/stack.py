@@ -7,6 +7,7 @@ moto through AWS_ENDPOINT_URL.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -26,6 +27,7 @@ from chalicelib.domain.tokens import hash_token, new_admin_token
 from devstack.events import EventEmulator
 from devstack.faults import FaultPlan
 from devstack.mailsink import MailSink
+from devstack.serving import Admission, ApiHandler, ApiServer, Limits
 from devstack.wsgateway import WebSocketGateway
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,13 +53,6 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
-class _QuietHandler(local.ChaliceRequestHandler):  # type: ignore[misc]
-    """Chalice's request handler without a log line per request."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @dataclass
 class LocalStack:
     """The local stack's processes and coordinates. Use as a context manager."""
@@ -76,6 +71,8 @@ class LocalStack:
     ws_management_port: int = 0  # its @connections API (0: a free port)
     gateway: WebSocketGateway | None = None
     faults: FaultPlan | None = None  # injected faults (devstack/faults.py): make reliability
+    limits: Limits = field(default_factory=Limits)  # requests the API runs at once (devstack/serving.py)
+    admission: Admission | None = None
     _saved_environ: dict[str, str] | None = None
     _moto: subprocess.Popen[bytes] | None = None
     _server: Any = None
@@ -167,6 +164,9 @@ class LocalStack:
         # The app module is imported once per process: the names baked into its event sources may
         # be another stage's, so map them to this stack's resources.
         queues = {str(q.queue): settings.call_timeout_queue for q in app.event_sources if isinstance(q, SQSEventConfig)}
+        # Every client and connection exists before anything runs a handler: a burst of first
+        # requests on many threads would otherwise each build their own (issue 13, item 8).
+        wiring.warm()
         self.emulator = EventEmulator(
             app, self.client, region=settings.region, stream_table=settings.readings_table, queues=queues
         )
@@ -179,7 +179,9 @@ class LocalStack:
             # What chalice.local.create_local_server does, once per process: thread-local requests.
             local.CustomLocalChalice.__bases__ = (local.LocalChalice, app.__class__)
             app.__class__ = local.CustomLocalChalice
-        self._server = local.LocalDevServer(app, config, HOST, self.api_port, handler_cls=_QuietHandler)
+        self.admission = Admission(self.limits)
+        server = functools.partial(ApiServer, admission=self.admission)
+        self._server = local.LocalDevServer(app, config, HOST, self.api_port, handler_cls=ApiHandler, server_cls=server)
         self._server_thread = threading.Thread(target=self._server.server.serve_forever, name="api", daemon=True)
         self._server_thread.start()
         _wait_http(f"{self.api_url}/v1/openapi.json")

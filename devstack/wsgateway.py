@@ -61,6 +61,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from devstack.events import Handler, lambda_context
+from devstack.serving import LISTEN_BACKLOG
 
 logger = logging.getLogger("devstack.wsgateway")
 
@@ -301,6 +302,7 @@ class WebSocketGateway:
             open_timeout=INTEGRATION_TIMEOUT_S + 5,
             close_timeout=2,
             server_header=None,
+            backlog=LISTEN_BACKLOG,  # asyncio's default is 100
         )
         self.port = int(next(iter(server.sockets)).getsockname()[1])
         self._ready.set()
@@ -662,6 +664,7 @@ _ERRORS = {
 
 class _ManagementServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG  # the app's threads all post here at once
 
     def __init__(self, address: tuple[str, int], gateway: WebSocketGateway) -> None:
         self.gateway = gateway
