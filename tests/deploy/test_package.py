@@ -13,7 +13,17 @@ from typing import Any
 import pytest
 from chalice.config import Config
 
-from infra.package import RUNTIME_PROVIDED, TARGET_ZIP_BYTES, zip_report
+from infra.package import (
+    LAMBDA_RUNTIME,
+    RUNTIME_PROVIDED,
+    TARGET_ZIP_BYTES,
+    RuntimeMismatch,
+    check_builder,
+    function_runtimes,
+    locked_requirements,
+    problems_of,
+    zip_report,
+)
 from tests.deploy.conftest import ROOT
 
 STAGE = "prod"
@@ -21,10 +31,7 @@ STAGE = "prod"
 ACCEPTED_WARNINGS: dict[str, str] = {}
 
 
-@pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run the packaging once for the module, into a directory of its own (runs may overlap)."""
-    out = tmp_path_factory.mktemp("package") / STAGE
+def _package(out: Path) -> Path:
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
     subprocess.run(
         [sys.executable, "-m", "infra.package", "--stage", STAGE, "--out", str(out)],
@@ -35,6 +42,12 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=240,
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run the packaging once for the module, into a directory of its own (runs may overlap)."""
+    return _package(tmp_path_factory.mktemp("package") / STAGE)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +144,66 @@ def test_zip_is_small_and_holds_nothing_the_runtime_provides(packaged: Path) -> 
     with zipfile.ZipFile(packaged / "deployment.zip") as z:
         tops = {n.split("/", 1)[0].split("-", 1)[0].lower() for n in z.namelist()}
     assert not tops & {"boto3", "botocore", "s3transfer", "moto", "duckdb", "yaml", "httpx", "cryptography"}
-    assert {"app.py", "chalicelib", "pynamodb", "aws_lambda_powertools", "defusedxml"} <= tops | {"app.py"}
+    assert {"app.py", "chalicelib", "pynamodb", "defusedxml", "jinja2"} <= tops | {"app.py"}
+    assert problems_of(report) == []
+
+
+def test_every_function_runs_on_the_chosen_runtime(sam: dict[str, Any]) -> None:
+    runtimes = function_runtimes(sam)
+    assert set(_functions(sam)) <= set(runtimes) and len(runtimes) >= 5
+    assert set(runtimes.values()) == {LAMBDA_RUNTIME}
+
+
+def test_the_builder_must_be_the_runtimes_python() -> None:
+    check_builder((3, 11), "python3.11")
+    with pytest.raises(RuntimeMismatch, match=r"runtime is python3\.11 .* this is Python 3\.12"):
+        check_builder((3, 12), "python3.11")
+    with pytest.raises(RuntimeMismatch, match=r"Python 3\.13"):
+        check_builder((3, 11), "python3.13")
+    # and the command line refuses, before it builds anything
+    with pytest.raises(RuntimeMismatch):
+        check_builder((3, 10))
+
+
+def test_zip_ships_bytecode_for_the_runtime_next_to_every_module(packaged: Path) -> None:
+    """/var/task is read-only: without these, every cold start would compile every module from source."""
+    tag = f"cpython-{LAMBDA_RUNTIME.removeprefix('python').replace('.', '')}"
+    with zipfile.ZipFile(packaged / "deployment.zip") as z:
+        names = z.namelist()
+        pyc = z.read(f"chalicelib/__pycache__/wiring.{tag}.pyc")
+        infos = z.infolist()
+    assert f"__pycache__/app.{tag}.pyc" in names
+    modules = [n for n in names if n.endswith(".py")]
+    assert len([n for n in names if n.endswith(f".{tag}.pyc")]) == len(modules)
+    # PEP 552 header: flags 0b01 = hash-based, not checked against the source (no mtimes involved)
+    assert int.from_bytes(pyc[4:8], "little") == 0b01
+    assert names == sorted(names)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_two_builds_make_the_same_zip(packaged: Path, tmp_path: Path) -> None:
+    """Same sources and lock, same zip: file order, timestamps, modes and bytecode are fixed."""
+    again = _package(tmp_path / STAGE)
+    first, second = zip_report(packaged / "deployment.zip"), zip_report(again / "deployment.zip")
+    assert first["sha256"] == second["sha256"], "rebuilt zip differs (did a source change between the builds?)"
+
+
+def test_lambda_requirements_come_from_the_lock(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.txt"
+    lock.write_text(
+        "# generated\n"
+        "boto3==1.44.5 \\\n    --hash=sha256:aa\n    # via -r requirements.in\n"
+        "pynamodb==6.1.0 \\\n    --hash=sha256:bb \\\n    --hash=sha256:cc\n"
+        "typing-extensions==4.16.0 ; python_full_version < '3.11' \\\n    --hash=sha256:dd\n"
+        "Jinja2==3.1.6 --hash=sha256:ee\n"
+    )
+    assert locked_requirements(lock, "arm64") == [
+        "jinja2==3.1.6 --hash=sha256:ee",
+        "pynamodb==6.1.0 --hash=sha256:bb --hash=sha256:cc",
+    ]
+    lock.write_text("pynamodb>=6 --hash=sha256:bb\n")
+    with pytest.raises(ValueError, match="not pinned"):
+        locked_requirements(lock)
 
 
 RUNTIME_CHECK = r"""
@@ -151,7 +223,7 @@ answer = app.app(event, context)
 from chalicelib import wiring
 metrics = wiring.metrics()
 metrics.add("ReadingsIngested", 1)
-metrics.flush()  # EMF through aws_lambda_powertools, to stdout
+metrics.flush()  # an EMF document, to stdout
 print(json.dumps({"status": answer["statusCode"], "modules": sorted({m.split(".")[0] for m in sys.modules})}))
 """
 
