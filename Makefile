@@ -14,11 +14,34 @@ STAGE ?= dev
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The venv is installed from the locks only: pip and setuptools (requirements-pip.txt), then every
+# package of requirements-dev.txt, at the locked version, each file checked against its hash (pip
+# refuses a dependency the lock lacks), wheels only (no build step that could differ between machines).
+PIP_LOCKED := $(PY) -m pip install --quiet --require-hashes --only-binary :all:
+$(STAMP): requirements-pip.txt requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PIP_LOCKED) -r requirements-pip.txt
+	$(PIP_LOCKED) -r requirements-dev.txt
 	touch $(STAMP)
+
+# Regenerates the locks from the human-edited inputs (requirements*.in) with uv (pinned in the dev
+# lock), for Python $(LOCK_PYTHON) on every platform (Linux x86_64 and aarch64 among them), hashes of
+# every file of each release, keeping every version already locked. After editing a .in file:
+# `make lock`; to move one package (and what it needs) to its newest allowed version:
+# `make lock UPGRADE=websockets` (UPGRADE takes a space-separated list). Then `make venv`.
+LOCK_PYTHON := 3.11
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version $(LOCK_PYTHON) --generate-hashes \
+	--custom-compile-command "make lock" $(addprefix --upgrade-package ,$(UPGRADE))
+.PHONY: lock lock-check
+lock: venv
+	$(UV_COMPILE) requirements-pip.in -o requirements-pip.txt
+	$(UV_COMPILE) requirements.in -o requirements.txt
+	$(UV_COMPILE) requirements-dev.in -o requirements-dev.txt
+
+# Builds two fresh venvs from the locks (in a temporary directory) and checks that they hold
+# byte-identical packages (a few minutes; not part of make test, which checks the locks statically).
+lock-check: venv
+	$(PY) -m infra.check_lock reproduce
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -7,6 +7,7 @@ at the gateway, which is the code path that runs in AWS.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import random
 import re
@@ -247,15 +248,12 @@ def test_frames_of_one_connection_are_handled_in_order_one_at_a_time(
 def test_connections_are_handled_concurrently(gateway: tuple[WebSocketGateway, Recorder]) -> None:
     gw, _ = gateway
     # Each handler waits for the other two at a barrier: only concurrent invocations pass it.
-    sockets = [connect(gw.url) for _ in range(3)]
-    try:
+    with contextlib.ExitStack() as opened:  # websockets 17 wants connect() used as a context manager
+        sockets = [opened.enter_context(connect(gw.url)) for _ in range(3)]
         for ws in sockets:
             ws.send("barrier")
         assert [ws.recv(timeout=10) for ws in sockets] == ["echo:barrier"] * 3
         assert len(set(gw.connection_ids())) == 3
-    finally:
-        for ws in sockets:
-            ws.close()
 
 
 def test_get_and_delete_connection(gateway: tuple[WebSocketGateway, Recorder]) -> None:
