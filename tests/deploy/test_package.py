@@ -145,6 +145,8 @@ def test_zip_is_small_and_holds_nothing_the_runtime_provides(packaged: Path) -> 
         tops = {n.split("/", 1)[0].split("-", 1)[0].lower() for n in z.namelist()}
     assert not tops & {"boto3", "botocore", "s3transfer", "moto", "duckdb", "yaml", "httpx", "cryptography"}
     assert {"app.py", "chalicelib", "pynamodb", "defusedxml", "jinja2"} <= tops | {"app.py"}
+    # Powertools is not a runtime dependency (docs/DEPLOY.md: the app writes EMF itself).
+    assert "aws_lambda_powertools" not in tops
     assert problems_of(report) == []
 
 
