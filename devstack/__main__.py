@@ -241,7 +241,11 @@ def _alerts(stack: LocalStack, rule_id: str) -> dict[str, Any]:
     answer = httpx.get(f"{stack.api_url}/v1/alerts", headers=_admin(stack), timeout=10)
     answer.raise_for_status()
     alerts = [a for a in answer.json()["alerts"] if a.get("rule_id") == rule_id]
-    mails = sorted(str(p) for p in (stack.state_dir / "mail").glob("*.eml"))
+    # This run's alert mails only: the mail directory keeps those of earlier runs.
+    ids = [str(a["id"]) for a in alerts]
+    mails = sorted(
+        str(p) for p in (stack.state_dir / "mail").glob("*.eml") if any(i in p.read_text(errors="replace") for i in ids)
+    )
     return {
         "raised": len(alerts),
         "cleared": sum(1 for a in alerts if a.get("state") == "cleared"),
