@@ -16,7 +16,6 @@ import datetime as dt
 import importlib
 import json
 import logging
-import re
 import threading
 import time
 import uuid
@@ -33,6 +32,8 @@ from chalice.app import (
     SQSEventConfig,
 )
 from chalice.local import LambdaContext
+
+from devstack.schedule import Schedule, ScheduleError, check_fires, parse_schedule
 
 logger = logging.getLogger("devstack.events")
 
@@ -53,62 +54,40 @@ def lambda_context(name: str, timeout_s: int = 300) -> Any:
 
 # --- Schedules -----------------------------------------------------------------------------
 
-_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
-
 
 def _expression(config: ScheduledEventConfig) -> str:
     expr = config.schedule_expression
     return expr if isinstance(expr, str) else expr.to_string()
 
 
-def _cron_field_matches(spec: str, value: int) -> bool:
-    if spec in ("*", "?"):
-        return True
-    for part in spec.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/")
-            step = int(step_text)
-        if part in ("*", ""):
-            low, high = 0, 10_000
-        elif "-" in part:
-            low, high = (int(x) for x in part.split("-"))
-        else:
-            low = high = int(part)
-            if step != 1:
-                high = 10_000
-        if low <= value <= high and (value - low) % step == 0:
-            return True
-    return False
-
-
 def schedule_due(expression: str, previous: dt.datetime, now: dt.datetime, started: dt.datetime) -> bool:
-    """Whether a schedule fires in (previous, now]. Supports rate() and cron() (minute resolution)."""
-    rate = _RATE.match(expression.strip())
-    if rate:
-        amount, unit = int(rate.group(1)), rate.group(2).rstrip("s")
-        period = {"minute": 60, "hour": 3600, "day": 86400}[unit] * amount
-        elapsed_prev = (previous - started).total_seconds()
-        elapsed_now = (now - started).total_seconds()
-        return int(elapsed_now // period) > int(elapsed_prev // period)
-    cron = re.match(r"^cron\((.+)\)$", expression.strip())
-    if not cron:
-        raise ValueError(f"unsupported schedule expression {expression!r}")
-    minute, hour, dom, month, dow, year = cron.group(1).split()
-    moment = previous.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
-    while moment <= now:
-        aws_dow = (moment.isoweekday() % 7) + 1  # AWS: 1 = Sunday
-        if (
-            _cron_field_matches(minute, moment.minute)
-            and _cron_field_matches(hour, moment.hour)
-            and _cron_field_matches(dom, moment.day)
-            and _cron_field_matches(month, moment.month)
-            and _cron_field_matches(dow, aws_dow)
-            and _cron_field_matches(year, moment.year)
-        ):
-            return True
-        moment += dt.timedelta(minutes=1)
-    return False
+    """Whether a schedule fires in (previous, now]: rate() counted from `started`, cron() in UTC minutes."""
+    upcoming = parse_schedule(expression).next_after(previous, started)
+    return upcoming is not None and upcoming <= now
+
+
+# Each scheduled handler's name -> its parsed schedule and its next fire time.
+SchedulePlan = dict[str, tuple[Schedule, dt.datetime]]
+
+
+def plan_schedules(sources: Iterable[ScheduledEventConfig], now: dt.datetime) -> SchedulePlan:
+    """Each scheduled handler's parsed schedule and first fire time after `now`.
+
+    Raises ScheduleError naming every schedule EventBridge would refuse or that never fires,
+    so that the stack refuses to start rather than fail at the first tick.
+    """
+    planned: SchedulePlan = {}
+    problems: list[str] = []
+    for source in sources:
+        expression = _expression(source)
+        try:
+            schedule = parse_schedule(expression)
+            planned[source.name] = (schedule, check_fires(schedule, now))
+        except ScheduleError as error:
+            problems.append(f"schedule {source.name!r} (handler {source.handler_string}): {error}")
+    if problems:
+        raise ScheduleError("cannot schedule: " + "; ".join(problems))
+    return planned
 
 
 def scheduled_event(rule_name: str, region: str, when: dt.datetime | None = None) -> dict[str, Any]:
@@ -498,6 +477,11 @@ class EventEmulator:
     pumps: list[StreamPump] = field(default_factory=list)
     queue_pumps: list[SqsPump] = field(default_factory=list)
     fired: list[str] = field(default_factory=list)
+    # The scheduler's clock (UTC, timezone-aware); tests move it by hand.
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    # Each schedule, parsed, with its next fire time: rate() schedules count from start().
+    planned: SchedulePlan = field(default_factory=dict)
+    _schedules_started: dt.datetime | None = None
     _alarm_states: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -505,6 +489,9 @@ class EventEmulator:
     _queue_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        # Every schedule is checked before anything runs: one EventBridge would refuse, or that
+        # never fires, stops the stack here with its name and handler, not at the first tick.
+        self.plan_schedules()
         for source in self.app.event_sources:
             if isinstance(source, SQSEventConfig):
                 self.queue_pumps.append(self._queue_pump(source))
@@ -538,6 +525,40 @@ class EventEmulator:
 
     def schedules(self) -> list[ScheduledEventConfig]:
         return [s for s in self.app.event_sources if isinstance(s, ScheduledEventConfig)]
+
+    def plan_schedules(self) -> dict[str, dt.datetime]:
+        """Parse every schedule and compute its first fire time from now (ScheduleError if one cannot run)."""
+        now = self.clock()
+        self.planned = plan_schedules(self.schedules(), now)
+        self._schedules_started = now
+        return self.next_fires()
+
+    def next_fires(self) -> dict[str, dt.datetime]:
+        """When each scheduled handler fires next (UTC)."""
+        return {name: upcoming for name, (_, upcoming) in self.planned.items()}
+
+    def fire_due_schedules(self) -> list[str]:
+        """Run every scheduled handler whose fire time has come, once, and plan its next one.
+
+        A scheduler that fell behind (a suspended laptop) fires a schedule once, not once per
+        missed time, and plans from now: EventBridge does not catch up either.
+        """
+        now = self.clock()
+        fired: list[str] = []
+        for name, (schedule, upcoming) in list(self.planned.items()):
+            if upcoming > now:
+                continue
+            following = schedule.next_after(now, self._schedules_started)
+            if following is None:
+                del self.planned[name]  # its last fire time (the year field ran out)
+            else:
+                self.planned[name] = (schedule, following)
+            try:
+                self.run_job(name)
+                fired.append(name)
+            except Exception:
+                logger.exception("scheduled handler %s failed", name)
+        return fired
 
     def alarm_handlers(self) -> list[CloudWatchEventConfig]:
         return [s for s in self.app.event_sources if isinstance(s, CloudWatchEventConfig)]
@@ -615,22 +636,17 @@ class EventEmulator:
                 self._stop.wait(1.0)
 
     def _run_schedules(self) -> None:
-        started = previous = dt.datetime.now(dt.UTC)
         while not self._stop.wait(1.0):
-            now = dt.datetime.now(dt.UTC)
-            for source in self.schedules():
-                try:
-                    if schedule_due(_expression(source), previous, now, started):
-                        self.run_job(source.name)
-                except Exception:
-                    logger.exception("scheduled handler %s failed", source.name)
+            self.fire_due_schedules()
             try:
                 self.check_alarms()
             except Exception:
                 logger.exception("alarm emulation failed")
-            previous = now
 
     def start(self) -> None:
+        for name, upcoming in self.plan_schedules().items():  # rate() schedules count from here
+            schedule = self.planned[name][0]
+            logger.info("schedule %s: %s, next at %s", name, schedule.expression, f"{upcoming:%Y-%m-%dT%H:%MZ}")
         targets = [(self._run_streams, "streams"), (self._run_schedules, "schedules")]
         if self.queue_pumps:
             targets.append((self._run_queues, "queues"))
