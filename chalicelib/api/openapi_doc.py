@@ -12,6 +12,7 @@ from chalicelib.api.alerts_doc import OPENAPI_PATHS as ALERTS_PATHS
 from chalicelib.api.alerts_doc import OPENAPI_SCHEMAS as ALERTS_SCHEMAS
 from chalicelib.api.dashboard_doc import OPENAPI_PATHS as DASHBOARD_PATHS
 from chalicelib.api.dashboard_doc import OPENAPI_SECURITY_SCHEMES as DASHBOARD_SECURITY
+from chalicelib.domain.devices import ID_PATTERN
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _READING = {
@@ -81,6 +82,12 @@ DOCUMENT: dict[str, Any] = {
             "post": {
                 "operationId": "createDevice",
                 "summary": "Register a device (admin); the answer holds its token, shown once",
+                "description": "To make the create safe to retry, choose the device's `id`: a retry can then "
+                "never create a second device. If an attempt's answer was lost (connection reset, timeout, "
+                "5xx) and the retry answers 409 `device_exists`, that attempt most likely created the device: "
+                "GET it, check it is the one you asked for, and rotate its token "
+                "(POST /v1/devices/{device_id}/token) to get a token you know, since the first was shown once. "
+                "The server keeps only a hash of each token, so it cannot show the first one again.",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DeviceCreate"}}},
@@ -89,7 +96,7 @@ DOCUMENT: dict[str, Any] = {
                     "201": _json({"$ref": "#/components/schemas/DeviceWithToken"}, "created"),
                     "400": _error("malformed JSON"),
                     **_AUTH_ERRORS,
-                    "409": _error("a device with this id exists"),
+                    "409": _error("a device with this id exists (device_exists)"),
                     "422": _error("invalid fields"),
                     "503": _error("storage unavailable"),
                 },
@@ -159,6 +166,9 @@ DOCUMENT: dict[str, Any] = {
             "post": {
                 "operationId": "rotateToken",
                 "summary": "Issue a new token (admin); the old one stops working at once",
+                "description": "Safe to retry: each call replaces the token, and the one from the last call the "
+                "server completed is in force; a client that retried can confirm its token with a read the "
+                "device may make (GET /v1/devices/{device_id}/telemetry?limit=1 with that token).",
                 "responses": {
                     "200": _json(
                         {
@@ -509,7 +519,12 @@ DOCUMENT: dict[str, Any] = {
                 "required": ["name"],
                 "additionalProperties": False,
                 "properties": {
-                    "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9\\-_.:]{0,63}$"},
+                    "id": {
+                        "type": "string",
+                        "pattern": ID_PATTERN.pattern,
+                        "description": "chosen by the client (default: the server picks one); makes the create "
+                        "retryable, see createDevice",
+                    },
                     "name": {"type": "string", "minLength": 1, "maxLength": 128},
                     "type": {"type": "string", "default": "generic"},
                     "attributes": {"type": "object"},

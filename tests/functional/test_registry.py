@@ -77,6 +77,23 @@ def test_duplicate_id_is_a_conflict_and_keeps_the_first_device(api):
     assert api.post(first["token"], {"ts": T0, "values": {"temp": 1}}).status_code == 200
 
 
+def test_a_create_retried_after_its_answer_was_lost_recovers_with_a_rotated_token(api):
+    """The retry protocol of createDevice (OpenAPI): a client-chosen id, 409 on the retry, then a
+    token rotation; one device, and the token the client ends up with is the one in force."""
+    body = {"id": "sim-probe-00003-0a1b2c3d", "name": "probe 3", "type": "probe", "attributes": {"site": "x"}}
+    lost = body_of(api.request("POST", "/v1/devices", api.admin, body))["token"]  # the answer the client never saw
+    retry = api.request("POST", "/v1/devices", api.admin, body)
+    assert retry.status_code == 409 and error_of(retry)["code"] == "device_exists"
+    shown = body_of(get_device(api, body["id"]))
+    assert {k: shown[k] for k in ("name", "type", "attributes")} == {k: body[k] for k in ("name", "type", "attributes")}
+    token = body_of(api.request("POST", f"/v1/devices/{body['id']}/token", api.admin))["token"]
+    confirm = f"/v1/devices/{body['id']}/telemetry?limit=1"  # the read the simulator confirms a token with
+    assert api.request("GET", confirm, token).status_code == 200
+    assert api.request("GET", confirm, lost).status_code == 401
+    listed = body_of(api.request("GET", "/v1/devices", api.admin))["devices"]
+    assert [d["id"] for d in listed] == [body["id"]]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
