@@ -17,11 +17,13 @@ venv: $(STAMP)
 # The venv is installed from the locks only: pip and setuptools (requirements-pip.txt), then every
 # package of requirements-dev.txt, at the locked version, each file checked against its hash (pip
 # refuses a dependency the lock lacks), wheels only (no build step that could differ between machines).
+# Then the project itself, editable, built by the locked setuptools: the devstack and device_sim commands.
 PIP_LOCKED := $(PY) -m pip install --quiet --require-hashes --only-binary :all:
-$(STAMP): requirements-pip.txt requirements.txt requirements-dev.txt
+$(STAMP): requirements-pip.txt requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP_LOCKED) -r requirements-pip.txt
 	$(PIP_LOCKED) -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
 # Regenerates the locks from the human-edited inputs (requirements*.in) with uv (pinned in the dev

@@ -1,9 +1,5 @@
-"""`python -m devstack`: the local stack's commands.
-
-up                 start moto + the app (+ event emulation) on 127.0.0.1 until Ctrl-C
-run-job NAME       run a scheduled handler now, against the running stack
-demo               start the stack, run the simulator, run the jobs, verify, summarize, stop
-"""
+"""`devstack` (or `python -m devstack`): the local stack on 127.0.0.1 (moto and the app), its jobs, SQL over
+its archive, and the demo."""
 
 from __future__ import annotations
 
@@ -15,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -305,10 +303,23 @@ def _print_summary(stack: LocalStack, summary: dict[str, Any]) -> None:
     console.print(f"  curl -s {stack.api_url}/v1/openapi.json")
 
 
+def project_version() -> str:
+    """The project's version: pyproject.toml's in a checkout, else that of the distribution holding devstack.
+
+    The checkout comes first: an editable install's metadata keeps the version it was installed with.
+    """
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if pyproject.is_file():
+        return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+    return metadata.version(metadata.packages_distributions()[__package__ or "devstack"][0])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    """Parse the command line and run the subcommand."""
+    # The `devstack` console script shows its own name; `python -m` would show "__main__.py".
+    prog = "python -m devstack" if Path(sys.argv[0]).name == "__main__.py" else "devstack"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("--version", action="version", version=f"devstack {project_version()}")
     parser.add_argument("--state-dir", default=str(STATE_DIR), help="where connection.json and reports go")
     sub = parser.add_subparsers(dest="command", required=True)
 

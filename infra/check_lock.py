@@ -18,7 +18,8 @@ requirements*.txt from them. The static checks:
 `reproduce` builds what a new machine builds: a `git clone` of HEAD, `make venv` (pip with
 `--require-hashes`, see the Makefile), twice, then compares `pip freeze --all` and a SHA-256 of
 every file each distribution's RECORD lists (its own path written as <venv>; bytecode, which
-pip compiles at install time, and RECORD itself, which hashes the scripts' shebang lines, left out).
+pip compiles at install time, and RECORD itself, which hashes the scripts' shebang lines, left out;
+so is the project's own editable install, which only points at its clone).
 """
 
 from __future__ import annotations
@@ -243,8 +244,7 @@ def static_problems(root: Path = ROOT) -> list[str]:
     if not re.search(rf"^LOCK_PYTHON\s*:?=\s*{re.escape(python)}\s*$", makefile, re.MULTILINE):
         problems.append(f"the Makefile's LOCK_PYTHON is not {python} (pyproject.toml's requires-python)")
     expected = {**locks[PIP_LOCK], **locks[DEV_LOCK]}
-    project = canonicalize_name(tomllib.loads((root / "pyproject.toml").read_text())["project"]["name"])
-    drift = venv_problems(expected, installed_distributions(), project)
+    drift = venv_problems(expected, installed_distributions(), project_name(root))
     problems += agreement_problems(locks)
     for input_name, lock_name in LOCKS.items():
         problems += input_problems(input_name, read_inputs(root / input_name), locks[lock_name])
@@ -259,12 +259,22 @@ def static_problems(root: Path = ROOT) -> list[str]:
 # --- reproduce: two fresh installs compared -------------------------------------------------------
 
 
-def venv_digest(venv: Path) -> dict[str, str]:
-    """SHA-256 of every file the venv's distributions' RECORDs list, by path (the venv path normalised)."""
+def project_name(root: Path = ROOT) -> str:
+    """This project's distribution name (pyproject.toml), canonical."""
+    return canonicalize_name(tomllib.loads((root / "pyproject.toml").read_text())["project"]["name"])
+
+
+def venv_digest(venv: Path, skip: str = "") -> dict[str, str]:
+    """SHA-256 of every file the venv's distributions' RECORDs list, by path (the venv path normalised).
+
+    `skip` names a distribution left out: the project's own editable install, which points at its checkout.
+    """
     site_packages = next(venv.glob("lib/python*/site-packages"))
     marker = str(venv.resolve()).encode()
     digests: dict[str, str] = {}
     for record in sorted(site_packages.glob("*.dist-info/RECORD")):
+        if skip and canonicalize_name(record.parent.name.split("-", 1)[0]) == skip:
+            continue
         for line in record.read_text().splitlines():
             relative = line.rsplit(",", 2)[0]
             if not relative or "__pycache__/" in relative or relative.endswith((".pyc", "/RECORD")):
@@ -275,10 +285,13 @@ def venv_digest(venv: Path) -> dict[str, str]:
     return digests
 
 
-def _freeze(venv: Path) -> str:
-    return subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all"], check=True, capture_output=True, text=True
-    ).stdout
+def _freeze(venv: Path, skip: str) -> str:
+    """`pip freeze --all` less the editable project (its lines name the checkout's path)."""
+    lines = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all", "--exclude-editable"],
+        check=True, capture_output=True, text=True,
+    ).stdout.splitlines()  # fmt: skip
+    return "".join(f"{line}\n" for line in lines if canonicalize_name(line.split("==")[0]) != skip)
 
 
 def reproduce(work: Path) -> bool:
@@ -291,7 +304,7 @@ def reproduce(work: Path) -> bool:
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
         subprocess.run(["make", "-C", str(clone), "venv"], check=True, stdout=subprocess.DEVNULL)
         venv = clone / ".venv"
-        results.append((_freeze(venv), venv_digest(venv)))
+        results.append((_freeze(venv, project_name()), venv_digest(venv, project_name())))
     (freeze_1, files_1), (freeze_2, files_2) = results
     total = [hashlib.sha256(repr(sorted(f.items())).encode()).hexdigest() for f in (files_1, files_2)]
     print(f"pip freeze --all: {len(freeze_1.splitlines())} distributions, identical: {freeze_1 == freeze_2}")

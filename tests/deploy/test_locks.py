@@ -135,6 +135,11 @@ def test_the_venv_digest_sees_one_changed_byte_and_not_the_venv_path(tmp_path: P
         return check_lock.venv_digest(venv)
 
     one = make(tmp_path / "one", b"x = 1\n")
+    project = tmp_path / "one" / "lib" / "python3.11" / "site-packages" / "iotcloud-0.1.0.dist-info"
+    project.mkdir()
+    (project / "RECORD").write_text("__editable__.iotcloud-0.1.0.pth,,\n")
+    (project.parent / "__editable__.iotcloud-0.1.0.pth").write_text(str(tmp_path))
+    assert check_lock.venv_digest(tmp_path / "one", skip="iotcloud") == one
     assert sorted(one) == ["<venv>/bin/tool", "<venv>/lib/python3.11/site-packages/pkg/__init__.py"]
     assert make(tmp_path / "two", b"x = 1\n") == one
     assert make(tmp_path / "three", b"x = 2\n") != one
