@@ -71,6 +71,9 @@ def authenticator() -> Authenticator:
 # boto3's default session must not build two at once: one client per service, built under a lock.
 _CLIENTS_LOCK = threading.Lock()
 _clients: dict[str, Any] = {}
+# Connections each client keeps for reuse: botocore's default (10) unless warm() says how many
+# requests will share a client at once (more would open and discard a connection per call).
+_pool_connections: int | None = None
 
 
 def aws_client(service: str) -> Any:
@@ -83,7 +86,12 @@ def aws_client(service: str) -> Any:
             import boto3  # in the Lambda runtime; imported lazily to keep cold starts short
 
             s = bound_settings()
-            _clients[service] = boto3.client(service, region_name=s.region, endpoint_url=s.aws_endpoint_url)
+            options: dict[str, Any] = {}
+            if _pool_connections is not None:
+                from botocore.config import Config
+
+                options["config"] = Config(max_pool_connections=_pool_connections)
+            _clients[service] = boto3.client(service, region_name=s.region, endpoint_url=s.aws_endpoint_url, **options)
         return _clients[service]
 
 
@@ -312,15 +320,23 @@ def run_alerts_offline() -> Any:
 WARM_SERVICES = ("s3", "cloudwatch", "sqs", "dynamodb", "autoscaling")
 
 
-def warm() -> None:
+def warm(concurrency: int | None = None) -> None:
     """Build every collaborator, client and model connection now, with a cheap call on each table.
 
     For a server that runs requests on many threads (the local stack), before it accepts any:
-    the first requests then share what is built instead of each building its own. Lambda does not
-    call it: a container serves one request at a time and a cold start builds only what it uses.
+    the first requests then share what is built instead of each building its own, and every
+    connection pool holds `concurrency` connections (the requests that run at once). Lambda does
+    not call it: a container serves one request at a time and a cold start builds only what it uses.
     """
+    global _pool_connections
     s = bound_settings()
+    with _CLIENTS_LOCK:
+        _clients.clear()
+        _pool_connections = concurrency
     for model in models.ALL_MODELS:
+        if concurrency is not None:
+            model.Meta.max_pool_connections = concurrency
+            model._connection = None  # rebuilt with the pool size on the next call
         model.describe_table()  # builds the connection and its client; fails early if a table is missing
     for service in WARM_SERVICES:
         aws_client(service)
@@ -333,9 +349,11 @@ def warm() -> None:
 
 def reset() -> None:
     """Forget everything built (tests that change the environment)."""
+    global _pool_connections
     settings.cache_clear()
     with _CLIENTS_LOCK:
         _clients.clear()
+        _pool_connections = None
     factories: tuple[Any, ...] = (
         bound_settings, retry_policy, devices, readings, authenticator, archive, aggregates, metrics, reports,
         realtime_store, router, _timeout_queue_url, _management_endpoint, _management_client, alerts, alert_mailer,

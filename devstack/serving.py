@@ -149,3 +149,6 @@ class ApiHandler(local.ChaliceRequestHandler):  # type: ignore[misc]
             super()._generic_handle()
         finally:
             admission.release()
+
+    # Chalice binds its methods to its own _generic_handle: rebind them to this one.
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle

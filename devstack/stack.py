@@ -33,6 +33,9 @@ from devstack.wsgateway import WebSocketGateway
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".devstack"
 HOST = "127.0.0.1"
+# Threads besides the API's requests that call AWS at once: stream, queue, schedule and alarm
+# pumps, WebSocket handlers (devstack/events.py, devstack/wsgateway.py).
+BACKGROUND_THREADS = 8
 
 
 def free_port() -> int:
@@ -77,6 +80,8 @@ class LocalStack:
     _moto: subprocess.Popen[bytes] | None = None
     _server: Any = None
     _server_thread: threading.Thread | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _clients_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def api_url(self) -> str:
@@ -166,7 +171,9 @@ class LocalStack:
         queues = {str(q.queue): settings.call_timeout_queue for q in app.event_sources if isinstance(q, SQSEventConfig)}
         # Every client and connection exists before anything runs a handler: a burst of first
         # requests on many threads would otherwise each build their own (issue 13, item 8).
-        wiring.warm()
+        # Their pools hold a connection per request running at once, plus the emulator's and
+        # the WebSocket gateway's handler threads.
+        wiring.warm(concurrency=self.limits.max_active + BACKGROUND_THREADS)
         self.emulator = EventEmulator(
             app, self.client, region=settings.region, stream_table=settings.readings_table, queues=queues
         )
@@ -187,10 +194,14 @@ class LocalStack:
         _wait_http(f"{self.api_url}/v1/openapi.json")
 
     def client(self, service: str) -> Any:
-        """A boto3 client of a service, pointed at this stack's moto."""
-        import boto3
+        """The boto3 client of a service, pointed at this stack's moto (one per service: the
+        emulator asks every few seconds, and building one parses the service model)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                import boto3
 
-        return boto3.client(service, region_name="us-east-1", endpoint_url=self.moto_url)
+                self._clients[service] = boto3.client(service, region_name="us-east-1", endpoint_url=self.moto_url)
+            return self._clients[service]
 
     def connection(self) -> dict[str, Any]:
         settings_doc: dict[str, Any] = {}
