@@ -554,7 +554,7 @@ class EventEmulator:
             else:
                 self.planned[name] = (schedule, following)
             try:
-                self.run_job(name)
+                self.run_job(name, upcoming)  # the event carries its scheduled time, as EventBridge's does
                 fired.append(name)
             except Exception:
                 logger.exception("scheduled handler %s failed", name)
@@ -563,13 +563,13 @@ class EventEmulator:
     def alarm_handlers(self) -> list[CloudWatchEventConfig]:
         return [s for s in self.app.event_sources if isinstance(s, CloudWatchEventConfig)]
 
-    def run_job(self, name: str) -> Any:
-        """Invoke a scheduled handler now, as its schedule would."""
+    def run_job(self, name: str, when: dt.datetime | None = None) -> Any:
+        """Invoke a scheduled handler now, as its schedule would (its event's time: `when`, or now)."""
         for source in self.schedules():
             if source.name == name:
                 self.fired.append(name)
                 return self.resolver(source.handler_string)(
-                    scheduled_event(f"iotcloud-{name}", self.region), lambda_context(name)
+                    scheduled_event(f"iotcloud-{name}", self.region, when), lambda_context(name)
                 )
         known = ", ".join(s.name for s in self.schedules()) or "none"
         raise KeyError(f"no scheduled handler {name!r} (known: {known})")
