@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.demo import demo_duration, minimum_duration
+from devstack.schedule import ScheduleError
 from devstack.stack import STATE_DIR, LocalStack
 
 
@@ -355,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
 
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ScheduleError as error:  # the app declares a schedule the local stack cannot run
+        raise SystemExit(f"{prog}: {error}") from None
 
 
 if __name__ == "__main__":

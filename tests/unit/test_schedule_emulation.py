@@ -151,3 +151,30 @@ def test_a_failing_handler_does_not_stop_the_others() -> None:
     assert emu.fire_due_schedules() == ["working"]
     assert ran == ["app.broken", "app.working"]
     assert emu.next_fires()["broken"] == dt.datetime(2025, 1, 15, 10, 2, tzinfo=dt.UTC)
+
+
+def test_devstack_up_exits_with_the_message_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import devstack.__main__ as cli
+
+    app = Chalice(app_name="bad")
+
+    @app.schedule("cron(0 9 ? * 0 *)", name="sunday_report")
+    def sunday(event: Any) -> None: ...
+
+    class StackWithThisApp:
+        """LocalStack builds its EventEmulator while it starts; here over the bad app."""
+
+        def __init__(self, **_: Any) -> None: ...
+
+        def __enter__(self) -> Any:
+            return emulator(app, Clock(dt.datetime(2025, 1, 15, tzinfo=dt.UTC)))
+
+        def __exit__(self, *exc: object) -> None: ...
+
+    monkeypatch.setattr(cli, "LocalStack", StackWithThisApp)
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["up"])
+    assert str(caught.value.code).endswith(
+        "cannot schedule: schedule 'sunday_report' (handler app.sunday): cron(0 9 ? * 0 *): "
+        "day-of-week: 0 is out of range 1-7"
+    )
