@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice.app import Chalice, CloudWatchEvent, Cron, DynamoDBEvent, Rate, SQSEvent, WebsocketEvent
 
-from chalicelib import wiring
+from chalicelib import logs, wiring
 from chalicelib.api.alerts import alerts_api
 from chalicelib.api.analytics import analytics_api
 from chalicelib.api.commands import commands_api
@@ -32,8 +32,16 @@ app.register_blueprint(dashboard_api)
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 
 
+if logs.in_lambda():  # JSON log lines with the request and device ids (the local stack logs as text)
+    logs.install(app.log)
+
+
 @app.middleware("all")
 def flush_metrics(event: Any, get_response: Any) -> Any:
+    # Every log line of the invocation carries its request id (Chalice's HTTP requests hold the
+    # Lambda context as `lambda_context`, its other events as `context`).
+    context = getattr(event, "lambda_context", None) or getattr(event, "context", None)
+    logs.bind_request(getattr(context, "aws_request_id", None))
     # Metrics gathered during an invocation leave at its end: EMF in Lambda (no API call).
     try:
         return get_response(event)

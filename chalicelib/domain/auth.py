@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from chalicelib import logs
 from chalicelib.domain.tokens import hash_token, same_hash
 from chalicelib.errors import DeviceDisabledError, ForbiddenError, UnauthorizedError
 
@@ -86,6 +87,7 @@ class Authenticator:
         device_id, disabled = self._resolve(token_hash)
         if device_id is None:
             raise UnauthorizedError("unknown token")
+        logs.bind_device(device_id)  # this invocation's log lines name the device
         if disabled:
             raise DeviceDisabledError(f"device {device_id!r} is disabled")
         return Principal(is_admin=False, device_id=device_id)

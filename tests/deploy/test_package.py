@@ -226,6 +226,8 @@ from chalicelib import wiring
 metrics = wiring.metrics()
 metrics.add("ReadingsIngested", 1)
 metrics.flush()  # an EMF document, to stdout
+import logging
+logging.getLogger("iotcloud").error("served", extra={"route": "/v1/openapi.json"})  # Chalice's handler: ERROR
 print(json.dumps({"status": answer["statusCode"], "modules": sorted({m.split(".")[0] for m in sys.modules})}))
 """
 
@@ -249,6 +251,7 @@ def test_zip_runs_on_a_runtime_that_has_only_boto3(packaged: Path, tmp_path: Pat
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
         "METRICS_SINK": "emf",
+        "AWS_LAMBDA_FUNCTION_NAME": "iotcloud-prod",  # app.py installs the JSON log format in Lambda
         **json.loads((ROOT / ".chalice" / "config.json").read_text())["environment_variables"],
         **json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"][STAGE]["environment_variables"],
     }
@@ -266,4 +269,8 @@ def test_zip_runs_on_a_runtime_that_has_only_boto3(packaged: Path, tmp_path: Pat
     result = json.loads(lines[-1])
     assert result["status"] == 200
     assert any('"_aws"' in line for line in lines[:-1])  # the EMF document
+    logged = [json.loads(line) for line in lines[:-1] if line.startswith("{") and '"_aws"' not in line]
+    served = next(doc for doc in logged if doc["message"] == "served")
+    # the request id the middleware bound from the Lambda context, the extra field, the logger
+    assert served["request_id"] == "1" and served["route"] == "/v1/openapi.json" and served["logger"] == "iotcloud"
     assert not set(result["modules"]) & {"duckdb", "yaml", "jsonschema", "moto", "httpx", "rich", "cryptography"}
