@@ -7,7 +7,8 @@ invocation crashing after its first object of a batch that spans several hours. 
 simulator (with duplicates) runs with --verify; then the stream is drained and the three
 counts are reconciled: what the simulator got acknowledged, what DynamoDB holds, what the S3
 archive holds (read with DuckDB). acked == stored == archived, nothing lost, nothing twice.
-The app answers 200 (after its own retries) or 503 with Retry-After (the simulator retries).
+The app answers 200 (after its own retries) or 503 with Retry-After (the simulator retries);
+its retries absorb most of the 30 %, so one post runs while every UpdateItem is throttled.
 """
 
 from __future__ import annotations
@@ -48,6 +49,22 @@ def _multi_hour_post(client: Client, token: str, round_: int) -> tuple[set[tuple
     return {(metric, ts) for ts in times for metric in ("temp", "round")}, refused
 
 
+def _storm_post(client: Client, plan: FaultPlan, token: str) -> tuple[set[tuple[str, int]], int]:
+    """A post while every UpdateItem is throttled: the app's retries (its 30 % faults they absorb)
+    run out within the request's budget, so the device sees 503 + Retry-After; its retry is acked."""
+    ts = int(time.time() * 1000) - 60_000
+    body = {"ts": ts, "values": {"storm": 1}}
+    rate, plan.update_rate = plan.update_rate, 1.0
+    try:
+        first = client.request("POST", "/v1/telemetry", token, body, headers={"Idempotency-Key": "faults-storm"})
+    finally:
+        plan.update_rate = rate
+    if first.status_code != 503 or "retry-after" not in first.headers:
+        raise RuntimeError(f"a post during the storm was answered {first.status_code}, not 503 with Retry-After")
+    refused = 1 + _post_until_acked(client, token, body, key="faults-storm")
+    return {("storm", ts)}, refused
+
+
 def _drain(stack: LocalStack) -> int:
     assert stack.emulator is not None
     return stack.emulator.drain(timeout=240)
@@ -60,8 +77,8 @@ def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0) ->
         probe = client.create_device("faults-hours")
         # Multi-hour posts first: BatchWriteItem calls of several items (partly processed faults need
         # them) and archiver batches of several partitions (the crash needs one).
-        probe_acked: set[tuple[str, int]] = set()
-        probe_503 = probe_posts = 0
+        probe_acked, probe_503 = _storm_post(client, plan, probe["token"])
+        probe_posts = 1
         for round_ in range(MULTI_HOUR_POSTS):
             more, refused = _multi_hour_post(client, probe["token"], round_)
             probe_acked |= more
