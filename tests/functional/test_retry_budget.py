@@ -215,3 +215,36 @@ def test_throttled_over_http_each_app_attempt_is_one_http_request(
     assert calls.count(operation) == attempts  # the app's attempts
     assert len(sent) == attempts  # and botocore sent each once: 6, not 6 x 4 = 24
     assert clock.now <= budget_s()
+
+
+# --------------------------------------------------------------------------- the WebSocket path
+
+
+def test_a_websocket_message_runs_under_one_budget_capped_by_lambdas_time(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalice.local import LambdaContext
+
+    import chalicelib.jobs.realtime as realtime
+    from app import app
+    from chalicelib.adapters import retry
+
+    seen: list[Any] = []
+
+    def handle_frame(*args: Any, **kwargs: Any) -> list[Any]:
+        seen.append(retry._current.get())  # what every DynamoDB call of the message would draw on
+        return []
+
+    monkeypatch.setattr(realtime, "handle_frame", handle_frame)
+    event = {
+        "requestContext": {"routeKey": "$default", "eventType": "MESSAGE", "connectionId": "c-1",
+                           "domainName": "ws.example", "stage": "api", "apiId": "x"},
+        "body": "[]",
+        "isBase64Encoded": False,
+    }  # fmt: skip
+    remaining_s = 6
+    app.handler_map["ws_message"](event, LambdaContext("ws_message", 512, max_runtime_ms=remaining_s * 1000))
+    (budget,) = seen
+    assert budget is not None
+    assert budget.seconds == pytest.approx(remaining_s - retry.RESPONSE_RESERVE_S, abs=0.05)
+    assert retry._current.get() is None  # closed with the invocation
