@@ -3,9 +3,10 @@
 Sections: ingest and archive (chunked vs naive storage, in process), measure (what one
 request costs at batch 1, 10 and 100), cost / naive / iot_core (USD per million
 readings from those measurements and chalicelib/pricing.json), cold_start (import time
-and the Lambda zip), e2e (the simulator through the local stack) and capacity (1 M
-devices). All of them go to bench/results/figures.json; `--only a,b` runs some of them
-and writes bench/results/figures-partial.json instead.
+and the Lambda zip), e2e (the simulator through the local stack), local_stack (100 devices
+against `devstack up`, as a user tries it) and capacity (1 M devices). All of them go to
+bench/results/figures.json; `--only a,b` runs some of them and writes
+bench/results/figures-partial.json instead.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("ingest", "archive", "cost", "cold_start", "e2e")
+SECTIONS = ("ingest", "archive", "cost", "cold_start", "e2e", "local_stack")
 BATCHES = ("1", "10", "100")
 
 ROWS = [
@@ -287,6 +288,27 @@ def print_e2e(console: Console, e2e: dict[str, Any]) -> None:
     console.print(t)
 
 
+def print_local_stack(console: Console, local_stack: dict[str, Any]) -> None:
+    for name, f in local_stack.items():
+        title = f"{name}: devstack up, simulator {f['devices']} devices {f['duration_s']} s, batch {f['batch']}"
+        t = table(title, "figure", "value")
+        latency = f.get("latency_ms") or {}
+        rows = (
+            ("requests", f.get("requests")),
+            ("readings sent / acked", f"{f.get('readings_sent')} / {f.get('readings_acked')}"),
+            ("transport errors", f.get("transport_errors")),
+            ("503 answers (retried)", f.get("answers_503")),
+            ("server errors", f.get("server_errors")),
+            ("latency p50 / p95 ms", f"{latency.get('p50', 0):.0f} / {latency.get('p95', 0):.0f}"),
+            ("stack RSS MB: at start / peak", f"{f.get('stack_start_rss_mb')} / {f.get('stack_peak_rss_mb')}"),
+            ("stack peak threads", f.get("stack_peak_threads")),
+            ("passed (exit 0, nothing missing)", f.get("ok")),
+        )
+        for label, value in rows:
+            t.add_row(label, str(value))
+        console.print(t)
+
+
 def print_capacity(console: Console, cap: dict[str, Any]) -> None:
     t = table(
         f"capacity: {cap['scenario']} = {cap['records_per_s']:,.0f} records/s, {cap['readings_per_s']:,.0f} readings/s",
@@ -381,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         if "error" not in figures[name]:
             printer(console, figures[name])
 
-    from bench import archive, coldstart, e2e, ingest, measure, model
+    from bench import archive, coldstart, e2e, fleet, ingest, measure, model
 
     if "ingest" in only:
         figures["ingest"] = timed("ingest", lambda: ingest.run(measure_imports=False))
@@ -413,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     if "e2e" in only:
         figures["e2e"] = timed("e2e", e2e.run)
         shown("e2e", print_e2e)
+    if "local_stack" in only:
+        figures["local_stack"] = timed("local_stack", fleet.run)
+        shown("local_stack", print_local_stack)
     if "cost" in figures:
         figures["capacity"] = model.capacity(figures["measure"], figures["cost"], figures["cost"]["job_outputs"])
         print_capacity(console, figures["capacity"])
