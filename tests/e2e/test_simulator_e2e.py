@@ -61,13 +61,13 @@ class DropAfterCreate(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and request.url.path == "/v1/devices" and self.drops > 0:
+        creating = request.method == "POST" and request.url.path == "/v1/devices"
+        if creating and response.status_code == 201 and self.drops > 0:
+            self.drops -= 1  # before the next await: creates run concurrently
+            self.dropped.append(json.loads(request.content)["id"])
             await response.aread()
             await response.aclose()
-            if response.status_code == 201:
-                self.drops -= 1
-                self.dropped.append(json.loads(request.content)["id"])
-                raise httpx.ReadError("connection reset after the device was created", request=request)
+            raise httpx.ReadError("connection reset after the device was created", request=request)
         return response
 
     async def aclose(self) -> None:
