@@ -111,7 +111,7 @@ def _moto_pid(stack_pid: int) -> int | None:
             cmdline = (entry / "cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == stack_pid and b"moto.server" in cmdline:
+        if ppid == stack_pid and b"devstack.motoserver" in cmdline:
             return int(entry.name)
     return None
 

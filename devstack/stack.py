@@ -122,10 +122,9 @@ class LocalStack:
 
     def _start_moto(self) -> None:
         out = subprocess.DEVNULL if self.quiet_moto else None
+        log = [] if self.quiet_moto else ["--log"]
         self._moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.moto_port)],
-            stdout=out,
-            stderr=out,
+            [sys.executable, "-m", "devstack.motoserver", HOST, str(self.moto_port), *log], stdout=out, stderr=out
         )
         _wait_http(f"{self.moto_url}/moto-api/")
 
