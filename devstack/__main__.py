@@ -18,6 +18,7 @@ from typing import Any
 
 from devstack.demo import demo_duration, minimum_duration
 from devstack.schedule import ScheduleError
+from devstack.serving import Limits
 from devstack.stack import STATE_DIR, LocalStack
 
 
@@ -30,6 +31,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         ws_port=args.ws_port,
         stage=args.stage,
         state_dir=Path(args.state_dir),
+        limits=Limits(max_active=args.max_requests, max_wait_s=args.max_wait),
     ) as stack:
         print(f"iotcloud local stack is up (stage {stack.stage})")
         print(f"  API:          {stack.api_url}")
@@ -329,6 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--moto-port", type=int, default=5000)
     up.add_argument("--ws-port", type=int, default=8001, help="the WebSocket (WAMP) API")
     up.add_argument("--stage", default="dev")
+    up.add_argument(
+        "--max-requests", type=int, default=Limits.max_active, help="requests the API runs at once (%(default)s)"
+    )
+    up.add_argument(
+        "--max-wait", type=float, default=Limits.max_wait_s,
+        help="seconds a request may wait for a slot before it is answered 503 (%(default)s)",
+    )  # fmt: skip
     up.set_defaults(func=cmd_up)
 
     job = sub.add_parser("run-job", help="run a scheduled handler now against the running stack")
