@@ -12,6 +12,8 @@ requirements*.txt from them. The static checks:
 - each lock is closed and holds nothing extra: walking the inputs' dependencies (the installed
   metadata, markers evaluated for Linux x86_64 and aarch64 on CPython 3.11) gives exactly the
   lock's entries for those platforms;
+- every third-party module the code imports is provided by a distribution an input names (not
+  only by a transitive one), and every input is imported or listed in NOT_IMPORTED with its use;
 - the running virtualenv holds exactly the dev and pip locks (so the walk above reads the
   locked versions' metadata): a venv that drifted from the locks fails here.
 
@@ -25,6 +27,7 @@ so is the project's own editable install, which only points at its clone).
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import re
 import subprocess
@@ -228,6 +231,70 @@ def installed_distributions() -> dict[str, str]:
     return {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
 
 
+# Inputs the code does not import, with what uses them instead.
+NOT_IMPORTED = {
+    "pip": "the installer (requirements-pip.in)",
+    "setuptools": "builds the editable install (requirements-pip.in)",
+    "uv": "make lock",
+    "ruff": "make lint",
+    "mypy": "make typecheck",
+    "types-pyyaml": "mypy's stubs for yaml",
+    "cfn-lint": "a command: tests/deploy/test_package.py, make cfn-lint",
+    "schemathesis": "a command: reliability/fuzz.py",
+    "pytest-timeout": "a pytest plugin (pyproject.toml's timeout)",
+}
+# The trees whose imports the inputs must name.
+SOURCES = ("app.py", "chalicelib", "devstack", "device_sim", "bench", "infra", "reliability", "tests")
+
+
+def imported_modules(paths: Iterable[Path]) -> set[str]:
+    """Top-level names of the absolute imports in these Python files."""
+    names: set[str] = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def import_problems(
+    imported: set[str], own: set[str], inputs: set[str], providers: Mapping[str, list[str]]
+) -> list[str]:
+    """Imports no input names (they arrive only transitively, or not at all), and inputs nothing uses.
+
+    `providers` maps a top-level module to the distributions that provide it (canonical names).
+    """
+    problems = []
+    used: set[str] = set()
+    for module in sorted(imported - own - set(sys.stdlib_module_names) - {"__future__"}):
+        distributions = set(providers.get(module, ()))
+        if not distributions:
+            problems.append(f"the code imports {module}, which no installed distribution provides")
+        elif not distributions & inputs:
+            names = ", ".join(sorted(distributions))
+            problems.append(f"the code imports {module} ({names}), which no requirements*.in names")
+        used |= distributions
+    for name in sorted(inputs - used - set(NOT_IMPORTED)):
+        problems.append(f"{name} is an input that nothing imports (add it to NOT_IMPORTED with its use, or drop it)")
+    problems += [f"NOT_IMPORTED names {name}, which is no input" for name in sorted(set(NOT_IMPORTED) - inputs)]
+    return problems
+
+
+def code_import_problems(root: Path = ROOT) -> list[str]:
+    """import_problems() for this repository: its sources against its inputs and the installed metadata."""
+    files = [root / name for name in SOURCES if name.endswith(".py")]
+    files += [path for name in SOURCES if not name.endswith(".py") for path in (root / name).rglob("*.py")]
+    own = {name.removesuffix(".py") for name in SOURCES}
+    inputs: set[str] = {canonicalize_name(r.name) for name in LOCKS for r in read_inputs(root / name)}
+    providers: dict[str, list[str]] = {
+        module: [canonicalize_name(d) for d in distributions]
+        for module, distributions in metadata.packages_distributions().items()
+    }
+    return import_problems(imported_modules(files), own, inputs, providers)
+
+
 def static_problems(root: Path = ROOT) -> list[str]:
     """Every problem the static checks find in the repository's inputs and locks (none: [])."""
     problems: list[str] = []
@@ -253,7 +320,7 @@ def static_problems(root: Path = ROOT) -> list[str]:
         return problems + [f"this venv ({sys.prefix}) differs from the locks: {p}" for p in drift]
     for input_name, lock_name in LOCKS.items():
         problems += closure_problems(input_name, read_inputs(root / input_name), locks[lock_name], python)
-    return problems
+    return problems + code_import_problems(root)
 
 
 # --- reproduce: two fresh installs compared -------------------------------------------------------

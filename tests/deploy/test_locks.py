@@ -143,3 +143,21 @@ def test_the_venv_digest_sees_one_changed_byte_and_not_the_venv_path(tmp_path: P
     assert sorted(one) == ["<venv>/bin/tool", "<venv>/lib/python3.11/site-packages/pkg/__init__.py"]
     assert make(tmp_path / "two", b"x = 1\n") == one
     assert make(tmp_path / "three", b"x = 2\n") != one
+
+
+def test_imports_and_inputs_are_matched_both_ways(tmp_path: Path) -> None:
+    source = tmp_path / "mod.py"
+    source.write_text(
+        "from __future__ import annotations\nimport json, yaml\nfrom . import sibling\n"
+        "def f():\n    import txaio.aio\n    from packaging.version import Version\n    from mine import x\n"
+    )
+    imported = check_lock.imported_modules([source])
+    assert imported == {"__future__", "json", "yaml", "txaio", "packaging", "mine"}
+    providers = {"yaml": ["pyyaml"], "txaio": ["txaio"], "packaging": ["packaging"]}
+    inputs = {"pyyaml", "txaio", "hypothesis", "ruff"} | set(check_lock.NOT_IMPORTED) - {"uv"}
+    assert check_lock.import_problems(imported | {"nowhere"}, {"mine"}, inputs, providers) == [
+        "the code imports nowhere, which no installed distribution provides",
+        "the code imports packaging (packaging), which no requirements*.in names",
+        "hypothesis is an input that nothing imports (add it to NOT_IMPORTED with its use, or drop it)",
+        "NOT_IMPORTED names uv, which is no input",
+    ]
