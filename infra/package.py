@@ -58,7 +58,7 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644  # regular file, rw-r--r--: what Lambda needs to read it
 
 
-class RuntimeMismatch(SystemExit):
+class RuntimeMismatch(Exception):
     """This Python is not the functions' runtime: a zip built here would not match it."""
 
 
@@ -361,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="default: build/<stage>")
     args = parser.parse_args(argv)
     out = (args.out or ROOT / "build" / args.stage).resolve()
-    report = package(args.stage, out)
+    try:
+        report = package(args.stage, out)
+    except RuntimeMismatch as e:
+        print(e, file=sys.stderr)
+        return 2
     mb = 1024 * 1024
     print(f"template: {out / 'sam.json'} ({len(report['function_runtimes'])} functions, runtime {report['runtime']})")
     print(
