@@ -10,12 +10,12 @@ from chalicelib import logs, wiring
 from chalicelib.api.alerts import alerts_api
 from chalicelib.api.analytics import analytics_api
 from chalicelib.api.commands import commands_api
-from chalicelib.api.common import now_ms
 from chalicelib.api.dashboard import dashboard_api
 from chalicelib.api.devices import devices_api
 from chalicelib.api.openapi import openapi_api
 from chalicelib.api.reports import reports_api
 from chalicelib.api.telemetry import telemetry_api
+from chalicelib.clock import now_ms
 from chalicelib.config import call_timeout_queue_name, deploy_value, readings_stream_arn
 
 logger = logging.getLogger("iotcloud")
@@ -95,7 +95,7 @@ def scaling_report(event: CloudWatchEvent) -> dict[str, Any]:
     return {"report": run.report["id"], "s3": run.keys, "mailed_to": list(run.mailed_to)}
 
 
-# The stage's scale-up/scale-down alarms (see chalicelib/bootstrap_monitoring.py).
+# The stage's scale-up/scale-down alarms (see infra/bootstrap_monitoring.py).
 ALARM_PATTERN = {
     "source": ["aws.cloudwatch"],
     "detail-type": ["CloudWatch Alarm State Change"],

@@ -14,6 +14,7 @@ from chalicelib.adapters.devices import DeviceRepository
 from chalicelib.adapters.metrics import EmfSink, Metrics, MetricsSink, PutMetricDataSink
 from chalicelib.adapters.readings import ReadingStore
 from chalicelib.adapters.retry import Budget, RetryPolicy, budget_scope
+from chalicelib.clock import now_ms
 from chalicelib.config import Settings, settings
 
 if TYPE_CHECKING:
@@ -132,7 +133,6 @@ def run_scaling_report(trigger: str, alarm_name: str | None = None) -> Any:
     """The scaling report job, wired to this stage's clients (see jobs.scaling_report)."""
     from chalicelib.adapters.mail import mailer_for
     from chalicelib.adapters.scaling import Capacities
-    from chalicelib.api.common import now_ms
     from chalicelib.domain.chunks import HOUR_MS, hour_bucket
     from chalicelib.jobs.scaling_report import run_scaling_report as run
     from chalicelib.scaling import load_targets_config
@@ -176,11 +176,9 @@ def _verify_ticket(token: str) -> Identity:
 
     if token.startswith(dashboard.TICKET_PREFIX):
         # A dashboard page's short-lived ticket (signed with SESSION_SECRET): an admin view.
-        import time
-
         from chalicelib.errors import UnauthorizedError
 
-        if not dashboard.ticket_ok(dashboard.secret(), token, time.time_ns() // 1_000_000):
+        if not dashboard.ticket_ok(dashboard.secret(), token, now_ms()):
             raise UnauthorizedError("expired or invalid dashboard ticket")
         return Identity(role="admin", device_id=None, authid="dashboard")
     principal = authenticator().authenticate(token)
@@ -210,9 +208,7 @@ def _timeout_queue_url() -> str:
 
 def _schedule_timeout(call: PendingCall) -> None:
     """A delayed SQS message wakes the router when a call's deadline passes (at most 15 min)."""
-    import time
-
-    delay = max(0, min(900, math.ceil((call.deadline_ms - time.time() * 1000) / 1000)))
+    delay = max(0, min(900, math.ceil((call.deadline_ms - now_ms()) / 1000)))
     aws_client("sqs").send_message(
         QueueUrl=_timeout_queue_url(), MessageBody=json.dumps({"call": call.key}), DelaySeconds=delay
     )
@@ -295,7 +291,6 @@ def publish_alert(topic: str, kwargs: dict[str, Any]) -> None:
 
 def evaluate_alerts(records: list[dict[str, Any]]) -> Any:
     """The live handler's alert evaluation of one readings-stream batch (see jobs.alerts)."""
-    from chalicelib.api.common import now_ms
     from chalicelib.jobs.alerts import evaluate_stream_batch
 
     s = bound_settings()
@@ -307,7 +302,6 @@ def evaluate_alerts(records: list[dict[str, Any]]) -> Any:
 
 def run_alerts_offline() -> Any:
     """The offline-rules schedule: silent devices, and notifications still to deliver."""
-    from chalicelib.api.common import now_ms
     from chalicelib.jobs.alerts import run_offline_check
 
     s = bound_settings()

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import int_param, now_ms, principal_of, query_params, raw_body
-from chalicelib.api.responses import handles_errors, json_body, json_response
+from chalicelib.api.common import int_param, query_params, raw_body
+from chalicelib.api.responses import json_body, json_response
+from chalicelib.api.routing import Auth, route
+from chalicelib.clock import now_ms
 from chalicelib.domain.devices import ID_PATTERN
-from chalicelib.errors import InvalidParameterError
+from chalicelib.errors import AlertNotFoundError, InvalidParameterError, RuleNotFoundError
 
 if TYPE_CHECKING:
     from chalicelib.adapters.alerts import AlertStore
@@ -31,7 +33,7 @@ def store() -> AlertStore:
 
 
 def _rule_id(rule_id: str) -> str:
-    from chalicelib.domain.alerts import RULE_ID_PATTERN, RuleNotFoundError
+    from chalicelib.domain.alerts import RULE_ID_PATTERN
 
     if not RULE_ID_PATTERN.match(rule_id):
         raise RuleNotFoundError(f"no rule {rule_id!r}")
@@ -39,7 +41,7 @@ def _rule_id(rule_id: str) -> str:
 
 
 def _alert_id(alert_id: str) -> str:
-    from chalicelib.domain.alerts import ALERT_ID_PATTERN, AlertNotFoundError
+    from chalicelib.domain.alerts import ALERT_ID_PATTERN
 
     if not ALERT_ID_PATTERN.match(alert_id):
         raise AlertNotFoundError(f"no alert {alert_id!r}")
@@ -53,25 +55,21 @@ def _choice(params: dict[str, str], name: str, choices: tuple[str, ...]) -> str 
     return value
 
 
-@alerts_api.route("/v1/rules", methods=["POST"], content_types=["*/*"])
-@handles_errors
+@route(alerts_api, "/v1/rules", "POST", auth=Auth.ADMIN)
 def create_rule() -> Response:
     from chalicelib.domain.alerts import new_rule_id, validate_rule
 
     request = alerts_api.current_request
-    principal_of(request).require_admin()
     now = now_ms()
     rule = validate_rule(json_body(raw_body(request)), rule_id=new_rule_id(), created_at=now, updated_at=now)
     return json_response(store().create_rule(rule).as_dict(), 201)
 
 
-@alerts_api.route("/v1/rules", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(alerts_api, "/v1/rules", "GET", auth=Auth.ADMIN)
 def list_rules() -> Response:
     from chalicelib.domain.alerts import RULE_ID_PATTERN
 
     request = alerts_api.current_request
-    principal_of(request).require_admin()
     params = query_params(request)
     limit = int_param(params, "limit", 100, 1, 1000)
     cursor = params.get("cursor") or None
@@ -81,42 +79,34 @@ def list_rules() -> Response:
     return json_response({"rules": [r.as_dict() for r in rules], "next_cursor": next_cursor})
 
 
-@alerts_api.route("/v1/rules/{rule_id}", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(alerts_api, "/v1/rules/{rule_id}", "GET", auth=Auth.ADMIN)
 def get_rule(rule_id: str) -> Response:
-    principal_of(alerts_api.current_request).require_admin()
     return json_response(store().get_rule(_rule_id(rule_id)).as_dict())
 
 
-@alerts_api.route("/v1/rules/{rule_id}", methods=["PATCH"], content_types=["*/*"])
-@handles_errors
+@route(alerts_api, "/v1/rules/{rule_id}", "PATCH", auth=Auth.ADMIN)
 def update_rule(rule_id: str) -> Response:
     from chalicelib.domain.alerts import patch_rule
 
     request = alerts_api.current_request
-    principal_of(request).require_admin()
     body = json_body(raw_body(request))
     now = now_ms()
     rule = store().update_rule(_rule_id(rule_id), lambda current: patch_rule(current, body, now))
     return json_response(rule.as_dict())
 
 
-@alerts_api.route("/v1/rules/{rule_id}", methods=["DELETE"], content_types=["*/*"])
-@handles_errors
+@route(alerts_api, "/v1/rules/{rule_id}", "DELETE", auth=Auth.ADMIN)
 def delete_rule(rule_id: str) -> Response:
-    principal_of(alerts_api.current_request).require_admin()
     store().delete_rule(_rule_id(rule_id))
     return Response(body="", status_code=204)
 
 
-@alerts_api.route("/v1/alerts", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(alerts_api, "/v1/alerts", "GET", auth=Auth.ADMIN)
 def list_alerts() -> Response:
     from chalicelib.adapters.alerts import AlertFilter
     from chalicelib.domain.alerts import SEVERITIES
 
     request = alerts_api.current_request
-    principal_of(request).require_admin()
     params = query_params(request)
     limit = int_param(params, "limit", 50, 1, 500)
     device = params.get("device") or None
@@ -133,15 +123,11 @@ def list_alerts() -> Response:
     return json_response({"alerts": [a.as_dict() for a in alerts], "next_cursor": next_cursor})
 
 
-@alerts_api.route("/v1/alerts/{alert_id}", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(alerts_api, "/v1/alerts/{alert_id}", "GET", auth=Auth.ADMIN)
 def get_alert(alert_id: str) -> Response:
-    principal_of(alerts_api.current_request).require_admin()
     return json_response(store().get_alert(_alert_id(alert_id)).as_dict())
 
 
-@alerts_api.route("/v1/alerts/{alert_id}/ack", methods=["POST"], content_types=["*/*"])
-@handles_errors
+@route(alerts_api, "/v1/alerts/{alert_id}/ack", "POST", auth=Auth.ADMIN)
 def acknowledge_alert(alert_id: str) -> Response:
-    principal_of(alerts_api.current_request).require_admin()
     return json_response(store().acknowledge(_alert_id(alert_id), now_ms()).as_dict())

@@ -7,8 +7,11 @@ import re
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import METRIC, now_ms, principal_of, query_params, readable_device, time_param
-from chalicelib.api.responses import handles_errors, json_response
+from chalicelib.api.common import METRIC, query_params, readable_device, time_param
+from chalicelib.api.responses import json_response
+from chalicelib.api.routing import Auth, route
+from chalicelib.clock import now_ms
+from chalicelib.domain.auth import Principal
 from chalicelib.errors import InvalidParameterError
 
 analytics_api = Blueprint(__name__)
@@ -17,11 +20,9 @@ WORD = re.compile(r"^[a-z0-9]{1,64}$")
 DAY_MS = 86_400_000
 
 
-@analytics_api.route("/v1/devices/{device_id}/rollups", methods=["GET"], content_types=["*/*"])
-@handles_errors
-def get_rollups(device_id: str) -> Response:
+@route(analytics_api, "/v1/devices/{device_id}/rollups", "GET", auth=Auth.EITHER)
+def get_rollups(principal: Principal, device_id: str) -> Response:
     request = analytics_api.current_request
-    principal = principal_of(request)
     readable_device(principal, device_id)
     params = query_params(request)
     now = now_ms()
@@ -38,11 +39,9 @@ def get_rollups(device_id: str) -> Response:
     return json_response({"device_id": device_id, "rollups": rows})
 
 
-@analytics_api.route("/v1/search", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(analytics_api, "/v1/search", "GET", auth=Auth.ADMIN)
 def search() -> Response:
     request = analytics_api.current_request
-    principal_of(request).require_admin()
     word = (query_params(request).get("q") or "").strip().lower()
     if not WORD.match(word):
         raise InvalidParameterError("q must be one word: 1-64 letters or digits")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from typing import Any
 
 from chalice.app import Request
@@ -17,10 +16,6 @@ from chalicelib.errors import DeviceNotFoundError, InvalidParameterError
 
 MAX_QUERY_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]{0,127}$")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def principal_of(request: Request) -> Principal:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import int_param, now_ms, principal_of, query_params, raw_body
-from chalicelib.api.responses import handles_errors, json_body, json_response
+from chalicelib.api.common import int_param, query_params, raw_body
+from chalicelib.api.responses import json_body, json_response
+from chalicelib.api.routing import Auth, route
+from chalicelib.clock import now_ms
 from chalicelib.domain.devices import ID_PATTERN, new_device_id, validate_changes
 from chalicelib.domain.tokens import hash_token, new_device_token
 from chalicelib.errors import DeviceNotFoundError, InvalidParameterError
@@ -20,22 +22,18 @@ def _checked_id(device_id: str) -> str:
     return device_id
 
 
-@devices_api.route("/v1/devices", methods=["POST"], content_types=["*/*"])
-@handles_errors
+@route(devices_api, "/v1/devices", "POST", auth=Auth.ADMIN)
 def create_device() -> Response:
     request = devices_api.current_request
-    principal_of(request).require_admin()
     changes = validate_changes(json_body(raw_body(request)), creating=True)
     token = new_device_token()
     device = wiring.devices().create(changes.device_id or new_device_id(), changes, hash_token(token), now_ms())
     return json_response({**device.as_dict(), "token": token}, 201)
 
 
-@devices_api.route("/v1/devices", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(devices_api, "/v1/devices", "GET", auth=Auth.ADMIN)
 def list_devices() -> Response:
     request = devices_api.current_request
-    principal_of(request).require_admin()
     params = query_params(request)
     limit = int_param(params, "limit", 100, 1, 1000)
     cursor = params.get("cursor") or None
@@ -45,37 +43,29 @@ def list_devices() -> Response:
     return json_response({"devices": [d.as_dict(with_last_seen=False) for d in page], "next_cursor": next_cursor})
 
 
-@devices_api.route("/v1/devices/{device_id}", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(devices_api, "/v1/devices/{device_id}", "GET", auth=Auth.ADMIN)
 def get_device(device_id: str) -> Response:
-    principal_of(devices_api.current_request).require_admin()
     return json_response(wiring.devices().get(_checked_id(device_id)).as_dict())
 
 
-@devices_api.route("/v1/devices/{device_id}", methods=["PATCH"], content_types=["*/*"])
-@handles_errors
+@route(devices_api, "/v1/devices/{device_id}", "PATCH", auth=Auth.ADMIN)
 def patch_device(device_id: str) -> Response:
     request = devices_api.current_request
-    principal_of(request).require_admin()
     changes = validate_changes(json_body(raw_body(request)), creating=False)
     device = wiring.devices().update(_checked_id(device_id), changes, now_ms())
     wiring.authenticator().forget(device_id)
     return json_response(device.as_dict())
 
 
-@devices_api.route("/v1/devices/{device_id}", methods=["DELETE"], content_types=["*/*"])
-@handles_errors
+@route(devices_api, "/v1/devices/{device_id}", "DELETE", auth=Auth.ADMIN)
 def delete_device(device_id: str) -> Response:
-    principal_of(devices_api.current_request).require_admin()
     wiring.devices().delete(_checked_id(device_id))
     wiring.authenticator().forget(device_id)
     return Response(body="", status_code=204)
 
 
-@devices_api.route("/v1/devices/{device_id}/token", methods=["POST"], content_types=["*/*"])
-@handles_errors
+@route(devices_api, "/v1/devices/{device_id}/token", "POST", auth=Auth.ADMIN)
 def rotate_token(device_id: str) -> Response:
-    principal_of(devices_api.current_request).require_admin()
     token = new_device_token()
     wiring.devices().set_token_hash(_checked_id(device_id), hash_token(token), now_ms())
     wiring.authenticator().forget(device_id)

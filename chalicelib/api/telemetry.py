@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import (
-    METRIC,
-    int_param,
-    now_ms,
-    principal_of,
-    query_params,
-    raw_body,
-    readable_device,
-    time_param,
-)
-from chalicelib.api.responses import handles_errors, json_response
+from chalicelib.api.common import METRIC, int_param, query_params, raw_body, readable_device, time_param
+from chalicelib.api.responses import json_response
+from chalicelib.api.routing import Auth, route
+from chalicelib.clock import now_ms
 from chalicelib.domain.auth import Principal
 from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.ingest import ingest
 from chalicelib.domain.parsing import parse_payload
 from chalicelib.domain.query import Cursor, Window, page_of
-from chalicelib.errors import (
-    ForbiddenError,
-    InvalidParameterError,
-    IotCloudError,
-    UnauthorizedError,
-)
+from chalicelib.errors import InvalidParameterError, IotCloudError, UnauthorizedError
 
 telemetry_api = Blueprint(__name__)
 
@@ -39,31 +26,39 @@ MAX_PAGE = 10_000
 QUERY_ITEMS_PER_PAGE = 100
 
 
-def _ingest(request: Request, authenticate: Callable[[], Principal]) -> Response:
-    """Authenticate, parse, store, answer; every outcome is counted in the metrics."""
+INGEST_WRONG_KIND = "telemetry is posted with the device's own token, not an admin token"
+
+
+def _rejected(error: IotCloudError) -> None:
+    """Every refused post, its authentication included, is counted by its error code."""
+    wiring.metrics().add("RejectedRequests", 1, ErrorCode=error.code)
+
+
+def _thingsboard_token(_request: Request, params: dict[str, str]) -> str:
+    token = params.get("token") or ""
+    if not token or len(token) > 512:
+        raise UnauthorizedError("unknown token")
+    return token
+
+
+def _ingest(request: Request, device_id: str) -> Response:
+    """Parse, store, answer; every outcome is counted in the metrics."""
     metrics = wiring.metrics()
     started = time.perf_counter()
-    try:
-        principal = authenticate()
-        if principal.device_id is None:
-            raise ForbiddenError("telemetry is posted with the device's own token, not an admin token")
-        key = request.headers.get("idempotency-key")
-        if key is not None and not IDEMPOTENCY_KEY.match(key):
-            raise InvalidParameterError("Idempotency-Key must be 1-128 printable ASCII characters")
-        received_at = now_ms()
-        settings = wiring.bound_settings()
-        parsed = parse_payload(raw_body(request), request.headers.get("content-type"), received_at, settings.limits)
-        outcome = ingest(
-            principal.device_id,
-            parsed.readings,
-            received_at,
-            store=wiring.readings(),
-            devices=wiring.devices(),
-            idempotency_key=key,
-        )
-    except IotCloudError as e:
-        metrics.add("RejectedRequests", 1, ErrorCode=e.code)
-        raise
+    key = request.headers.get("idempotency-key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise InvalidParameterError("Idempotency-Key must be 1-128 printable ASCII characters")
+    received_at = now_ms()
+    settings = wiring.bound_settings()
+    parsed = parse_payload(raw_body(request), request.headers.get("content-type"), received_at, settings.limits)
+    outcome = ingest(
+        device_id,
+        parsed.readings,
+        received_at,
+        store=wiring.readings(),
+        devices=wiring.devices(),
+        idempotency_key=key,
+    )
     metrics.add("IngestRequests", 1)
     metrics.add("ReadingsIngested", outcome.accepted)
     metrics.add("BatchSize", parsed.records)
@@ -71,27 +66,27 @@ def _ingest(request: Request, authenticate: Callable[[], Principal]) -> Response
     return json_response({"accepted": outcome.accepted, "records": parsed.records, "ignored": parsed.ignored})
 
 
-@telemetry_api.route("/v1/telemetry", methods=["POST"], content_types=["*/*"])
-@handles_errors
-def post_telemetry() -> Response:
+@route(telemetry_api, "/v1/telemetry", "POST", auth=Auth.DEVICE, wrong_kind=INGEST_WRONG_KIND, on_error=_rejected)
+def post_telemetry(caller: str) -> Response:
+    return _ingest(telemetry_api.current_request, caller)
+
+
+@route(
+    telemetry_api,
+    "/api/v1/{token}/telemetry",
+    "POST",
+    auth=Auth.DEVICE,
+    token=_thingsboard_token,
+    wrong_kind=INGEST_WRONG_KIND,
+    on_error=_rejected,
+)
+def post_thingsboard_telemetry(caller: str, token: str) -> Response:
+    return _ingest(telemetry_api.current_request, caller)
+
+
+@route(telemetry_api, "/v1/devices/{device_id}/telemetry", "GET", auth=Auth.EITHER)
+def get_telemetry(principal: Principal, device_id: str) -> Response:
     request = telemetry_api.current_request
-    return _ingest(request, lambda: principal_of(request))
-
-
-@telemetry_api.route("/api/v1/{token}/telemetry", methods=["POST"], content_types=["*/*"])
-@handles_errors
-def post_thingsboard_telemetry(token: str) -> Response:
-    if not token or len(token) > 512:
-        raise UnauthorizedError("unknown token")
-    request = telemetry_api.current_request
-    return _ingest(request, lambda: wiring.authenticator().authenticate(token))
-
-
-@telemetry_api.route("/v1/devices/{device_id}/telemetry", methods=["GET"], content_types=["*/*"])
-@handles_errors
-def get_telemetry(device_id: str) -> Response:
-    request = telemetry_api.current_request
-    principal = principal_of(request)
     readable_device(principal, device_id)
     params = query_params(request)
     now = now_ms()
@@ -120,10 +115,8 @@ def get_telemetry(device_id: str) -> Response:
     )
 
 
-@telemetry_api.route("/v1/devices/{device_id}/state", methods=["GET"], content_types=["*/*"])
-@handles_errors
-def get_state(device_id: str) -> Response:
-    principal = principal_of(telemetry_api.current_request)
+@route(telemetry_api, "/v1/devices/{device_id}/state", "GET", auth=Auth.EITHER)
+def get_state(principal: Principal, device_id: str) -> Response:
     state = wiring.devices().state(readable_device(principal, device_id))
     return json_response(
         {

@@ -23,7 +23,8 @@ from chalice.app import Request, Response
 from chalicelib import wiring
 from chalicelib.adapters.alerts import AlertFilter
 from chalicelib.adapters.devices import DeviceState
-from chalicelib.api.common import METRIC, int_param, now_ms, raw_body, time_param
+from chalicelib.api.common import METRIC, int_param, raw_body, time_param
+from chalicelib.clock import now_ms
 from chalicelib.config import settings
 from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.devices import ID_PATTERN, Device
