@@ -5,10 +5,12 @@ an alert, read a scaling report, sign out. Screenshots go to test-artifacts/scre
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from chalicelib import wiring
-from chalicelib.errors import IotCloudError
 from chalicelib.web import session as sessions
 from devstack.stack import LocalStack, free_port
+from tests.e2e import wamp_client
 
 pytestmark = pytest.mark.integration
 
@@ -263,9 +264,8 @@ def test_sign_in_fleet_device_live_reading_alert_report_sign_out(
     in_window = fleet.readings("fz-1", metric="temp", **{"from": start, "to": end})
     expect(temp).to_have_attribute("data-points", str(len(in_window)))
 
-    # A reading posted through the API shows up on the open page within seconds (live or polled).
-    if _router_takes_dashboard_tickets():
-        expect(page.locator("[data-live-status]")).to_have_attribute("data-mode", "wamp", timeout=15_000)
+    # A reading posted through the API shows up on the open page within seconds, as a WAMP event.
+    expect(page.locator("[data-live-status]")).to_have_attribute("data-mode", "wamp", timeout=15_000)
     posted_at = time.monotonic()
     fleet.post("fz-1", {"ts": now_ms(), "values": {"temp": -4.75}})
     expect(page.locator('#latest tr[data-metric="temp"] td.value')).to_have_text("-4.75", timeout=LIVE_WITHIN_S * 1000)
@@ -427,21 +427,36 @@ def test_the_keyboard_reaches_everything_from_the_top(context: BrowserContext, s
     expect(page).to_have_url(f"{stack.api_url}/dashboard/devices/th-4")
 
 
-def _router_takes_dashboard_tickets() -> bool:
-    ticket, _ = sessions.new_ticket(sessions.secret(), sessions.Session("probe", now_ms() + HOUR), now_ms())
-    try:
-        wiring._verify_ticket(ticket)
-    except IotCloudError:
-        return False
-    return True
+def _join_with_the_pages_ticket(page: Page) -> dict[str, str | None]:
+    """Ask the stack under test for a ticket as a signed-in page does (POST with the page's CSRF
+    token), join its WAMP router with it, and return the session's authid and authrole.
+
+    Everything goes over HTTP and the WebSocket, so a router that refuses dashboard tickets fails
+    here with its ABORT reason (wamp_client.Refused) instead of a page that quietly polls."""
+    csrf = page.locator("body").get_attribute("data-csrf")
+    assert csrf, "the page carries no CSRF token"
+    answer = page.request.post("/dashboard/data/ticket", headers={"X-CSRF-Token": csrf})
+    assert answer.status == 200, answer.text()
+    doc = answer.json()
+
+    async def join() -> dict[str, str | None]:
+        session = await wamp_client.connect(doc["url"], doc["ticket"])
+        try:
+            return {"authid": session.authid, "authrole": session.authrole}
+        finally:
+            await wamp_client.close(session)
+
+    # Its own thread: asyncio.run must not share the thread of Playwright's sync API.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, join()).result(timeout=30)
 
 
 def test_pages_update_from_wamp_events(context: BrowserContext, stack: LocalStack, fleet: Fleet) -> None:
-    if not _router_takes_dashboard_tickets():
-        pytest.skip("the WAMP router does not take dashboard tickets yet (wiring._verify_ticket): pages poll")
     console = Console()
     page = console.watch(context.new_page())
     sign_in(page, stack, "/dashboard/devices/th-4")
+    # The stack's router takes the page's ticket: an admin view named "dashboard".
+    assert _join_with_the_pages_ticket(page) == {"authid": "dashboard", "authrole": "admin"}
     expect(page.locator("[data-live-status]")).to_have_attribute("data-mode", "wamp", timeout=15_000)
     expect(page.locator("#charts")).to_have_attribute("data-state", "ready", timeout=15_000)
     # Live, the page polls every 30 s only: a reading within a few seconds came as a WAMP event.
