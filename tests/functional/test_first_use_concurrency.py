@@ -81,7 +81,7 @@ def test_warm_sizes_every_pool_for_the_requests_that_run_at_once(fresh: None) ->
     import boto3
     from moto import mock_aws
 
-    from chalicelib.bootstrap import bootstrap
+    from infra.bootstrap import bootstrap
 
     with mock_aws():
         bootstrap(wiring.bound_settings(), lambda service: boto3.client(service, region_name="us-east-1"))
