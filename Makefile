@@ -98,7 +98,7 @@ resources: venv
 
 # Tables, bucket, queue, alarms, dashboard of a stage, before `chalice deploy` (DRY_RUN=1: the plan).
 bootstrap: venv
-	$(PY) -m chalicelib.bootstrap --stage $(STAGE) $(if $(DRY_RUN),--dry-run,)
+	$(PY) -m infra.bootstrap --stage $(STAGE) $(if $(DRY_RUN),--dry-run,)
 
 clean:
 	rm -rf $(VENV) .devstack .pytest_cache .mypy_cache .ruff_cache build

@@ -243,9 +243,9 @@ def run(measure_imports: bool = True) -> dict[str, Any]:
     from moto import mock_aws
 
     from chalicelib import wiring
-    from chalicelib.bootstrap import ensure_tables
     from chalicelib.config import stage_environment
     from chalicelib.domain.tokens import hash_token
+    from infra.bootstrap import ensure_tables
 
     os.environ.update(
         {

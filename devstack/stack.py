@@ -132,8 +132,8 @@ class LocalStack:
         from chalice.cli import factory as chalice_factory
 
         from chalicelib import wiring
-        from chalicelib.bootstrap import bootstrap
         from chalicelib.config import stage_environment
+        from infra.bootstrap import bootstrap
 
         self.ws_port = self.ws_port or free_port()
         self.ws_management_port = self.ws_management_port or free_port()

@@ -1,7 +1,7 @@
 -- The archive in Athena: s3://<bucket>/archive/dt=YYYY-MM-DD/hour=HH/*.jsonl.gz,
 -- gzip JSON Lines, one reading a line:
 --   {"device_id", "metric", "unit", "ts" (epoch ms UTC), "value", "received_at" (epoch ms)}
--- Generated from chalicelib/analytics_sql.py by `python -m chalicelib.analytics_sql`: edit it there.
+-- Generated from infra/analytics_sql.py by `python -m infra.analytics_sql`: edit it there.
 --
 -- Replace <bucket> with the archive bucket. Partition projection computes the partitions
 -- from the dt and hour filters: no crawler, no MSCK REPAIR, but always filter on dt.

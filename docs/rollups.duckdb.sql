@@ -1,5 +1,5 @@
 -- Hourly rollups and the inverted index over the archive, in DuckDB.
--- Generated from chalicelib/analytics_sql.py by `python -m chalicelib.analytics_sql`: edit it there.
+-- Generated from infra/analytics_sql.py by `python -m infra.analytics_sql`: edit it there.
 --
 --   duckdb -cmd "SET VARIABLE archive = 'archive/dt=*/hour=*/*.jsonl.gz'" < docs/rollups.duckdb.sql
 --

@@ -22,9 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.bootstrap import stage_tables
 from chalicelib.config import CHALICE_CONFIG, Settings, from_env, stage_environment
 from chalicelib.scaling import load_targets_config
+from infra.bootstrap import stage_tables
 
 # What the code does to each table (by the model that defines it), and to its indexes.
 # (TransactWriteItems needs the actions of its parts: PutItem, UpdateItem, DeleteItem.)

@@ -2,7 +2,7 @@
 
     python -m infra.resources --stage prod --out build/prod/resources.json
 
-The template is built from the same sources as `chalicelib.bootstrap`, so both paths
+The template is built from the same sources as `infra.bootstrap`, so both paths
 make the same resources:
 
 - tables from the PynamoDB models (keys, GSIs and projections, stream, TTL), named as
@@ -20,7 +20,7 @@ stream with `Fn::GetAtt` (Chalice writes the ARN it saw when it loaded app.py), 
 handler to the queue, and stream and queue mappings get
 `FunctionResponseTypes: [ReportBatchItemFailures]`, which Chalice does not set.
 Tables and bucket are kept when the stack is deleted (DeletionPolicy Retain):
-`python -m chalicelib.bootstrap teardown` removes them.
+`python -m infra.bootstrap teardown` removes them.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ from chalice.app import Chalice, DynamoDBEventConfig, KinesisEventConfig, SQSEve
 from chalice.config import Config
 from chalice.utils import to_cfn_resource_name
 
-from chalicelib.bootstrap import (
+from chalicelib.config import CHALICE_CONFIG, Settings, from_env, stage_environment
+from chalicelib.scaling import load_targets_config
+from infra.bootstrap import (
     ARCHIVE_LIFECYCLE,
     BATCH_FAILURES,
     BUCKET_ENCRYPTION,
@@ -48,9 +50,7 @@ from chalicelib.bootstrap import (
     stage_tags,
     ttl_attribute,
 )
-from chalicelib.bootstrap_monitoring import ensure_monitoring
-from chalicelib.config import CHALICE_CONFIG, Settings, from_env, stage_environment
-from chalicelib.scaling import load_targets_config
+from infra.bootstrap_monitoring import ensure_monitoring
 
 RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 REGION_TOKEN = "${AWS::Region}"

@@ -46,7 +46,7 @@ def aws() -> Iterator[None]:
     from moto import mock_aws
 
     from chalicelib import wiring
-    from chalicelib.bootstrap import ensure_tables
+    from infra.bootstrap import ensure_tables
 
     with mock_aws():
         wiring.reset()

@@ -16,7 +16,7 @@ and keys in the order `run_local` returns them.
 De-duplication. A reading's identity is (device_id, metric, unit, ts). When the archive
 holds an identity more than once, the version with the greatest `_version` wins:
 greatest received_at (missing counts as oldest), then type (bool < number < string),
-then value, then its JSON text. The same order is written in SQL (`analytics_sql`), so
+then value, then its JSON text. The same order is written in SQL (`infra.analytics_sql`), so
 DuckDB agrees. Dedupe happens before anything else: a numeric reading superseded by a
 string one is not in the rollup, and a string superseded by a number is not indexed.
 

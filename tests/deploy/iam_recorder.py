@@ -10,7 +10,7 @@ How it works:
   operation, paginated or not, with the caller's parameters, before anything is sent, so
   an attempt that AWS (or moto) refuses is recorded too: it needed the permission.
 - Who made a call is read from the Python stack of the calling thread (the hook runs
-  there): a call with a frame of `chalicelib/bootstrap*.py` or `infra/` on the stack is
+  there): a call with a frame of `infra/` (bootstrap and the packaging) on the stack is
   the operator's (bootstrap runs with the operator's credentials, not the Lambda role);
   otherwise the innermost frame that belongs to the project decides: `app.py` or
   `chalicelib/` is the app, anything else (tests, devstack's stream and schedule
@@ -89,7 +89,7 @@ def _origin(frame: Any) -> tuple[str, str, str]:
         if filename.startswith(_PREFIX) and "site-packages" not in filename:
             rel = filename[len(_PREFIX) :]
             where = f"{rel}:{frame.f_code.co_name}"
-            if rel.startswith("chalicelib/bootstrap") or rel.startswith("infra/"):
+            if rel.startswith("infra/"):
                 kinds.append(("bootstrap", where))
             elif rel == "app.py" or rel.startswith("chalicelib/"):
                 kinds.append(("app", where))

@@ -1,4 +1,4 @@
-"""python -m chalicelib.bootstrap: idempotent against the local stack, a dry run, records, tokens, post-deploy."""
+"""python -m infra.bootstrap: idempotent against the local stack, a dry run, records, tokens, post-deploy."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.bootstrap import STREAM_ARN_VARIABLE, main
 from chalicelib.config import from_env, stage_environment
 from chalicelib.domain.tokens import hash_token
+from infra.bootstrap import STREAM_ARN_VARIABLE, main
 from tests.deploy import iam_recorder
 
 READS = ("Describe", "Get", "List", "Head", "Scan", "Query")
@@ -45,7 +45,7 @@ def test_bootstrap_against_the_local_stack_twice_changes_nothing_the_second_time
     assert f"already recorded {STREAM_ARN_VARIABLE}=" in second
     writes = [c for c in calls if c.origin == "bootstrap" and not c.operation.startswith(READS)]
     # bootstrap.py writes nothing the second time; bootstrap_monitoring upserts what it owns.
-    assert [c for c in writes if c.where.startswith("chalicelib/bootstrap.py")] == []
+    assert [c for c in writes if c.where.startswith("infra/bootstrap.py")] == []
     assert {c.operation for c in writes} <= {"PutMetricAlarm", "PutDashboard", "PutScalingPolicy"}
 
     dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=on_moto_server)

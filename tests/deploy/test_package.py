@@ -150,6 +150,15 @@ def test_zip_is_small_and_holds_nothing_the_runtime_provides(packaged: Path) -> 
     assert problems_of(report) == []
 
 
+def test_zip_holds_no_deploy_tooling(packaged: Path) -> None:
+    """The deploy/teardown CLI and the SQL document generator live in infra/, which is not packaged."""
+    with zipfile.ZipFile(packaged / "deployment.zip") as z:
+        names = z.namelist()
+    assert any(n.startswith("chalicelib/") for n in names)
+    tooling = [n for n in names if n.startswith("infra/") or any(t in n for t in ("bootstrap", "analytics_sql"))]
+    assert tooling == []
+
+
 def test_every_function_runs_on_the_chosen_runtime(sam: dict[str, Any]) -> None:
     runtimes = function_runtimes(sam)
     assert set(_functions(sam)) <= set(runtimes) and len(runtimes) >= 5

@@ -10,8 +10,8 @@ import pytest
 from chalice.app import DynamoDBEventConfig, SQSEventConfig
 from moto import mock_aws
 
-from chalicelib.bootstrap import bootstrap
 from chalicelib.config import Settings, from_env, stage_environment
+from infra.bootstrap import bootstrap
 from infra.resources import merge_template
 from tests.deploy.conftest import ROOT, Clients
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from chalicelib.bootstrap import bootstrap, describe_stage, main, teardown
 from chalicelib.config import Settings, from_env, stage_environment
+from infra.bootstrap import bootstrap, describe_stage, main, teardown
 from tests.deploy.conftest import Clients
 
 

@@ -13,11 +13,11 @@ from botocore.exceptions import ClientError
 
 from chalicelib import wiring
 from chalicelib.adapters.archive import S3Archive
-from chalicelib.bootstrap import bootstrap
 from chalicelib.domain.ingest import ingest
 from chalicelib.domain.readings import Reading
 from chalicelib.errors import ArchiveUnavailableError
 from devstack.events import EventEmulator
+from infra.bootstrap import bootstrap
 
 
 def _all_lines(s3: Any, bucket: str) -> list[dict[str, Any]]:

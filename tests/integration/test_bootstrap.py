@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from chalicelib import wiring
-from chalicelib.bootstrap import bootstrap, main
+from infra.bootstrap import bootstrap, main
 
 
 def _snapshot(settings: Any) -> dict[str, Any]:

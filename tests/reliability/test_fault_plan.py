@@ -13,12 +13,12 @@ import pytest
 from chalicelib import wiring
 from chalicelib.adapters.readings import ReadingStore
 from chalicelib.adapters.retry import RetryPolicy
-from chalicelib.bootstrap import bootstrap
 from chalicelib.domain.ingest import ingest
 from chalicelib.domain.readings import Reading
 from chalicelib.errors import ArchiveUnavailableError, StorageUnavailableError
 from devstack.events import EventEmulator
 from devstack.faults import FaultPlan
+from infra.bootstrap import bootstrap
 
 HOUR = 3_600_000
 T0 = 1_764_061_200_000

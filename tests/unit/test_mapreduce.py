@@ -13,8 +13,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from chalicelib import analytics_sql
-from chalicelib.analytics_sql import ARCHIVE_VARIABLE, INDEX_SQL, ROLLUP_SQL
 from chalicelib.domain.archive import encode_lines, partition_of
 from chalicelib.domain.mapreduce import (
     DEDUPE,
@@ -32,6 +30,8 @@ from chalicelib.domain.mapreduce import (
     run_local,
     words,
 )
+from infra import analytics_sql
+from infra.analytics_sql import ARCHIVE_VARIABLE, INDEX_SQL, ROLLUP_SQL
 
 ROOT = Path(__file__).resolve().parents[2]
 H9 = 1_795_597_200_000  # 2026-11-25T09:00:00Z
@@ -233,7 +233,7 @@ def test_too_many_keys():
 def test_sql_documents_are_generated_from_analytics_sql():
     for relative, text in analytics_sql.render_docs().items():
         assert (ROOT / relative).read_text(encoding="utf-8") == text, (
-            f"run python -m chalicelib.analytics_sql ({relative})"
+            f"run python -m infra.analytics_sql ({relative})"
         )
 
 
