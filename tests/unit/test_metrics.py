@@ -1,15 +1,13 @@
-"""The app's metrics: EMF documents in Lambda, PutMetricData in the local stack."""
+"""The app's metrics: EMF documents in Lambda (the PutMetricData sink: tests/functional/test_metrics_sink.py)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from chalicelib.adapters.metrics import EmfSink, Metrics, PutMetricDataSink
+from chalicelib.adapters.metrics import EmfSink, Metrics
 
 
 def test_emf_documents_carry_namespace_stage_and_dimensions(capsys: pytest.CaptureFixture[str]) -> None:
@@ -35,29 +33,6 @@ def test_emf_documents_carry_namespace_stage_and_dimensions(capsys: pytest.Captu
 def test_nothing_is_printed_when_nothing_was_measured(capsys: pytest.CaptureFixture[str]) -> None:
     Metrics("prod", EmfSink()).flush()
     assert capsys.readouterr().out == ""
-
-
-def test_put_metric_data_sink_reaches_cloudwatch() -> None:
-    with mock_aws():
-        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
-        metrics = Metrics("dev", PutMetricDataSink(cloudwatch))
-        for n in (100, 200, 300):
-            metrics.add("ReadingsIngested", n)
-            metrics.flush()
-        metrics.drain()
-        listed = cloudwatch.list_metrics(Namespace="iotcloud")["Metrics"]
-        assert {m["MetricName"] for m in listed} == {"ReadingsIngested"}
-        assert listed[0]["Dimensions"] == [{"Name": "Stage", "Value": "dev"}]
-        stats: Any = cloudwatch.get_metric_statistics(
-            Namespace="iotcloud",
-            MetricName="ReadingsIngested",
-            Dimensions=[{"Name": "Stage", "Value": "dev"}],
-            StartTime="2000-01-01T00:00:00Z",
-            EndTime="2100-01-01T00:00:00Z",
-            Period=86400,
-            Statistics=["Sum"],
-        )
-        assert sum(p["Sum"] for p in stats["Datapoints"]) == 600
 
 
 def test_a_failing_sink_never_fails_the_caller() -> None:
