@@ -1,7 +1,9 @@
-"""Domain errors. Each class carries its stable error code and HTTP status.
+"""Domain errors: every one the code raises, each with its stable error code.
 
-The API layer (chalicelib/api/responses.py) is the only place that turns these
-into HTTP answers; everything else raises them.
+`HTTP_STATUS` is the one table from error code to HTTP status. Two renderers read it: the
+JSON API's (chalicelib/api/responses.py) and the dashboard's HTML pages
+(chalicelib/web/views.py `error_page`); the route helper (chalicelib/api/routing.py) picks one
+per route. Everything else only raises.
 """
 
 from __future__ import annotations
@@ -28,43 +30,71 @@ class Problem:
         return out
 
 
-class IotCloudError(Exception):
-    """Base of every domain error; `code` is stable and documented."""
+# Error code -> HTTP status: the one table both renderers (JSON and HTML) answer from.
+HTTP_STATUS: dict[str, int] = {
+    "internal_error": 500,
+    "malformed_payload": 400,
+    "invalid_parameter": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "device_disabled": 403,
+    "csrf_failed": 403,
+    "device_not_found": 404,
+    "report_not_found": 404,
+    "rule_not_found": 404,
+    "alert_not_found": 404,
+    "command_not_found": 404,
+    "realtime_not_configured": 404,
+    "not_found": 404,
+    "device_exists": 409,
+    "command_already_completed": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "validation_failed": 422,
+    "storage_unavailable": 503,
+    "archive_unavailable": 503,
+    "mail_unavailable": 503,
+    "scaling_target_unavailable": 503,
+}
 
-    status = 500
+
+class IotCloudError(Exception):
+    """Base of every domain error; `code` is stable and documented, its status is HTTP_STATUS[code]."""
+
     code = "internal_error"
+    retry_after_seconds: int | None = None  # set where a retry later is the cure
 
     def __init__(self, message: str, details: list[Problem] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details: list[Problem] = details or []
 
+    @property
+    def status(self) -> int:
+        return HTTP_STATUS[self.code]
+
 
 class MalformedPayloadError(IotCloudError):
     """The body cannot be parsed at all (bad JSON/XML syntax, bad encoding, too deep)."""
 
-    status = 400
     code = "malformed_payload"
 
 
 class InvalidParameterError(IotCloudError):
     """A query-string parameter or cursor is invalid."""
 
-    status = 400
     code = "invalid_parameter"
 
 
 class UnauthorizedError(IotCloudError):
     """No bearer token, or one that matches no device or admin."""
 
-    status = 401
     code = "unauthorized"
 
 
 class ForbiddenError(IotCloudError):
     """The caller is known but may not do this."""
 
-    status = 403
     code = "forbidden"
 
 
@@ -75,36 +105,30 @@ class DeviceDisabledError(ForbiddenError):
 
 
 class DeviceNotFoundError(IotCloudError):
-    status = 404
     code = "device_not_found"
 
 
 class DeviceExistsError(IotCloudError):
-    status = 409
     code = "device_exists"
 
 
 class PayloadTooLargeError(IotCloudError):
-    status = 413
     code = "payload_too_large"
 
 
 class UnsupportedMediaTypeError(IotCloudError):
-    status = 415
     code = "unsupported_media_type"
 
 
 class ValidationError(IotCloudError):
     """Well-formed input with invalid content; `details` lists every problem."""
 
-    status = 422
     code = "validation_failed"
 
 
 class StorageUnavailableError(IotCloudError):
     """The store refused or throttled us after retries; the client should retry later."""
 
-    status = 503
     code = "storage_unavailable"
     retry_after_seconds = 1
 
@@ -112,17 +136,62 @@ class StorageUnavailableError(IotCloudError):
 class ArchiveUnavailableError(IotCloudError):
     """S3 refused an archive write; the stream batch must be retried."""
 
-    status = 503
     code = "archive_unavailable"
 
 
 class MailUnavailableError(IotCloudError):
     """The mail service refused or could not take a message (after retries when transient)."""
 
-    status = 503
     code = "mail_unavailable"
 
 
 class ReportNotFoundError(IotCloudError):
-    status = 404
     code = "report_not_found"
+
+
+class RuleNotFoundError(IotCloudError):
+    code = "rule_not_found"
+
+
+class AlertNotFoundError(IotCloudError):
+    code = "alert_not_found"
+
+
+class CommandNotFoundError(IotCloudError):
+    code = "command_not_found"
+
+
+class CommandConflictError(IotCloudError):
+    code = "command_already_completed"
+
+
+class ScalingTargetError(IotCloudError):
+    """A target's capacity could not be read or changed."""
+
+    code = "scaling_target_unavailable"
+
+
+class SignInRequiredError(UnauthorizedError):
+    """No valid dashboard session: pages redirect to sign-in, the pages' JSON answers 401."""
+
+    def __init__(self, expired: bool) -> None:
+        super().__init__("your session has expired: sign in again" if expired else "sign in to use the dashboard")
+        self.expired = expired
+
+
+class CsrfError(ForbiddenError):
+    """A dashboard form or call without this session's CSRF token."""
+
+    code = "csrf_failed"
+
+
+class RealtimeNotConfiguredError(IotCloudError):
+    """The stage has no public WebSocket URL, so the dashboard has no live updates."""
+
+    code = "realtime_not_configured"
+
+
+class StaticNotFoundError(IotCloudError):
+    """No such dashboard script or stylesheet."""
+
+    code = "not_found"

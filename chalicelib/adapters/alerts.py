@@ -37,18 +37,16 @@ from chalicelib.adapters.retry import error_code
 from chalicelib.domain.alerts import (
     SEVERITY_RANK,
     Alert,
-    AlertNotFoundError,
     AlertWrites,
     Cleared,
     Notification,
     Rule,
-    RuleNotFoundError,
     RuleState,
     Scope,
     reading_dict,
     reading_of,
 )
-from chalicelib.errors import InvalidParameterError, StorageUnavailableError
+from chalicelib.errors import AlertNotFoundError, InvalidParameterError, RuleNotFoundError, StorageUnavailableError
 from chalicelib.models import AlertModel, DeviceModel
 
 CONDITION_FAILED = "ConditionalCheckFailedException"

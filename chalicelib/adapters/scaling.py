@@ -7,14 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import IotCloudError
-
-
-class ScalingTargetError(IotCloudError):
-    """A target's capacity could not be read or changed."""
-
-    status = 503
-    code = "scaling_target_unavailable"
+from chalicelib.errors import ScalingTargetError
 
 
 def metric_series(

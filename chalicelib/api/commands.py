@@ -8,9 +8,11 @@ from typing import Any
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import int_param, principal_of, query_params, raw_body, readable_device
-from chalicelib.api.responses import handles_errors, json_body, json_response
-from chalicelib.errors import ForbiddenError, IotCloudError, Problem, ValidationError
+from chalicelib.api.common import int_param, query_params, raw_body, readable_device
+from chalicelib.api.responses import json_body, json_response
+from chalicelib.api.routing import Auth, route
+from chalicelib.domain.auth import ADMIN
+from chalicelib.errors import CommandConflictError, CommandNotFoundError, Problem, ValidationError
 
 commands_api = Blueprint(__name__)
 
@@ -20,18 +22,8 @@ DEFAULT_TIMEOUT_S = 30
 MAX_TIMEOUT_S = 900
 
 
-class CommandNotFoundError(IotCloudError):
-    status = 404
-    code = "command_not_found"
-
-
-class CommandConflictError(IotCloudError):
-    status = 409
-    code = "command_already_completed"
-
-
 def _command_request(device_id: str, body: Any) -> tuple[str, list[Any], dict[str, Any], int]:
-    from chalicelib.domain.wamp import device_prefix, valid_uri  # not on the ingest path's import
+    from chalicelib.domain.wamp.protocol import device_prefix, valid_uri  # not on the ingest path's import
 
     problems: list[Problem] = []
     if not isinstance(body, dict):
@@ -57,13 +49,10 @@ def _command_request(device_id: str, body: Any) -> tuple[str, list[Any], dict[st
     return str(procedure), list(args), dict(kwargs), int(float(timeout) * 1000)
 
 
-@commands_api.route("/v1/devices/{device_id}/commands", methods=["POST"], content_types=["*/*"])
-@handles_errors
+@route(commands_api, "/v1/devices/{device_id}/commands", "POST", auth=Auth.ADMIN)
 def send_command(device_id: str) -> Response:
     request = commands_api.current_request
-    principal = principal_of(request)
-    principal.require_admin()
-    wiring.devices().get(readable_device(principal, device_id))
+    wiring.devices().get(readable_device(ADMIN, device_id))
     procedure, args, kwargs, timeout_ms = _command_request(device_id, json_body(raw_body(request)))
     store = wiring.realtime_store()
     command = store.create_command(device_id, procedure, args, kwargs, timeout_ms)
@@ -73,28 +62,24 @@ def send_command(device_id: str) -> Response:
     return json_response(store.get_command(command["id"]) or command, 202)
 
 
-@commands_api.route("/v1/devices/{device_id}/commands/{command_id}", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(commands_api, "/v1/devices/{device_id}/commands/{command_id}", "GET", auth=Auth.ADMIN)
 def get_command(device_id: str, command_id: str) -> Response:
-    principal_of(commands_api.current_request).require_admin()
     command = wiring.realtime_store().get_command(command_id)
     if command is None or command["device_id"] != device_id:
         raise CommandNotFoundError(f"no command {command_id!r} for device {device_id!r}")
     return json_response(command)
 
 
-@commands_api.route("/v1/commands", methods=["GET"], content_types=["*/*"])
-@handles_errors
-def poll_commands() -> Response:
+@route(
+    commands_api, "/v1/commands", "GET", auth=Auth.DEVICE, wrong_kind="commands are fetched with the device's own token"
+)
+def poll_commands(caller: str) -> Response:
     request = commands_api.current_request
-    principal = principal_of(request)
-    if principal.device_id is None:
-        raise ForbiddenError("commands are fetched with the device's own token")
     wait = int_param(query_params(request), "wait", 0, 0, MAX_WAIT_S)
     store = wiring.realtime_store()
     deadline = time.monotonic() + wait
     while True:
-        queued = store.queued_commands(principal.device_id, 10)
+        queued = store.queued_commands(caller, 10)
         # Hand each command out once: only the caller that moves it to "invoked" gets it.
         taken = [c for c in queued if store.mark_command(c["id"], "invoked")]
         if taken or time.monotonic() >= deadline:
@@ -107,16 +92,18 @@ def _for_device(command: dict[str, Any]) -> dict[str, Any]:
     return {k: command[k] for k in keys if k in command}
 
 
-@commands_api.route("/v1/commands/{command_id}/result", methods=["POST"], content_types=["*/*"])
-@handles_errors
-def post_command_result(command_id: str) -> Response:
+@route(
+    commands_api,
+    "/v1/commands/{command_id}/result",
+    "POST",
+    auth=Auth.DEVICE,
+    wrong_kind="a command's result is posted with the device's own token",
+)
+def post_command_result(caller: str, command_id: str) -> Response:
     request = commands_api.current_request
-    principal = principal_of(request)
-    if principal.device_id is None:
-        raise ForbiddenError("a command's result is posted with the device's own token")
     store = wiring.realtime_store()
     command = store.get_command(command_id)
-    if command is None or command["device_id"] != principal.device_id:
+    if command is None or command["device_id"] != caller:
         raise CommandNotFoundError(f"no command {command_id!r} for this device")
     body = json_body(raw_body(request))
     if not isinstance(body, dict) or ("result" in body) == ("error" in body):

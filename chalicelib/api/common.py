@@ -8,19 +8,13 @@ from typing import Any
 
 from chalice.app import Request
 
-from chalicelib import wiring
-from chalicelib.domain.auth import Principal, bearer_token
+from chalicelib.domain.auth import Principal
 from chalicelib.domain.devices import ID_PATTERN
 from chalicelib.domain.parsing import parse_time
 from chalicelib.errors import DeviceNotFoundError, InvalidParameterError
 
 MAX_QUERY_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]{0,127}$")
-
-
-def principal_of(request: Request) -> Principal:
-    """Authenticate the request's bearer token."""
-    return wiring.authenticator().authenticate(bearer_token(request.headers.get("authorization")))
 
 
 def raw_body(request: Request) -> bytes:

@@ -8,136 +8,113 @@ builds each page). Pages need a session (sign in with an admin token); the JSON 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Blueprint, Response
 
-from chalicelib.api.responses import handles_errors, json_response
+from chalicelib.api.responses import json_response
+from chalicelib.api.routing import Auth, route
+
+if TYPE_CHECKING:
+    from chalicelib.web.views import Visit
 
 dashboard_api = Blueprint(__name__)
-ANY = ["*/*"]
+NO_STORE = {"Cache-Control": "no-store"}
 
 # chalicelib.web.views (and Jinja2 with it) is imported by the first dashboard request, never at
-# app import: the ingest path's cold start does not pay for the dashboard.
-
-
-def page(view: Callable[..., Response]) -> Callable[..., Response]:
-    """A page: no session -> sign-in; domain errors -> a readable HTML page with their status."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        from chalicelib.web import views
-
-        return views.answer_page(dashboard_api.current_request, view, *args, **kwargs)
-
-    return wrapper
+# app import: the ingest path's cold start does not pay for the dashboard. Pages (page=True)
+# answer errors as HTML, a missing session with a redirect to sign-in.
 
 
 def _request() -> Any:
     return dashboard_api.current_request
 
 
-@dashboard_api.route("/dashboard/sign-in", methods=["GET"], content_types=ANY)
-@page
+@route(dashboard_api, "/dashboard/sign-in", "GET", auth=Auth.NONE, page=True)
 def sign_in_page() -> Response:
     from chalicelib.web import views
 
     return views.sign_in_form(views.visit(_request(), signed_in=False))
 
 
-@dashboard_api.route("/dashboard/sign-in", methods=["POST"], content_types=ANY)
-@page
+@route(dashboard_api, "/dashboard/sign-in", "POST", auth=Auth.NONE, page=True)
 def sign_in() -> Response:
     from chalicelib.web import views
 
     return views.sign_in(views.visit(_request(), signed_in=False))
 
 
-@dashboard_api.route("/dashboard/sign-out", methods=["POST"], content_types=ANY)
-@page
-def sign_out() -> Response:
+@route(dashboard_api, "/dashboard/sign-out", "POST", auth=Auth.SESSION, page=True)
+def sign_out(v: Visit) -> Response:
     from chalicelib.web import views
 
-    return views.sign_out(views.visit(_request()))
+    return views.sign_out(v)
 
 
-@dashboard_api.route("/dashboard", methods=["GET"], content_types=ANY)
-@page
-def fleet() -> Response:
+@route(dashboard_api, "/dashboard", "GET", auth=Auth.SESSION, page=True)
+def fleet(v: Visit) -> Response:
     from chalicelib.web import views
 
-    return views.fleet(views.visit(_request()))
+    return views.fleet(v)
 
 
-@dashboard_api.route("/dashboard/devices/{device_id}", methods=["GET"], content_types=ANY)
-@page
-def device(device_id: str) -> Response:
+@route(dashboard_api, "/dashboard/devices/{device_id}", "GET", auth=Auth.SESSION, page=True)
+def device(v: Visit, device_id: str) -> Response:
     from chalicelib.web import views
 
-    return views.device_page(views.visit(_request()), device_id)
+    return views.device_page(v, device_id)
 
 
-@dashboard_api.route("/dashboard/devices/{device_id}/commands", methods=["POST"], content_types=ANY)
-@page
-def send_command(device_id: str) -> Response:
+@route(dashboard_api, "/dashboard/devices/{device_id}/commands", "POST", auth=Auth.SESSION, page=True)
+def send_command(v: Visit, device_id: str) -> Response:
     from chalicelib.web import views
 
-    return views.send_command(views.visit(_request()), device_id)
+    return views.send_command(v, device_id)
 
 
-@dashboard_api.route("/dashboard/alerts", methods=["GET"], content_types=ANY)
-@page
-def alerts() -> Response:
+@route(dashboard_api, "/dashboard/alerts", "GET", auth=Auth.SESSION, page=True)
+def alerts(v: Visit) -> Response:
     from chalicelib.web import views
 
-    return views.alerts_page(views.visit(_request()))
+    return views.alerts_page(v)
 
 
-@dashboard_api.route("/dashboard/alerts/{alert_id}/ack", methods=["POST"], content_types=ANY)
-@page
-def acknowledge(alert_id: str) -> Response:
+@route(dashboard_api, "/dashboard/alerts/{alert_id}/ack", "POST", auth=Auth.SESSION, page=True)
+def acknowledge(v: Visit, alert_id: str) -> Response:
     from chalicelib.web import views
 
-    return views.acknowledge(views.visit(_request()), alert_id)
+    return views.acknowledge(v, alert_id)
 
 
-@dashboard_api.route("/dashboard/reports", methods=["GET"], content_types=ANY)
-@page
-def reports() -> Response:
+@route(dashboard_api, "/dashboard/reports", "GET", auth=Auth.SESSION, page=True)
+def reports(v: Visit) -> Response:
     from chalicelib.web import views
 
-    return views.reports_page(views.visit(_request()))
+    return views.reports_page(v)
 
 
-@dashboard_api.route("/dashboard/reports/{report_id}", methods=["GET"], content_types=ANY)
-@page
-def report(report_id: str) -> Response:
+@route(dashboard_api, "/dashboard/reports/{report_id}", "GET", auth=Auth.SESSION, page=True)
+def report(v: Visit, report_id: str) -> Response:
     from chalicelib.web import views
 
-    return views.report_page(views.visit(_request()), report_id)
+    return views.report_page(v, report_id)
 
 
-@dashboard_api.route("/dashboard/reports/{report_id}/chart", methods=["GET"], content_types=ANY)
-@page
-def report_chart(report_id: str) -> Response:
+@route(dashboard_api, "/dashboard/reports/{report_id}/chart", "GET", auth=Auth.SESSION, page=True)
+def report_chart(v: Visit, report_id: str) -> Response:
     from chalicelib.web import views
 
-    views.visit(_request())
     return views.report_chart(report_id)
 
 
-@dashboard_api.route("/dashboard/js/{name}", methods=["GET"], content_types=ANY)
-@page
+@route(dashboard_api, "/dashboard/js/{name}", "GET", auth=Auth.NONE, page=True)
 def script(name: str) -> Response:
     from chalicelib.web import views
 
     return views.static_file(_request(), name, ".js")
 
 
-@dashboard_api.route("/dashboard/css/{name}", methods=["GET"], content_types=ANY)
-@page
+@route(dashboard_api, "/dashboard/css/{name}", "GET", auth=Auth.NONE, page=True)
 def stylesheet(name: str) -> Response:
     from chalicelib.web import views
 
@@ -147,27 +124,22 @@ def stylesheet(name: str) -> Response:
 # --- JSON for the pages' script: the session cookie instead of a bearer token -------------------
 
 
-@dashboard_api.route("/dashboard/data/devices/{device_id}/telemetry", methods=["GET"], content_types=ANY)
-@handles_errors
-def telemetry_data(device_id: str) -> Response:
+@route(dashboard_api, "/dashboard/data/devices/{device_id}/telemetry", "GET", auth=Auth.SESSION)
+def telemetry_data(v: Visit, device_id: str) -> Response:
     from chalicelib.web import views
 
-    views.visit(_request())
-    return json_response(views.telemetry_json(_request(), device_id), headers={"Cache-Control": "no-store"})
+    return json_response(views.telemetry_json(v.request, device_id), headers=NO_STORE)
 
 
-@dashboard_api.route("/dashboard/data/states", methods=["GET"], content_types=ANY)
-@handles_errors
-def states_data() -> Response:
+@route(dashboard_api, "/dashboard/data/states", "GET", auth=Auth.SESSION)
+def states_data(v: Visit) -> Response:
     from chalicelib.web import views
 
-    views.visit(_request())
-    return json_response(views.states_json(_request()), headers={"Cache-Control": "no-store"})
+    return json_response(views.states_json(v.request), headers=NO_STORE)
 
 
-@dashboard_api.route("/dashboard/data/ticket", methods=["POST"], content_types=ANY)
-@handles_errors
-def ticket_data() -> Response:
+@route(dashboard_api, "/dashboard/data/ticket", "POST", auth=Auth.SESSION)
+def ticket_data(v: Visit) -> Response:
     from chalicelib.web import views
 
-    return json_response(views.ticket_json(views.visit(_request())), headers={"Cache-Control": "no-store"})
+    return json_response(views.ticket_json(v), headers=NO_STORE)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from chalice.app import Blueprint, Response
 
-from chalicelib.api.responses import handles_errors, json_response
+from chalicelib.api.responses import json_response
+from chalicelib.api.routing import Auth, route
 
 openapi_api = Blueprint(__name__)
 
 
-@openapi_api.route("/v1/openapi.json", methods=["GET"], cors=True, content_types=["*/*"])
-@handles_errors
+@route(openapi_api, "/v1/openapi.json", "GET", auth=Auth.NONE, cors=True)
 def openapi_document() -> Response:
     from chalicelib.api.openapi_doc import DOCUMENT  # a large literal: built on first use
 

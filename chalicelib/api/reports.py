@@ -7,8 +7,9 @@ import re
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import int_param, principal_of, query_params
-from chalicelib.api.responses import handles_errors, json_response
+from chalicelib.api.common import int_param, query_params
+from chalicelib.api.responses import json_response
+from chalicelib.api.routing import Auth, route
 from chalicelib.errors import InvalidParameterError, ReportNotFoundError
 
 reports_api = Blueprint(__name__)
@@ -22,11 +23,9 @@ def _checked(report_id: str) -> str:
     return report_id
 
 
-@reports_api.route("/v1/reports", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(reports_api, "/v1/reports", "GET", auth=Auth.ADMIN)
 def list_reports() -> Response:
     request = reports_api.current_request
-    principal_of(request).require_admin()
     params = query_params(request)
     limit = int_param(params, "limit", 20, 1, 100)
     cursor = params.get("cursor") or None
@@ -36,16 +35,12 @@ def list_reports() -> Response:
     return json_response({"reports": rows, "next_cursor": next_cursor})
 
 
-@reports_api.route("/v1/reports/{report_id}", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(reports_api, "/v1/reports/{report_id}", "GET", auth=Auth.ADMIN)
 def get_report(report_id: str) -> Response:
-    principal_of(reports_api.current_request).require_admin()
     return json_response(wiring.reports().get(_checked(report_id)))
 
 
-@reports_api.route("/v1/reports/{report_id}/chart", methods=["GET"], content_types=["*/*"])
-@handles_errors
+@route(reports_api, "/v1/reports/{report_id}/chart", "GET", auth=Auth.ADMIN)
 def get_report_chart(report_id: str) -> Response:
-    principal_of(reports_api.current_request).require_admin()
     svg = wiring.reports().chart(_checked(report_id))
     return Response(body=svg, status_code=200, headers={"Content-Type": "image/svg+xml"})

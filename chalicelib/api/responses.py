@@ -1,20 +1,13 @@
-"""The one place that turns domain errors into HTTP answers."""
+"""JSON answers: bodies, and the JSON shape of a domain error (its status from errors.HTTP_STATUS)."""
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from chalice.app import Response
 
-from chalicelib.errors import IotCloudError, MalformedPayloadError, Problem, StorageUnavailableError
-
-logger = logging.getLogger("iotcloud.api")
-
-F = TypeVar("F", bound=Callable[..., Any])
+from chalicelib.errors import IotCloudError, MalformedPayloadError, Problem
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -32,31 +25,11 @@ def error_response(error: IotCloudError) -> Response:
         "details": [d.as_dict() for d in error.details],
     }
     headers: dict[str, str] = {}
-    if isinstance(error, StorageUnavailableError):
+    if error.retry_after_seconds is not None:
         headers["Retry-After"] = str(error.retry_after_seconds)
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="iotcloud"'
     return json_response({"error": body}, error.status, headers)
-
-
-def handles_errors(view: F) -> F:
-    """Answer domain errors with their JSON shape; anything else is a logged 500."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return view(*args, **kwargs)
-        except IotCloudError as e:
-            if e.status >= 500:
-                logger.warning("request failed: %s", e.message, exc_info=e)
-            return error_response(e)
-        except Exception:
-            logger.exception("unhandled error")
-            return json_response(
-                {"error": {"code": "internal_error", "message": "an internal error occurred", "details": []}}, 500
-            )
-
-    return wrapper  # type: ignore[return-value]
 
 
 def json_body(raw: bytes | None) -> Any:

@@ -32,7 +32,7 @@ from typing import Any, Literal, TypeAlias
 
 from chalicelib.domain.devices import ID_PATTERN, TYPE_PATTERN
 from chalicelib.domain.readings import Reading, Value
-from chalicelib.errors import IotCloudError, Problem, ValidationError
+from chalicelib.errors import Problem, ValidationError
 
 SEVERITIES: tuple[str, ...] = ("critical", "major", "minor", "warning")
 SEVERITY_RANK = {"critical": 4, "major": 3, "minor": 2, "warning": 1}
@@ -71,16 +71,6 @@ TOPIC_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 RULE_ID_PATTERN = re.compile(r"^rule-[0-9a-f]{20}$")
 ALERT_ID_PATTERN = re.compile(r"^\d{13}-[0-9a-f]{16}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class RuleNotFoundError(IotCloudError):
-    status = 404
-    code = "rule_not_found"
-
-
-class AlertNotFoundError(IotCloudError):
-    status = 404
-    code = "alert_not_found"
 
 
 # --- rules ----------------------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import html
 import json
 import logging
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,12 +30,16 @@ from chalicelib.domain.devices import ID_PATTERN, Device
 from chalicelib.domain.query import Cursor, Window, page_of
 from chalicelib.domain.readings import Reading
 from chalicelib.errors import (
+    CsrfError,
     DeviceNotFoundError,
     ForbiddenError,
     InvalidParameterError,
     IotCloudError,
     Problem,
+    RealtimeNotConfiguredError,
     ReportNotFoundError,
+    SignInRequiredError,
+    StaticNotFoundError,
     UnauthorizedError,
 )
 from chalicelib.web import session as sessions
@@ -59,23 +62,6 @@ POLL_MS = 3000
 
 
 # --- who is asking ------------------------------------------------------------------------------
-
-
-class SignInRequiredError(UnauthorizedError):
-    """No valid session: pages redirect to sign-in, JSON endpoints answer 401."""
-
-    def __init__(self, expired: bool) -> None:
-        super().__init__("your session has expired: sign in again" if expired else "sign in to use the dashboard")
-        self.expired = expired
-
-
-class CsrfError(ForbiddenError):
-    code = "csrf_failed"
-
-
-class RealtimeNotConfiguredError(IotCloudError):
-    status = 404
-    code = "realtime_not_configured"
 
 
 @dataclass(frozen=True)
@@ -244,6 +230,9 @@ def render(v: Visit, template: str, status: int = 200, cookies: list[str] | None
 
 
 def error_page(request: Request, error: IotCloudError) -> Response:
+    """A page's answer to a domain error: no session -> sign-in; else a readable page with the error's status."""
+    if isinstance(error, SignInRequiredError):
+        return _to_sign_in(request, error.expired)
     try:
         v = visit(request, signed_in=False)
     except Exception:  # an error page must render whatever broke
@@ -255,24 +244,9 @@ def error_page(request: Request, error: IotCloudError) -> Response:
         text = html.escape(f"{error.message} ({error.code}, HTTP {error.status})")
         answer = Response(body=f"<!doctype html><title>Error</title><p>{text}</p>", status_code=error.status,
                           headers=dict(html_headers()))  # fmt: skip
-    if error.status == 503:
-        answer.headers["Retry-After"] = str(getattr(error, "retry_after_seconds", 1))
+    if error.status == 503:  # every unavailable answer of a page says when to come back
+        answer.headers["Retry-After"] = str(error.retry_after_seconds or 1)
     return answer
-
-
-def answer_page(request: Request, view: Callable[..., Response], *args: Any, **kwargs: Any) -> Response:
-    """Run a page's view: no session -> sign-in; domain errors -> a readable page with their status."""
-    try:
-        return view(*args, **kwargs)
-    except SignInRequiredError as e:
-        return _to_sign_in(request, e.expired)
-    except IotCloudError as e:
-        if e.status >= 500:
-            logger.warning("dashboard request failed: %s", e.message, exc_info=e)
-        return error_page(request, e)
-    except Exception:
-        logger.exception("dashboard: unhandled error")
-        return error_page(request, IotCloudError("something went wrong; try again"))
 
 
 def _is_https(request: Request) -> bool:
@@ -654,11 +628,6 @@ def report_chart(report_id: str) -> Response:
 
 
 # --- static files -------------------------------------------------------------------------------
-
-
-class StaticNotFoundError(IotCloudError):
-    status = 404
-    code = "not_found"
 
 
 def static_file(request: Request, name: str, suffix: str) -> Response:
