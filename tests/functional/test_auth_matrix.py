@@ -245,3 +245,35 @@ def test_tokens_are_never_shown_after_creation(api, device):
         doc = body_of(answer)
         for shown in doc.get("devices", [doc]):
             assert "token" not in shown and "token_hash" not in shown
+
+
+def test_the_admin_is_refused_403_on_every_device_only_route(api, device, other_device):
+    """Device-only routes refuse a caller of the wrong kind one way, before any lookup (RELIABILITY finding 2)."""
+    from app import app
+    from chalicelib.api.routing import Auth
+
+    sent = api.request("POST", f"/v1/devices/{device['id']}/commands", api.admin, {"procedure": "reboot"})
+    assert sent.status_code == 202, sent.body
+    command_id = body_of(sent)["id"]
+    device_only = sorted(
+        (method, path)
+        for path, entries in app.routes.items()
+        for method, entry in entries.items()
+        if getattr(entry.view_function, "auth", None) is Auth.DEVICE
+    )
+    assert device_only == [
+        ("GET", "/v1/commands"),
+        ("POST", "/api/v1/{token}/telemetry"),
+        ("POST", "/v1/commands/{command_id}/result"),
+        ("POST", "/v1/telemetry"),
+    ]
+    for method, path in device_only:
+        in_path = "{token}" in path
+        url = path.replace("{command_id}", command_id).replace("{token}", api.admin)
+        answer = api.request(method, url, None if in_path else api.admin, {"result": 1})
+        assert (answer.status_code, error_of(answer)["code"]) == (403, "forbidden"), (path, answer.body)
+
+    result = f"/v1/commands/{command_id}/result"
+    # Another device is of the right kind: the command is not one of its own, and stays unseen.
+    assert error_of(api.request("POST", result, other_device["token"], {"result": 1}))["code"] == "command_not_found"
+    assert api.request("POST", result, device["token"], {"result": 1}).status_code == 200
