@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from chalicelib.adapters.mail import Mailer
     from chalicelib.adapters.realtime import RealtimeStore
     from chalicelib.adapters.reports import ReportStore
-    from chalicelib.domain.wamp import Identity, Outgoing, PendingCall, Router
+    from chalicelib.domain.wamp.router import Outgoing, Router
+    from chalicelib.domain.wamp.store import Identity, PendingCall
 
 # Collaborators that only some handlers use are imported when first built, so the API
 # function's cold start (telemetry ingestion) does not pay for alerts, WAMP or reports.
@@ -171,7 +172,7 @@ def realtime_store() -> RealtimeStore:
 
 
 def _verify_ticket(token: str) -> Identity:
-    from chalicelib.domain.wamp import Identity
+    from chalicelib.domain.wamp.store import Identity
     from chalicelib.web import session as dashboard
 
     if token.startswith(dashboard.TICKET_PREFIX):
@@ -190,7 +191,7 @@ def _verify_ticket(token: str) -> Identity:
 
 @functools.cache
 def router() -> Router:
-    from chalicelib.domain.wamp import Router
+    from chalicelib.domain.wamp.router import Router
 
     s = bound_settings()
     return Router(

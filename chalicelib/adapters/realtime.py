@@ -46,10 +46,11 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, PynamoDBException, UpdateError
 
 from chalicelib.adapters.retry import error_code
-from chalicelib.domain.wamp import (
+from chalicelib.clock import now_ms
+from chalicelib.domain.wamp.protocol import MAX_PREFIX_COMPONENTS
+from chalicelib.domain.wamp.store import (
     CHALLENGING,
     ESTABLISHED,
-    MAX_PREFIX_COMPONENTS,
     Identity,
     PendingCall,
     Registration,
@@ -57,7 +58,6 @@ from chalicelib.domain.wamp import (
     Subscription,
     call_key,
     split_call_key,
-    wall_clock_ms,
 )
 from chalicelib.errors import StorageUnavailableError
 from chalicelib.models import RealtimeModel
@@ -113,7 +113,7 @@ class RealtimeStore:
         self,
         model: type[RealtimeModel] = RealtimeModel,
         *,
-        clock_ms: Callable[[], int] = wall_clock_ms,
+        clock_ms: Callable[[], int] = now_ms,
         command_retention_days: int = 7,
     ) -> None:
         self._model = model

@@ -18,17 +18,10 @@ from chalicelib.domain.archive import new_readings
 from chalicelib.domain.ingest import ChunkWriter, StateRecorder, ingest
 from chalicelib.domain.parsing import parse_payload
 from chalicelib.domain.readings import Limits
-from chalicelib.domain.wamp import (
-    Code,
-    Incoming,
-    Outgoing,
-    ProtocolViolation,
-    Router,
-    RouterStore,
-    decode,
-    device_prefix,
-    device_uri_component,
-)
+from chalicelib.domain.wamp.codec import Incoming, ProtocolViolation, decode
+from chalicelib.domain.wamp.protocol import Code, device_prefix, device_uri_component
+from chalicelib.domain.wamp.router import Outgoing, Router
+from chalicelib.domain.wamp.store import RouterStore
 from chalicelib.errors import IotCloudError
 from chalicelib.jobs.archiver import change_of
 

@@ -11,8 +11,10 @@ from unittest import mock
 import pytest
 
 from chalicelib.adapters.realtime import RealtimeStore
-from chalicelib.domain import wamp
-from chalicelib.domain.wamp import Code, Identity, Outgoing, PendingCall, Router, Subscription
+from chalicelib.domain.wamp.codec import encode
+from chalicelib.domain.wamp.protocol import Code
+from chalicelib.domain.wamp.router import Outgoing, Router
+from chalicelib.domain.wamp.store import Identity, PendingCall, Subscription
 from chalicelib.errors import StorageUnavailableError, UnauthorizedError
 
 START_MS = 1_764_061_200_000
@@ -56,7 +58,7 @@ class Harness:
         )
 
     def send(self, conn: str, message: list[Any]) -> list[Outgoing]:
-        return self.router.on_message(conn, wamp.encode(message))
+        return self.router.on_message(conn, encode(message))
 
     def join(self, conn: str, ticket: str) -> int:
         self.send(conn, [1, "iotcloud", {"roles": {"callee": {}, "caller": {}}, "authmethods": ["ticket"]}])
@@ -252,4 +254,4 @@ def test_storage_failures_become_storage_unavailable(h: Harness) -> None:
     with pytest.raises(StorageUnavailableError):
         h.store.get_session("c1")
     with pytest.raises(StorageUnavailableError):
-        h.router.on_message("c1", wamp.encode([1, "iotcloud", {"roles": {"caller": {}}, "authmethods": ["ticket"]}]))
+        h.router.on_message("c1", encode([1, "iotcloud", {"roles": {"caller": {}}, "authmethods": ["ticket"]}]))

@@ -7,17 +7,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import wamp
-from chalicelib.domain.wamp import (
-    Code,
-    Identity,
-    Outgoing,
-    PendingCall,
-    Registration,
-    Router,
-    Session,
-    Subscription,
-)
+from chalicelib.domain.wamp.codec import encode, encoded_size
+from chalicelib.domain.wamp.protocol import MAX_ID, MAX_MESSAGE_BYTES, MAX_PREFIX_COMPONENTS, Code, device_prefix
+from chalicelib.domain.wamp.router import ConnectAnswer, Outgoing, Router
+from chalicelib.domain.wamp.store import Identity, PendingCall, Registration, Session, Subscription
 from chalicelib.errors import DeviceDisabledError, PayloadTooLargeError, UnauthorizedError
 
 START_MS = 1_764_061_200_000
@@ -157,7 +150,7 @@ class Harness:
         return self.next_id
 
     def send(self, conn: str, message: Any) -> list[Outgoing]:
-        text = message if isinstance(message, str) else wamp.encode(message)
+        text = message if isinstance(message, str) else encode(message)
         return self.router.on_message(conn, text)
 
     def join(self, conn: str, ticket: str) -> int:
@@ -197,9 +190,9 @@ def h() -> Harness:
 
 
 def test_connect_negotiates_the_json_subprotocol(h: Harness) -> None:
-    assert h.router.on_connect("c", ["wamp.2.msgpack, wamp.2.json"]) == wamp.ConnectAnswer(True, "wamp.2.json", 200)
+    assert h.router.on_connect("c", ["wamp.2.msgpack, wamp.2.json"]) == ConnectAnswer(True, "wamp.2.json", 200)
     assert h.router.on_connect("c", ["wamp.2.json"]).subprotocol == "wamp.2.json"
-    assert h.router.on_connect("c", ["wamp.2.cbor"]) == wamp.ConnectAnswer(False, None, 400)
+    assert h.router.on_connect("c", ["wamp.2.cbor"]) == ConnectAnswer(False, None, 400)
     assert h.router.on_connect("c", []).status == 400
 
 
@@ -320,7 +313,7 @@ def test_protocol_violations_abort_close_and_dispose(h: Harness, frame: str) -> 
 
 def test_an_oversize_frame_aborts(h: Harness) -> None:
     h.join("c1", "t-d1")
-    frame = json.dumps([16, 1, {}, D1 + "t", ["x" * wamp.MAX_MESSAGE_BYTES]])
+    frame = json.dumps([16, 1, {}, D1 + "t", ["x" * MAX_MESSAGE_BYTES]])
     assert aborted(h.send("c1", frame), "c1", "wamp.error.payload_size_exceeded")
 
 
@@ -432,7 +425,7 @@ def test_device_prefix_subscription_cannot_reach_other_devices() -> None:
     (error,) = h.send("dev", [32, 1, {"match": "prefix"}, "iotcloud.device.d1"])  # would match d10, d1x...
     assert error.message[4] == "wamp.error.not_authorized"
     assert h.subscribe("dev", D1 + "c", 2, match="prefix")
-    deep = ".".join(["a"] * wamp.MAX_PREFIX_COMPONENTS)
+    deep = ".".join(["a"] * MAX_PREFIX_COMPONENTS)
     (error,) = h.send("dev", [32, 3, {"match": "prefix"}, D1 + deep])
     assert error.message[4] == "wamp.error.option_not_allowed"
 
@@ -447,7 +440,7 @@ def test_server_side_publish(h: Harness) -> None:
     with pytest.raises(ValueError):
         h.router.publish("bad..topic", [], {})
     with pytest.raises(PayloadTooLargeError):
-        h.router.publish(D1 + "telemetry", ["x" * wamp.MAX_MESSAGE_BYTES], {})
+        h.router.publish(D1 + "telemetry", ["x" * MAX_MESSAGE_BYTES], {})
 
 
 # -- dealer --------------------------------------------------------------------------------------
@@ -595,8 +588,8 @@ def test_a_device_stays_in_its_namespace(h: Harness) -> None:
 
 
 def test_device_ids_with_dots_get_their_own_namespace() -> None:
-    assert wamp.device_prefix("a.b") == "iotcloud.device.a%2Eb."
-    assert not Identity("device", "a", "a").may_use(wamp.device_prefix("a.b") + "t")
+    assert device_prefix("a.b") == "iotcloud.device.a%2Eb."
+    assert not Identity("device", "a", "a").may_use(device_prefix("a.b") + "t")
     assert not Identity("device", "a.b", "a.b").may_use("iotcloud.device.a.b.t")
     assert Identity("device", "a.b", "a.b").may_use("iotcloud.device.a%2Eb.t")
 
@@ -622,7 +615,7 @@ def test_oversize_messages_are_not_sent_and_the_originator_is_told(h: Harness) -
 
     def filling(message: list[Any]) -> list[str]:
         """Arguments that make `message` (ending in [""]) exactly MAX_MESSAGE_BYTES long."""
-        return ["x" * (wamp.MAX_MESSAGE_BYTES - wamp.encoded_size(message))]
+        return ["x" * (MAX_MESSAGE_BYTES - encoded_size(message))]
 
     # the frames fit; what the router would send (with the publisher's / caller's details) does not
     options = {"acknowledge": True, "disclose_me": True}
@@ -634,11 +627,11 @@ def test_oversize_messages_are_not_sent_and_the_originator_is_told(h: Harness) -
     (error,) = h.send("adm", [48, 1, {"disclose_me": True}, D1 + "p", big])
     assert error.connection_id == "adm" and error.message[:5] == [Code.ERROR, Code.CALL, 1, {}, PSE]
     assert not h.store.calls
-    h.send("adm", [48, wamp.MAX_ID, {}, D1 + "p"])
+    h.send("adm", [48, MAX_ID, {}, D1 + "p"])
     big = filling([70, 1, {}, [""]])
     (error,) = h.send("dev", [70, 1, {}, big])
-    assert error.connection_id == "adm" and error.message[:5] == [Code.ERROR, Code.CALL, wamp.MAX_ID, {}, PSE]
-    assert wamp.encoded_size(error.message) <= wamp.MAX_MESSAGE_BYTES
+    assert error.connection_id == "adm" and error.message[:5] == [Code.ERROR, Code.CALL, MAX_ID, {}, PSE]
+    assert encoded_size(error.message) <= MAX_MESSAGE_BYTES
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -696,7 +689,7 @@ def test_oversize_command_fails(h: Harness) -> None:
     h.join("dev", "t-d1")
     h.register("dev", D1 + "p")
     record = command(h)
-    assert h.router.call_for_command("cmd-1", D1 + "p", ["x" * wamp.MAX_MESSAGE_BYTES], {}, 1000) == []
+    assert h.router.call_for_command("cmd-1", D1 + "p", ["x" * MAX_MESSAGE_BYTES], {}, 1000) == []
     assert record["status"] == "failed" and record["error"]["error"] == PSE
 
 
@@ -706,4 +699,4 @@ def test_oversize_command_fails(h: Harness) -> None:
 def test_outgoing_text_is_compact_json() -> None:
     out = Outgoing("c", [Code.EVENT, 1, 2, {}, ["é"]])
     assert out.text == '[36,1,2,{},["é"]]'
-    assert wamp.encoded_size(out.message) == len(out.text.encode())
+    assert encoded_size(out.message) == len(out.text.encode())

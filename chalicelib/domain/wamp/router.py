@@ -1,38 +1,66 @@
-"""A WAMP v2 router (Basic Profile, JSON serialization) as pure functions over a state store.
+"""The WAMP broker and dealer: sessions, publish/subscribe and calls, over a `RouterStore`.
 
-API Gateway WebSocket delivers every frame as a separate Lambda invocation, so the router keeps
-no state in memory: each entry point loads what it needs from a `RouterStore`, decides, writes
-back, and returns the messages to post to connection ids (`Outgoing`). References are to the
-WAMP specification (wamp-proto.org, draft-oberstet-hybi-crossbar-wamp), Basic Profile (BP) and
-Advanced Profile (AP) sections:
-
-- BP "Building Blocks": URIs (loose rule), IDs in [1, 2^53], "Protocol errors" (ABORT
-  `wamp.error.protocol_violation`, dispose the session's subscriptions and registrations).
-- BP "Messages": message codes and shapes; empty Arguments/ArgumentsKw are left out.
-- BP "Sessions": HELLO, WELCOME, ABORT, GOODBYE; AP "Ticket-based Authentication".
-- BP "Publish and Subscribe"; AP "Publisher Exclusion", "Publisher Identification",
-  "Pattern-based Subscription" (prefix only, opt-in).
-- BP "Remote Procedure Calls" (incl. "Callee Leaving"); AP "Call Timeouts" (dealer-initiated),
-  "Caller Identification", "Call Canceling" (mode `skip` only, tolerated but not announced).
-- BP "URI reference": the error and close URIs below.
-
-Deliberate choices, each explained where it is made: request ids from clients are not checked
-for sequence (API Gateway may run a connection's frames concurrently, and older clients send
-random ids); every call gets a dealer-side timeout (the default when `CALL.Options.timeout` is
-absent or 0), because a serverless router must bound the state it keeps.
-"""
+The router does no I/O of its own: each entry point reads and writes state through the store,
+draws ids from `new_id` and time from `clock_ms` (both injected, for the tests), and returns the
+messages to post (`Outgoing`); the caller posts them and owns the transport."""
 
 from __future__ import annotations
 
-import json
-import re
-import secrets
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any
 
+from chalicelib.clock import now_ms
+from chalicelib.domain.wamp.codec import (
+    Incoming,
+    ProtocolViolation,
+    decode,
+    encode,
+    encoded_size,
+    error_message,
+    option,
+    payload_tail,
+)
+from chalicelib.domain.wamp.protocol import (
+    AGENT,
+    AUTHENTICATION_FAILED,
+    AUTHORIZATION_FAILED,
+    AUTHPROVIDER,
+    CANCELED,
+    GOODBYE_AND_OUT,
+    INVALID_URI,
+    MAX_ID,
+    MAX_MESSAGE_BYTES,
+    MAX_PREFIX_COMPONENTS,
+    NO_AUTH_METHOD,
+    NO_AVAILABLE_CALLEE,
+    NO_SUCH_PROCEDURE,
+    NO_SUCH_REALM,
+    NO_SUCH_REGISTRATION,
+    NO_SUCH_SUBSCRIPTION,
+    NOT_AUTHORIZED,
+    OPTION_NOT_ALLOWED,
+    PAYLOAD_SIZE_EXCEEDED,
+    PROCEDURE_ALREADY_EXISTS,
+    PROTOCOL_VIOLATION,
+    REALM,
+    SUBPROTOCOL,
+    TIMEOUT,
+    Code,
+    random_id,
+    valid_uri,
+)
+from chalicelib.domain.wamp.store import (
+    CHALLENGING,
+    ESTABLISHED,
+    Identity,
+    PendingCall,
+    Registration,
+    RouterStore,
+    Session,
+    Subscription,
+    call_key,
+)
 from chalicelib.errors import (
     ForbiddenError,
     PayloadTooLargeError,
@@ -40,119 +68,12 @@ from chalicelib.errors import (
     UnauthorizedError,
 )
 
-SUBPROTOCOL = "wamp.2.json"
-REALM = "iotcloud"
-MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's WebSocket message limit
-MAX_ID = 2**53  # BP "IDs": every id is an integer in [1, 2^53]
-MAX_URI_BYTES = 1000  # keeps every URI-derived DynamoDB key under its size limit
-MAX_PREFIX_COMPONENTS = 10  # a prefix subscription may have at most this many dotted components
-DEVICE_NAMESPACE = "iotcloud.device."
-AUTHPROVIDER = "iotcloud"
-AGENT = "iotcloud-router"
+TicketVerifier = Callable[[str], Identity]  # raises UnauthorizedError / DeviceDisabledError
 
-CHALLENGING: Literal["challenging"] = "challenging"
-ESTABLISHED: Literal["established"] = "established"
-
-
-class Code(IntEnum):
-    """Message type codes (BP "Messages"; CANCEL from AP "Call Canceling")."""
-
-    HELLO = 1
-    WELCOME = 2
-    ABORT = 3
-    CHALLENGE = 4
-    AUTHENTICATE = 5
-    GOODBYE = 6
-    ERROR = 8
-    PUBLISH = 16
-    PUBLISHED = 17
-    SUBSCRIBE = 32
-    SUBSCRIBED = 33
-    UNSUBSCRIBE = 34
-    UNSUBSCRIBED = 35
-    EVENT = 36
-    CALL = 48
-    CANCEL = 49
-    RESULT = 50
-    REGISTER = 64
-    REGISTERED = 65
-    UNREGISTER = 66
-    UNREGISTERED = 67
-    INVOCATION = 68
-    YIELD = 70
-
-
-# BP "URI reference" and AP URIs.
-PROTOCOL_VIOLATION = "wamp.error.protocol_violation"
-INVALID_URI = "wamp.error.invalid_uri"
-NO_SUCH_PROCEDURE = "wamp.error.no_such_procedure"
-PROCEDURE_ALREADY_EXISTS = "wamp.error.procedure_already_exists"
-NO_SUCH_REGISTRATION = "wamp.error.no_such_registration"
-NO_SUCH_SUBSCRIPTION = "wamp.error.no_such_subscription"
-INVALID_ARGUMENT = "wamp.error.invalid_argument"
-CANCELED = "wamp.error.canceled"
-TIMEOUT = "wamp.error.timeout"  # AP "Call Timeouts": "MUST use wamp.error.timeout as the reason URI"
-NO_AVAILABLE_CALLEE = "wamp.error.no_available_callee"  # BP "Callee Leaving"
-PAYLOAD_SIZE_EXCEEDED = "wamp.error.payload_size_exceeded"
-OPTION_NOT_ALLOWED = "wamp.error.option_not_allowed"
-NOT_AUTHORIZED = "wamp.error.not_authorized"
-AUTHORIZATION_FAILED = "wamp.error.authorization_failed"
-AUTHENTICATION_FAILED = "wamp.error.authentication_failed"
-NO_AUTH_METHOD = "wamp.error.no_auth_method"
-NO_SUCH_REALM = "wamp.error.no_such_realm"
-GOODBYE_AND_OUT = "wamp.close.goodbye_and_out"
-CLOSE_NORMAL = "wamp.close.normal"
-
-# BP "URIs", relaxed rule without empty components, plus: no control characters (they are not
-# legal in RFC 3986 URIs, and excluding them keeps " " below every URI character in key order).
-_LOOSE_URI = re.compile(r"^([^\s\.#]+\.)*([^\s\.#]+)$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# HELLO must announce one of these (BP "Client: Role and Feature Announcement").
 _CLIENT_ROLES = frozenset({"publisher", "subscriber", "caller", "callee"})
+# The modes of AP "Call Canceling"; every one is treated as `skip` (see `_cancel`).
 _CANCEL_MODES = frozenset({"skip", "kill", "killnowait"})
-
-
-def valid_uri(uri: object) -> bool:
-    """A URI under the spec's loose rule (no empty components), not too long for the store."""
-    return (
-        isinstance(uri, str)
-        and len(uri.encode()) <= MAX_URI_BYTES
-        and _LOOSE_URI.match(uri) is not None
-        and _CONTROL.search(uri) is None
-    )
-
-
-def device_uri_component(device_id: str) -> str:
-    """A device id as one URI component.
-
-    Device ids may hold "." (domain.devices.ID_PATTERN), which separates URI components: without
-    this, device "a" would own device "a.b"'s namespace. "%" never occurs in device ids, so the
-    encoding is unambiguous.
-    """
-    return device_id.replace("%", "%25").replace(".", "%2E")
-
-
-def device_prefix(device_id: str) -> str:
-    """The namespace a device owns: `iotcloud.device.<id>.` (topics and procedures under it)."""
-    return f"{DEVICE_NAMESPACE}{device_uri_component(device_id)}."
-
-
-def random_id() -> int:
-    """A global-scope id: uniform over [1, 2^53] (BP "IDs")."""
-    return secrets.randbelow(MAX_ID) + 1
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def encode(message: Sequence[Any]) -> str:
-    """A message as the text frame to send (compact JSON, UTF-8 as is)."""
-    return json.dumps(list(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def encoded_size(message: Sequence[Any]) -> int:
-    """Bytes a message takes on the wire."""
-    return len(encode(message).encode())
 
 
 def command_result(args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -163,36 +84,6 @@ def command_result(args: list[Any], kwargs: dict[str, Any]) -> Any:
     if not args and not kwargs:
         return None
     return {"args": args, "kwargs": kwargs}
-
-
-def call_key(callee_connection: str, invocation_id: int) -> str:
-    """The key of a pending call: the callee's connection and its INVOCATION request id."""
-    return f"{callee_connection}#{invocation_id}"
-
-
-def split_call_key(key: str) -> tuple[str, int] | None:
-    connection, sep, number = key.rpartition("#")
-    if not sep or not connection or not number.isdigit():
-        return None
-    return connection, int(number)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who a ticket belongs to: a device (that may touch only its own namespace) or an admin."""
-
-    role: Literal["device", "admin"]
-    device_id: str | None
-    authid: str
-
-    def may_use(self, uri: str) -> bool:
-        """Admins use any URI; a device only URIs under `device_prefix(its id)`."""
-        if self.role == "admin":
-            return True
-        return self.device_id is not None and uri.startswith(device_prefix(self.device_id))
-
-
-TicketVerifier = Callable[[str], Identity]  # raises UnauthorizedError / DeviceDisabledError
 
 
 @dataclass(frozen=True)
@@ -215,245 +106,6 @@ class ConnectAnswer:
     status: int  # 200, or 400 when no supported subprotocol is offered
 
 
-@dataclass(frozen=True)
-class Session:
-    """A connection's WAMP session: `challenging` between HELLO and AUTHENTICATE, then `established`."""
-
-    connection_id: str
-    state: Literal["challenging", "established"]
-    session_id: int = 0
-    requested_authid: str | None = None
-    identity: Identity | None = None
-
-
-@dataclass(frozen=True)
-class Subscription:
-    connection_id: str
-    subscription_id: int
-    topic: str
-    match: Literal["exact", "prefix"] = "exact"
-
-    def matches(self, topic: str) -> bool:
-        return topic == self.topic if self.match == "exact" else topic.startswith(self.topic)
-
-
-@dataclass(frozen=True)
-class Registration:
-    connection_id: str
-    registration_id: int
-    procedure: str
-
-
-@dataclass(frozen=True)
-class PendingCall:
-    """An INVOCATION sent and not yet answered. Exactly one of caller_connection / command_id is set."""
-
-    key: str
-    callee_connection: str
-    invocation_id: int
-    caller_connection: str | None
-    caller_request_id: int | None
-    command_id: str | None
-    deadline_ms: int
-    procedure: str
-
-
-class RouterStore(Protocol):
-    """The router's state. Every method is one or a few key-addressed operations; none scans."""
-
-    def get_session(self, connection_id: str) -> Session | None: ...
-
-    def put_session(self, session: Session) -> None: ...
-
-    def next_request_id(self, connection_id: str) -> int | None:
-        """The next router-to-client session-scope request id (1, 2, ...); None without a session."""
-        ...
-
-    def add_subscription(self, subscription: Subscription) -> int:
-        """Store a subscription; if the connection already holds one on that topic and policy,
-        store nothing and return the existing id (BP "SUBSCRIBED")."""
-        ...
-
-    def remove_subscription(self, connection_id: str, subscription_id: int) -> bool: ...
-
-    def subscribers(self, topic: str, *, include_prefix: bool = False) -> list[Subscription]:
-        """Subscriptions matching a published topic: exact ones, and prefix ones if asked."""
-        ...
-
-    def add_registration(self, registration: Registration) -> bool:
-        """False when the procedure is already registered."""
-        ...
-
-    def remove_registration(self, connection_id: str, registration_id: int) -> bool: ...
-
-    def registration(self, procedure: str) -> Registration | None: ...
-
-    def put_call(self, call: PendingCall) -> None: ...
-
-    def get_call(self, key: str) -> PendingCall | None: ...
-
-    def take_call(self, key: str) -> PendingCall | None:
-        """Remove a pending call and return it; of concurrent takers only one gets it."""
-        ...
-
-    def take_call_by_caller(self, caller_connection: str, request_id: int) -> PendingCall | None: ...
-
-    def drop_connection(self, connection_id: str) -> list[PendingCall]:
-        """Delete everything a connection holds (session, subscriptions, registrations, its calls
-        as caller); take and return the pending calls it was the callee of."""
-        ...
-
-    def mark_command(self, command_id: str, status: str, result: Any = None, error: Any = None) -> bool:
-        """Move a command to `invoked` (from queued) or to done/failed/timeout (once)."""
-        ...
-
-
-class ProtocolViolation(Exception):
-    """An incoming message breaks the protocol (BP "Protocol errors")."""
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """A decoded client-to-router message, its elements by role rather than by position."""
-
-    code: Code
-    request: int = 0  # Request|id; INVOCATION.Request for YIELD and ERROR; CALL.Request for CANCEL
-    options: dict[str, Any] = field(default_factory=dict)  # Options, Details or Extra
-    uri: str = ""  # Realm, Topic, Procedure, Error or Reason
-    ref: int = 0  # SUBSCRIBED.Subscription, REGISTERED.Registration, or ERROR's REQUEST.Type
-    signature: str = ""  # AUTHENTICATE
-    args: list[Any] | None = None
-    kwargs: dict[str, Any] | None = None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ProtocolViolation(f"{name} is not JSON")
-
-
-def _id(value: Any, what: str) -> int:
-    if type(value) is not int or not 1 <= value <= MAX_ID:
-        raise ProtocolViolation(f"{what} must be an integer in [1, 2^53]")
-    return value
-
-
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ProtocolViolation(f"{what} must be a dict")
-    return value
-
-
-def _str(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ProtocolViolation(f"{what} must be a string")
-    return value
-
-
-def _payload(msg: list[Any], start: int, name: str) -> tuple[list[Any] | None, dict[str, Any] | None]:
-    args = msg[start] if len(msg) > start else None
-    kwargs = msg[start + 1] if len(msg) > start + 1 else None
-    if args is not None and not isinstance(args, list):
-        raise ProtocolViolation(f"{name}.Arguments must be a list")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise ProtocolViolation(f"{name}.ArgumentsKw must be a dict")
-    return args, kwargs
-
-
-# code -> (min length, max length) of the messages a router accepts from a client
-_SHAPES: dict[Code, tuple[int, int]] = {
-    Code.HELLO: (3, 3),
-    Code.ABORT: (3, 3),
-    Code.AUTHENTICATE: (3, 3),
-    Code.GOODBYE: (3, 3),
-    Code.ERROR: (5, 7),
-    Code.PUBLISH: (4, 6),
-    Code.SUBSCRIBE: (4, 4),
-    Code.UNSUBSCRIBE: (3, 3),
-    Code.CALL: (4, 6),
-    Code.CANCEL: (3, 3),
-    Code.REGISTER: (4, 4),
-    Code.UNREGISTER: (3, 3),
-    Code.YIELD: (3, 5),
-}
-
-
-def decode(text: str) -> Incoming:
-    """Parse and shape-check one client-to-router message (BP "Messages").
-
-    URIs are only type-checked here: a malformed URI is answered with ERROR `invalid_uri`
-    (BP "URI reference"), not with ABORT.
-    """
-    try:
-        msg = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as e:
-        raise ProtocolViolation(f"not a JSON message: {e}") from e
-    if not isinstance(msg, list) or not msg:
-        raise ProtocolViolation("a message is a non-empty JSON array")
-    if type(msg[0]) is not int:
-        raise ProtocolViolation("the message type must be an integer")
-    try:
-        code = Code(msg[0])
-    except ValueError as e:
-        raise ProtocolViolation(f"unknown message type {msg[0]}") from e
-    shape = _SHAPES.get(code)
-    if shape is None:
-        raise ProtocolViolation(f"{code.name} is not sent by clients")
-    if not shape[0] <= len(msg) <= shape[1]:
-        raise ProtocolViolation(f"{code.name} must have {shape[0]} to {shape[1]} elements")
-    name = code.name
-    if code is Code.HELLO:
-        return Incoming(code, uri=_str(msg[1], "HELLO.Realm"), options=_dict(msg[2], "HELLO.Details"))
-    if code is Code.AUTHENTICATE:
-        return Incoming(code, signature=_str(msg[1], "Signature"), options=_dict(msg[2], "Extra"))
-    if code in (Code.ABORT, Code.GOODBYE):
-        return Incoming(code, options=_dict(msg[1], f"{name}.Details"), uri=_str(msg[2], f"{name}.Reason"))
-    if code is Code.ERROR:
-        if type(msg[1]) is not int:
-            raise ProtocolViolation("ERROR.REQUEST.Type must be an integer")
-        args, kwargs = _payload(msg, 5, name)
-        return Incoming(
-            code,
-            ref=msg[1],
-            request=_id(msg[2], "ERROR.Request"),
-            options=_dict(msg[3], "ERROR.Details"),
-            uri=_str(msg[4], "ERROR.Error"),
-            args=args,
-            kwargs=kwargs,
-        )
-    request = _id(msg[1], f"{name}.Request")
-    if code in (Code.UNSUBSCRIBE, Code.UNREGISTER):
-        return Incoming(code, request=request, ref=_id(msg[2], f"{name} id"))
-    options = _dict(msg[2], f"{name}.Options")
-    if code in (Code.CANCEL, Code.YIELD):
-        args, kwargs = _payload(msg, 3, name)
-        return Incoming(code, request=request, options=options, args=args, kwargs=kwargs)
-    args, kwargs = _payload(msg, 4, name)
-    return Incoming(code, request=request, options=options, uri=_str(msg[3], f"{name} URI"), args=args, kwargs=kwargs)
-
-
-def _option(options: dict[str, Any], key: str, kind: type, default: Any) -> Any:
-    """A known option, type-checked (bool is not an int here: BP "Messages" `bool`)."""
-    if key not in options:
-        return default
-    value = options[key]
-    if type(value) is not kind:
-        raise ProtocolViolation(f"option {key!r} must be {kind.__name__}")
-    return value
-
-
-def payload_tail(args: list[Any] | None, kwargs: dict[str, Any] | None) -> list[Any]:
-    """Arguments and ArgumentsKw to append, leaving out empty ones (BP "Empty Arguments")."""
-    if kwargs:
-        return [list(args or []), kwargs]
-    if args:
-        return [args]
-    return []
-
-
-def error_message(request_type: Code, request: int, uri: str, text: str | None = None) -> list[Any]:
-    """ERROR for a request; router-made errors carry a human-readable reason as Arguments[0]."""
-    return [Code.ERROR, request_type, request, {}, uri, *([[text]] if text else [])]
-
-
 class Router:
     """WAMP broker and dealer for the `iotcloud` realm, with ticket authentication.
 
@@ -466,7 +118,7 @@ class Router:
         store: RouterStore,
         verify_ticket: TicketVerifier,
         *,
-        clock_ms: Callable[[], int] = wall_clock_ms,
+        clock_ms: Callable[[], int] = now_ms,
         new_id: Callable[[], int] = random_id,
         default_call_timeout_ms: int = 30_000,
         schedule_timeout: Callable[[PendingCall], None] = lambda call: None,
@@ -695,7 +347,7 @@ class Router:
     def _subscribe(self, session: Session, msg: Incoming) -> list[Outgoing]:
         """SUBSCRIBE -> SUBSCRIBED or ERROR (BP "Subscribing and Unsubscribing")."""
         conn, req = session.connection_id, msg.request
-        match = _option(msg.options, "match", str, "exact")
+        match = option(msg.options, "match", str, "exact")
         if not valid_uri(msg.uri):
             return [Outgoing(conn, error_message(Code.SUBSCRIBE, req, INVALID_URI, "invalid topic URI"))]
         if match not in ("exact", "prefix") or (match == "prefix" and not self._prefix):
@@ -724,9 +376,9 @@ class Router:
         will not respond"). `exclude_me` defaults to true (AP "Publisher Exclusion");
         `disclose_me` adds the publisher to EVENT.Details (AP "Publisher Identification")."""
         conn, req = session.connection_id, msg.request
-        acknowledge = _option(msg.options, "acknowledge", bool, False)
-        exclude_me = _option(msg.options, "exclude_me", bool, True)
-        disclose_me = _option(msg.options, "disclose_me", bool, False)
+        acknowledge = option(msg.options, "acknowledge", bool, False)
+        exclude_me = option(msg.options, "exclude_me", bool, True)
+        disclose_me = option(msg.options, "disclose_me", bool, False)
         identity = _identity(session)
 
         def refuse(uri: str, text: str) -> list[Outgoing]:
@@ -785,8 +437,8 @@ class Router:
         if not valid_uri(msg.uri) or msg.uri.startswith("wamp."):
             return [Outgoing(conn, error_message(Code.REGISTER, req, INVALID_URI, "invalid procedure URI"))]
         if (
-            _option(msg.options, "match", str, "exact") != "exact"
-            or _option(msg.options, "invoke", str, "single") != "single"
+            option(msg.options, "match", str, "exact") != "exact"
+            or option(msg.options, "invoke", str, "single") != "single"
         ):
             return [
                 Outgoing(
@@ -815,8 +467,8 @@ class Router:
         "Caller Identification").
         """
         conn, req = session.connection_id, msg.request
-        timeout = _option(msg.options, "timeout", int, 0)
-        disclose_me = _option(msg.options, "disclose_me", bool, False)
+        timeout = option(msg.options, "timeout", int, 0)
+        disclose_me = option(msg.options, "disclose_me", bool, False)
         if timeout < 0:
             raise ProtocolViolation("option 'timeout' must not be negative")
         identity = _identity(session)
@@ -856,7 +508,7 @@ class Router:
         """CANCEL (AP "Call Canceling"), honoured as mode `skip`: the caller gets ERROR
         `wamp.error.canceled` at once and the callee's eventual answer is dropped. Not announced,
         but clients cancel calls (e.g. on a local timeout) without asking, so it is not a violation."""
-        mode = _option(msg.options, "mode", str, "skip")
+        mode = option(msg.options, "mode", str, "skip")
         if mode not in _CANCEL_MODES:
             raise ProtocolViolation(f"unknown cancel mode {mode!r}")
         call = self._store.take_call_by_caller(session.connection_id, msg.request)
