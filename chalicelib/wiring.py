@@ -25,11 +25,11 @@ if TYPE_CHECKING:
     from chalicelib.adapters.realtime import RealtimeStore
     from chalicelib.adapters.reports import ReportStore
     from chalicelib.domain.wamp.router import Outgoing, Router
-    from chalicelib.domain.wamp.store import Identity, PendingCall
+    from chalicelib.domain.wamp.store import PendingCall
 
 # Collaborators that only some handlers use are imported when first built, so the API
 # function's cold start (telemetry ingestion) does not pay for alerts, WAMP or reports.
-from chalicelib.domain.auth import Authenticator
+from chalicelib.domain.auth import Authenticator, TicketCheck, session_key
 
 
 @functools.cache
@@ -171,24 +171,6 @@ def realtime_store() -> RealtimeStore:
     return RealtimeStore()
 
 
-def _verify_ticket(token: str) -> Identity:
-    from chalicelib.domain.wamp.store import Identity
-    from chalicelib.web import session as dashboard
-
-    if token.startswith(dashboard.TICKET_PREFIX):
-        # A dashboard page's short-lived ticket (signed with SESSION_SECRET): an admin view.
-        from chalicelib.errors import UnauthorizedError
-
-        if not dashboard.ticket_ok(dashboard.secret(), token, now_ms()):
-            raise UnauthorizedError("expired or invalid dashboard ticket")
-        return Identity(role="admin", device_id=None, authid="dashboard")
-    principal = authenticator().authenticate(token)
-    if principal.is_admin:
-        return Identity(role="admin", device_id=None, authid="admin")
-    assert principal.device_id is not None
-    return Identity(role="device", device_id=principal.device_id, authid=principal.device_id)
-
-
 @functools.cache
 def router() -> Router:
     from chalicelib.domain.wamp.router import Router
@@ -196,7 +178,7 @@ def router() -> Router:
     s = bound_settings()
     return Router(
         realtime_store(),
-        _verify_ticket,
+        TicketCheck(authenticator(), session_key(s.session_secret)),
         default_call_timeout_ms=s.wamp_call_timeout_s * 1000,
         schedule_timeout=_schedule_timeout,
     )

@@ -1,15 +1,34 @@
-"""Who is calling: bearer tokens resolved to principals, with a short-lived cache."""
+"""Who is calling: bearer tokens resolved to principals (with a short-lived cache), and WAMP tickets.
+
+A WAMP ticket is either a bearer token (a device's or an admin's) or a dashboard page's
+short-lived ticket `iotw1.<expires ms>.<session id>.<mac>`, signed with the dashboard's
+session key; `TicketCheck` turns either into the router's `Identity`.
+"""
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import hmac
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chalicelib import logs
+from chalicelib.clock import now_ms
 from chalicelib.domain.tokens import hash_token, same_hash
 from chalicelib.errors import DeviceDisabledError, ForbiddenError, UnauthorizedError
+
+if TYPE_CHECKING:
+    from chalicelib.domain.wamp.store import Identity
+
+TICKET_PREFIX = "iotw1."
+TICKET_TTL_MS = 60_000
+# The authid of a session joined with a dashboard ticket (an admin view, not an admin token).
+DASHBOARD_AUTHID = "dashboard"
 
 
 @dataclass(frozen=True)
@@ -111,3 +130,69 @@ class Authenticator:
         """Drop cached lookups of a device (after rotation, disable or delete)."""
         for key in [k for k, v in self._cache.items() if v[1] == device_id]:
             del self._cache[key]
+
+
+# --- dashboard signatures and WAMP tickets ---------------------------------------------------------
+
+
+@functools.cache  # one random key per process when none is configured: every reader must share it
+def session_key(configured: str) -> bytes:
+    """The dashboard's signing key: SHA-256 of SESSION_SECRET, or random bytes for this process only."""
+    if configured:
+        return hashlib.sha256(configured.encode()).digest()
+    return secrets.token_bytes(32)
+
+
+def mac(key: bytes, purpose: str, text: str) -> str:
+    """The MAC of `text` for one purpose (a purpose label keeps uses apart: no cookie passes for a ticket)."""
+    digest = hmac.new(key, f"iotcloud-dashboard/{purpose}\n{text}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def same_mac(a: str, b: str) -> bool:
+    """Constant-time comparison of two MACs."""
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def sign_ticket(key: bytes, session_id: str, expires_ms: int) -> str:
+    """A dashboard WAMP ticket for a session, valid until `expires_ms`."""
+    body = f"{expires_ms}.{session_id}"
+    return f"{TICKET_PREFIX}{body}.{mac(key, 'ticket', body)}"
+
+
+def is_dashboard_ticket(token: str) -> bool:
+    return token.startswith(TICKET_PREFIX)
+
+
+def ticket_ok(key: bytes, ticket: str, now: int) -> bool:
+    """Whether a dashboard ticket is well formed, signed with `key` and unexpired at `now` (ms)."""
+    if not is_dashboard_ticket(ticket) or len(ticket) > 256:
+        return False
+    parts = ticket[len(TICKET_PREFIX) :].split(".")
+    if len(parts) != 3 or not parts[0].isdigit():
+        return False
+    body = ".".join(parts[:2])
+    return same_mac(parts[2], mac(key, "ticket", body)) and now < int(parts[0])
+
+
+class TicketCheck:
+    """The WAMP router's ticket check: a dashboard ticket is an admin view, a bearer token its principal."""
+
+    def __init__(self, authenticator: Authenticator, key: bytes, clock: Callable[[], int] = now_ms) -> None:
+        self._authenticator = authenticator
+        self._key = key
+        self._clock = clock
+
+    def __call__(self, token: str) -> Identity:
+        # Imported here: the API function's cold start (which builds an Authenticator) loads no WAMP code.
+        from chalicelib.domain.wamp.store import Identity
+
+        if is_dashboard_ticket(token):
+            if not ticket_ok(self._key, token, self._clock()):
+                raise UnauthorizedError("expired or invalid dashboard ticket")
+            return Identity(role="admin", device_id=None, authid=DASHBOARD_AUTHID)
+        principal = self._authenticator.authenticate(token)
+        if principal.is_admin:
+            return Identity(role="admin", device_id=None, authid="admin")
+        assert principal.device_id is not None  # a principal is an admin or one device
+        return Identity(role="device", device_id=principal.device_id, authid=principal.device_id)

@@ -11,7 +11,8 @@ own purpose label so that no value made for one use verifies for another:
 - the sign-in form's token: a MAC of a random nonce kept in a short-lived cookie (double
   submit), so another site cannot sign a browser in with its own token.
 - the WAMP ticket `iotw1.<expires ms>.<session id>.<mac>`: what the page's JavaScript
-  authenticates to the router with instead of the admin token, valid for a minute.
+  authenticates to the router with instead of the admin token, valid for a minute. Its
+  format, the MAC and the key live in domain.auth, which the router's ticket check shares.
 
 The secret is SESSION_SECRET; without it, a random one per process, so sessions (and tickets)
 do not survive a restart and are not shared between Lambda containers: set it on AWS.
@@ -19,23 +20,15 @@ do not survive a restart and are not shared between Lambda containers: set it on
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
-import hmac
 import secrets
-import time
 from dataclasses import dataclass
 
 from chalicelib.config import settings
-from chalicelib.errors import UnauthorizedError
+from chalicelib.domain.auth import TICKET_TTL_MS, mac, same_mac, session_key, sign_ticket
 
 SESSION_COOKIE = "iotcloud_session"
 SIGNIN_COOKIE = "iotcloud_signin"
 SIGNIN_TTL_S = 3600
-TICKET_PREFIX = "iotw1."
-TICKET_TTL_MS = 60_000
-DASHBOARD_AUTHID = "dashboard"
 _VERSION = "v1"
 
 
@@ -48,19 +41,6 @@ class Session:
 
     def expired(self, now_ms: int) -> bool:
         return now_ms >= self.expires_at
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def mac(secret: bytes, purpose: str, text: str) -> str:
-    """The MAC of `text` for one purpose (a purpose label keeps uses apart)."""
-    return _b64(hmac.new(secret, f"iotcloud-dashboard/{purpose}\n{text}".encode(), hashlib.sha256).digest())
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def new_session(secret: bytes, now_ms: int, ttl_s: int) -> tuple[Session, str]:
@@ -78,7 +58,7 @@ def read_session(secret: bytes, value: str | None) -> Session | None:
     if len(parts) != 4 or parts[0] != _VERSION or not parts[1].isdigit():
         return None
     body = ".".join(parts[:3])
-    if not _same(parts[3], mac(secret, "session", body)):
+    if not same_mac(parts[3], mac(secret, "session", body)):
         return None
     return Session(parts[2], int(parts[1]))
 
@@ -88,7 +68,7 @@ def csrf_token(secret: bytes, session: Session) -> str:
 
 
 def csrf_ok(secret: bytes, session: Session, token: str | None) -> bool:
-    return bool(token) and _same(str(token), csrf_token(secret, session))
+    return bool(token) and same_mac(str(token), csrf_token(secret, session))
 
 
 def new_signin_nonce() -> str:
@@ -100,46 +80,18 @@ def signin_token(secret: bytes, nonce: str) -> str:
 
 
 def signin_ok(secret: bytes, nonce: str | None, token: str | None) -> bool:
-    return bool(nonce) and bool(token) and _same(str(token), signin_token(secret, str(nonce)))
+    return bool(nonce) and bool(token) and same_mac(str(token), signin_token(secret, str(nonce)))
 
 
 def new_ticket(secret: bytes, session: Session, now_ms: int, ttl_ms: int = TICKET_TTL_MS) -> tuple[str, int]:
-    """A WAMP ticket for a session's page, and when it expires (never after the session)."""
+    """A WAMP ticket for a session's page, and when it expires (never after the session).
+
+    The router checks it with domain.auth.TicketCheck, which holds the ticket's format.
+    """
     expires = min(now_ms + ttl_ms, session.expires_at)
-    body = f"{expires}.{session.session_id}"
-    return f"{TICKET_PREFIX}{body}.{mac(secret, 'ticket', body)}", expires
-
-
-def ticket_ok(secret: bytes, ticket: str, now_ms: int) -> bool:
-    if not ticket.startswith(TICKET_PREFIX) or len(ticket) > 256:
-        return False
-    parts = ticket[len(TICKET_PREFIX) :].split(".")
-    if len(parts) != 3 or not parts[0].isdigit():
-        return False
-    body = ".".join(parts[:2])
-    return _same(parts[2], mac(secret, "ticket", body)) and now_ms < int(parts[0])
-
-
-# --- the process's secret, and what the WAMP router calls ---------------------------------------
+    return sign_ticket(secret, session.session_id, expires), expires
 
 
 def secret() -> bytes:
-    """The signing key: SHA-256 of SESSION_SECRET, or random bytes for this process only."""
-    return _key(settings().session_secret)
-
-
-@functools.cache
-def _key(configured: str) -> bytes:
-    if configured:
-        return hashlib.sha256(configured.encode()).digest()
-    return secrets.token_bytes(32)
-
-
-def is_dashboard_ticket(token: str) -> bool:
-    return token.startswith(TICKET_PREFIX)
-
-
-def verify_dashboard_ticket(token: str) -> None:
-    """For the WAMP router's ticket check: UnauthorizedError unless a valid, unexpired ticket."""
-    if not ticket_ok(secret(), token, time.time_ns() // 1_000_000):
-        raise UnauthorizedError("invalid or expired dashboard ticket")
+    """The signing key of this stage's sessions (domain.auth.session_key of SESSION_SECRET)."""
+    return session_key(settings().session_secret)

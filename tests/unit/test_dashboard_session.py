@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.domain import auth
+from chalicelib.domain.auth import Authenticator, TicketCheck
+from chalicelib.domain.tokens import hash_token
+from chalicelib.domain.wamp.store import Identity
 from chalicelib.errors import UnauthorizedError
 from chalicelib.web import session as sessions
 from chalicelib.web.views import ago, safe_next, show_value
@@ -61,31 +65,38 @@ def test_the_sign_in_form_token_belongs_to_its_nonce() -> None:
 def test_a_ticket_lasts_a_minute_and_never_outlives_its_session() -> None:
     session, cookie = sessions.new_session(SECRET, NOW, 3600)
     ticket, expires = sessions.new_ticket(SECRET, session, NOW)
-    assert expires == NOW + sessions.TICKET_TTL_MS
-    assert sessions.ticket_ok(SECRET, ticket, NOW + 59_999)
-    assert not sessions.ticket_ok(SECRET, ticket, NOW + 60_000)
+    assert expires == NOW + auth.TICKET_TTL_MS
+    assert auth.ticket_ok(SECRET, ticket, NOW + 59_999)
+    assert not auth.ticket_ok(SECRET, ticket, NOW + 60_000)
     short, _ = sessions.new_session(SECRET, NOW, 10)
     assert sessions.new_ticket(SECRET, short, NOW)[1] == NOW + 10_000
     # Values made for one use never pass for another.
-    assert not sessions.ticket_ok(SECRET, sessions.TICKET_PREFIX + cookie, NOW)
-    assert sessions.read_session(SECRET, ticket.removeprefix(sessions.TICKET_PREFIX)) is None
+    assert not auth.ticket_ok(SECRET, auth.TICKET_PREFIX + cookie, NOW)
+    assert sessions.read_session(SECRET, ticket.removeprefix(auth.TICKET_PREFIX)) is None
 
 
-def test_the_router_hook_refuses_what_is_not_a_valid_ticket(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sessions, "secret", lambda: SECRET)
-    session, _ = sessions.new_session(SECRET, 4_000_000_000_000, 3600)
-    ticket, _ = sessions.new_ticket(SECRET, session, 4_000_000_000_000 - 1000)
-    assert sessions.is_dashboard_ticket(ticket)
-    sessions.verify_dashboard_ticket(ticket)
+def test_the_router_hook_refuses_what_is_not_a_valid_ticket() -> None:
+    """The router's ticket check (what wiring gives the Router): a page's ticket is the dashboard's admin view."""
+    admin_token = "iota_admin-token"
+    check = TicketCheck(Authenticator(lambda _: None, frozenset({hash_token(admin_token)})), SECRET, clock=lambda: NOW)
+    session, _ = sessions.new_session(SECRET, NOW, 3600)
+    ticket, _ = sessions.new_ticket(SECRET, session, NOW - 1000)
+    assert auth.is_dashboard_ticket(ticket)
+    assert check(ticket) == Identity(role="admin", device_id=None, authid=auth.DASHBOARD_AUTHID)
     with pytest.raises(UnauthorizedError):
-        sessions.verify_dashboard_ticket(ticket[:-1] + ("A" if ticket[-1] != "A" else "B"))
-    assert not sessions.is_dashboard_ticket("iota_admin-token")
+        check(ticket[:-1] + ("A" if ticket[-1] != "A" else "B"))
+    with pytest.raises(UnauthorizedError):  # signed with another stage's secret
+        check(sessions.new_ticket(b"o" * 32, session, NOW - 1000)[0])
+    with pytest.raises(UnauthorizedError):  # expired
+        TicketCheck(Authenticator(lambda _: None, frozenset()), SECRET, clock=lambda: NOW + 60_000)(ticket)
+    assert not auth.is_dashboard_ticket(admin_token)
+    assert check(admin_token) == Identity(role="admin", device_id=None, authid="admin")
 
 
 def test_a_configured_secret_is_stable_and_an_unset_one_is_random_per_process() -> None:
-    assert sessions._key("configured") == sessions._key("configured")
-    assert sessions._key("configured") != sessions._key("other")
-    assert len(sessions._key("")) == 32
+    assert auth.session_key("configured") == auth.session_key("configured")
+    assert auth.session_key("configured") != auth.session_key("other")
+    assert len(auth.session_key("")) == 32
 
 
 class _Visit:
