@@ -1,8 +1,10 @@
-"""The WAMP router's rules, over an in-memory store."""
+"""The WAMP router's rules, over the in-memory store (tests/contracts/router_store.py). The tests that
+go through the harness run again over DynamoDB: tests/functional/test_wamp_router_dynamodb.py."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,108 +12,14 @@ import pytest
 from chalicelib.domain.wamp.codec import encode, encoded_size
 from chalicelib.domain.wamp.protocol import MAX_ID, MAX_MESSAGE_BYTES, MAX_PREFIX_COMPONENTS, Code, device_prefix
 from chalicelib.domain.wamp.router import ConnectAnswer, Outgoing, Router
-from chalicelib.domain.wamp.store import Identity, PendingCall, Registration, Session, Subscription
+from chalicelib.domain.wamp.store import Identity, PendingCall
 from chalicelib.errors import DeviceDisabledError, PayloadTooLargeError, UnauthorizedError
+from tests.contracts.router_store import CommandRecord, KitFactory, MemoryKit
 
 START_MS = 1_764_061_200_000
 D1 = "iotcloud.device.d1."
 D2 = "iotcloud.device.d2."
 PSE = "wamp.error.payload_size_exceeded"
-
-
-class MemoryStore:
-    """RouterStore in dicts, with the DynamoDB adapter's semantics."""
-
-    def __init__(self) -> None:
-        self.sessions: dict[str, Session] = {}
-        self.counters: dict[str, int] = {}
-        self.subs: dict[tuple[str, str, str], Subscription] = {}
-        self.regs: dict[str, Registration] = {}
-        self.calls: dict[str, PendingCall] = {}
-        self.commands: dict[str, dict[str, Any]] = {}
-
-    def get_session(self, connection_id: str) -> Session | None:
-        return self.sessions.get(connection_id)
-
-    def put_session(self, session: Session) -> None:
-        self.sessions[session.connection_id] = session
-        self.counters[session.connection_id] = 0
-
-    def next_request_id(self, connection_id: str) -> int | None:
-        if connection_id not in self.sessions:
-            return None
-        self.counters[connection_id] += 1
-        return self.counters[connection_id]
-
-    def add_subscription(self, subscription: Subscription) -> int:
-        key = (subscription.connection_id, subscription.topic, subscription.match)
-        return self.subs.setdefault(key, subscription).subscription_id
-
-    def remove_subscription(self, connection_id: str, subscription_id: int) -> bool:
-        for key, sub in list(self.subs.items()):
-            if sub.connection_id == connection_id and sub.subscription_id == subscription_id:
-                del self.subs[key]
-                return True
-        return False
-
-    def subscribers(self, topic: str, *, include_prefix: bool = False) -> list[Subscription]:
-        return [
-            s
-            for s in self.subs.values()
-            if (s.match == "exact" and s.topic == topic)
-            or (include_prefix and s.match == "prefix" and topic.startswith(s.topic))
-        ]
-
-    def add_registration(self, registration: Registration) -> bool:
-        if registration.procedure in self.regs:
-            return False
-        self.regs[registration.procedure] = registration
-        return True
-
-    def remove_registration(self, connection_id: str, registration_id: int) -> bool:
-        for procedure, reg in list(self.regs.items()):
-            if reg.connection_id == connection_id and reg.registration_id == registration_id:
-                del self.regs[procedure]
-                return True
-        return False
-
-    def registration(self, procedure: str) -> Registration | None:
-        return self.regs.get(procedure)
-
-    def put_call(self, call: PendingCall) -> None:
-        self.calls[call.key] = call
-
-    def get_call(self, key: str) -> PendingCall | None:
-        return self.calls.get(key)
-
-    def take_call(self, key: str) -> PendingCall | None:
-        return self.calls.pop(key, None)
-
-    def take_call_by_caller(self, caller_connection: str, request_id: int) -> PendingCall | None:
-        for key, call in list(self.calls.items()):
-            if call.caller_connection == caller_connection and call.caller_request_id == request_id:
-                return self.calls.pop(key)
-        return None
-
-    def drop_connection(self, connection_id: str) -> list[PendingCall]:
-        self.sessions.pop(connection_id, None)
-        self.subs = {k: s for k, s in self.subs.items() if s.connection_id != connection_id}
-        self.regs = {p: r for p, r in self.regs.items() if r.connection_id != connection_id}
-        taken = []
-        for key, call in list(self.calls.items()):
-            if call.callee_connection == connection_id:
-                taken.append(self.calls.pop(key))
-            elif call.caller_connection == connection_id:
-                del self.calls[key]
-        return taken
-
-    def mark_command(self, command_id: str, status: str, result: Any = None, error: Any = None) -> bool:
-        command = self.commands.get(command_id)
-        allowed = ("queued",) if status == "invoked" else ("queued", "invoked")
-        if command is None or command["status"] not in allowed:
-            return False
-        command.update(status=status, result=result, error=error)
-        return True
 
 
 TICKETS = {
@@ -130,9 +38,12 @@ def verify(ticket: str) -> Identity:
 
 
 class Harness:
-    def __init__(self, prefix: bool = False) -> None:
-        self.store = MemoryStore()
+    """A router over a store kit (tests/contracts/router_store.py), on a clock the test moves."""
+
+    def __init__(self, make_kit: KitFactory = MemoryKit, prefix: bool = False) -> None:
         self.now = START_MS
+        self.kit = make_kit(lambda: self.now)
+        self.store = self.kit.store
         self.next_id = 1000
         self.scheduled: list[PendingCall] = []
         self.router = Router(
@@ -181,9 +92,23 @@ def aborted(out: list[Outgoing], conn: str, reason: str) -> bool:
     return last.connection_id == conn and last.message[0] == Code.ABORT and last.message[2] == reason and last.close
 
 
+HarnessFactory = Callable[..., Harness]  # (prefix=False) -> a Harness over the module's store
+
+
 @pytest.fixture
-def h() -> Harness:
-    return Harness()
+def make_kit() -> KitFactory:
+    """The store the router runs over here: in memory (tests/functional gives DynamoDB)."""
+    return MemoryKit
+
+
+@pytest.fixture
+def make_harness(make_kit: KitFactory) -> HarnessFactory:
+    return lambda prefix=False: Harness(make_kit, prefix)
+
+
+@pytest.fixture
+def h(make_harness: HarnessFactory) -> Harness:
+    return make_harness()
 
 
 # -- transport and session ---------------------------------------------------------------------
@@ -206,14 +131,14 @@ def test_ticket_handshake_welcomes_with_identity_and_features(h: Harness) -> Non
     assert details["authmethod"] == "ticket" and details["realm"] == "iotcloud"
     assert details["roles"]["broker"]["features"]["publisher_exclusion"] is True
     assert details["roles"]["dealer"]["features"]["call_timeout"] is True
-    assert h.store.sessions["c1"].identity == TICKETS["t-d1"]
+    assert h.kit.sessions()["c1"].identity == TICKETS["t-d1"]
 
 
 def test_bad_ticket_aborts_and_forgets_the_session(h: Harness) -> None:
     h.send("c1", [1, "iotcloud", {"roles": {"caller": {}}, "authmethods": ["ticket"]}])
     out = h.send("c1", [5, "wrong", {}])
     assert aborted(out, "c1", "wamp.error.authentication_failed")
-    assert "c1" not in h.store.sessions
+    assert "c1" not in h.kit.sessions()
 
 
 def test_disabled_device_is_not_authorized(h: Harness) -> None:
@@ -233,7 +158,7 @@ def test_wrong_realm_and_missing_ticket_method_abort(h: Harness) -> None:
     assert aborted(out, "c2", "wamp.error.no_auth_method")
     out = h.send("c3", [1, "iotcloud", {"roles": {"caller": {}}}])
     assert aborted(out, "c3", "wamp.error.no_auth_method")
-    assert not h.store.sessions
+    assert not h.kit.sessions()
 
 
 def test_hello_without_roles_is_a_protocol_violation(h: Harness) -> None:
@@ -253,7 +178,7 @@ def test_second_hello_is_a_protocol_violation(h: Harness) -> None:
     h.subscribe("c1", D1 + "cmd")
     out = h.send("c1", [1, "iotcloud", {"roles": {"caller": {}}, "authmethods": ["ticket"]}])
     assert aborted(out, "c1", "wamp.error.protocol_violation")
-    assert "c1" not in h.store.sessions and not h.store.subs  # disposed of (BP "Protocol errors")
+    assert "c1" not in h.kit.sessions() and not h.kit.subscriptions()  # disposed of (BP "Protocol errors")
 
 
 def test_hello_while_challenging_is_a_protocol_violation(h: Harness) -> None:
@@ -268,7 +193,7 @@ def test_goodbye_is_answered_and_ends_the_session(h: Harness) -> None:
     assert h.send("c1", [6, {}, "wamp.close.close_realm"]) == [
         Outgoing("c1", [Code.GOODBYE, {}, "wamp.close.goodbye_and_out"])
     ]
-    assert not h.store.subs and "c1" not in h.store.sessions
+    assert not h.kit.subscriptions() and "c1" not in h.kit.sessions()
     h.join("c1", "t-d1")  # the transport may carry a new session
 
 
@@ -308,7 +233,7 @@ def test_protocol_violations_abort_close_and_dispose(h: Harness, frame: str) -> 
     out = h.send("c1", frame)
     assert aborted(out, "c1", "wamp.error.protocol_violation"), out
     assert out[-1].message[1]["message"]
-    assert not h.store.subs and "c1" not in h.store.sessions
+    assert not h.kit.subscriptions() and "c1" not in h.kit.sessions()
 
 
 def test_an_oversize_frame_aborts(h: Harness) -> None:
@@ -403,8 +328,8 @@ def test_unsupported_match_policy_is_refused(h: Harness) -> None:
         assert error.message[4] == "wamp.error.option_not_allowed"
 
 
-def test_prefix_subscriptions_when_enabled() -> None:
-    h = Harness(prefix=True)
+def test_prefix_subscriptions_when_enabled(make_harness: HarnessFactory) -> None:
+    h = make_harness(prefix=True)
     h.join("adm", "t-admin")
     h.join("dev", "t-d1")
     sid = h.subscribe("adm", "iotcloud.device", 1, match="prefix")
@@ -419,8 +344,8 @@ def test_prefix_subscriptions_when_enabled() -> None:
     assert welcome.message[2]["roles"]["broker"]["features"]["pattern_based_subscription"] is True
 
 
-def test_device_prefix_subscription_cannot_reach_other_devices() -> None:
-    h = Harness(prefix=True)
+def test_device_prefix_subscription_cannot_reach_other_devices(make_harness: HarnessFactory) -> None:
+    h = make_harness(prefix=True)
     h.join("dev", "t-d1")
     (error,) = h.send("dev", [32, 1, {"match": "prefix"}, "iotcloud.device.d1"])  # would match d10, d1x...
     assert error.message[4] == "wamp.error.not_authorized"
@@ -458,7 +383,7 @@ def test_rpc_round_trip(h: Harness) -> None:
     (invocation,) = h.send("adm", [48, 6, {}, D1 + "reboot"])
     assert invocation.message == [Code.INVOCATION, 2, rid, {}]  # router-to-client ids count 1, 2, ...
     assert h.send("dev", [70, 2, {}]) == [Outgoing("adm", [Code.RESULT, 6, {}])]
-    assert not h.store.calls
+    assert not h.kit.calls()
 
 
 def test_caller_identification(h: Harness) -> None:
@@ -626,7 +551,7 @@ def test_oversize_messages_are_not_sent_and_the_originator_is_told(h: Harness) -
     big = filling([48, 1, {"disclose_me": True}, D1 + "p", [""]])
     (error,) = h.send("adm", [48, 1, {"disclose_me": True}, D1 + "p", big])
     assert error.connection_id == "adm" and error.message[:5] == [Code.ERROR, Code.CALL, 1, {}, PSE]
-    assert not h.store.calls
+    assert not h.kit.calls()
     h.send("adm", [48, MAX_ID, {}, D1 + "p"])
     big = filling([70, 1, {}, [""]])
     (error,) = h.send("dev", [70, 1, {}, big])
@@ -637,19 +562,19 @@ def test_oversize_messages_are_not_sent_and_the_originator_is_told(h: Harness) -
 # -- commands ------------------------------------------------------------------------------------
 
 
-def command(h: Harness, command_id: str = "cmd-1") -> dict[str, Any]:
-    h.store.commands[command_id] = {"status": "queued", "result": None, "error": None}
-    return h.store.commands[command_id]
+def command(h: Harness) -> CommandRecord:
+    """A queued command of device d1, as the HTTP API makes one; reads show the store's record."""
+    return CommandRecord(h.kit, h.kit.queue_command("d1", D1 + "p"))
 
 
 def test_command_round_trip(h: Harness) -> None:
     h.join("dev", "t-d1")
     rid = h.register("dev", D1 + "reboot")
     record = command(h)
-    (invocation,) = h.router.call_for_command("cmd-1", D1 + "reboot", [1], {"force": True}, 10_000) or []
+    (invocation,) = h.router.call_for_command(record.id, D1 + "reboot", [1], {"force": True}, 10_000) or []
     assert invocation == Outgoing("dev", [Code.INVOCATION, 1, rid, {}, [1], {"force": True}])
     assert record["status"] == "invoked"
-    assert h.scheduled[0].command_id == "cmd-1" and h.scheduled[0].deadline_ms == START_MS + 10_000
+    assert h.scheduled[0].command_id == record.id and h.scheduled[0].deadline_ms == START_MS + 10_000
     assert h.send("dev", [70, 1, {}, ["rebooting"]]) == []
     assert record == {"status": "done", "result": "rebooting", "error": None}  # one positional result: the value
 
@@ -657,39 +582,39 @@ def test_command_round_trip(h: Harness) -> None:
 def test_command_errors_timeouts_and_callee_leaving(h: Harness) -> None:
     h.join("dev", "t-d1")
     h.register("dev", D1 + "p")
-    failed, timed_out, orphaned = command(h, "c-1"), command(h, "c-2"), command(h, "c-3")
-    h.router.call_for_command("c-1", D1 + "p", [], {}, 0)
+    failed, timed_out, orphaned = command(h), command(h), command(h)
+    h.router.call_for_command(failed.id, D1 + "p", [], {}, 0)
     h.send("dev", [8, 68, 1, {}, "com.example.nope", ["no"]])
     assert failed["status"] == "failed" and failed["error"] == {"error": "com.example.nope", "args": ["no"]}
-    h.router.call_for_command("c-2", D1 + "p", [], {}, 1000)
+    h.router.call_for_command(timed_out.id, D1 + "p", [], {}, 1000)
     h.now += 1000
     assert h.router.on_call_timeout(h.scheduled[-1].key) == []
     assert timed_out["status"] == "timeout" and timed_out["error"]["error"] == "wamp.error.timeout"
-    h.router.call_for_command("c-3", D1 + "p", [], {}, 0)
+    h.router.call_for_command(orphaned.id, D1 + "p", [], {}, 0)
     assert h.router.on_disconnect("dev") == []
     assert orphaned["status"] == "failed" and orphaned["error"]["error"] == "wamp.error.no_available_callee"
 
 
 def test_command_without_callee_stays_queued(h: Harness) -> None:
     record = command(h)
-    assert h.router.call_for_command("cmd-1", D1 + "reboot", [], {}, 1000) is None
-    assert record["status"] == "queued" and not h.store.calls
+    assert h.router.call_for_command(record.id, D1 + "reboot", [], {}, 1000) is None
+    assert record["status"] == "queued" and not h.kit.calls()
 
 
 def test_a_command_is_invoked_once(h: Harness) -> None:
     h.join("dev", "t-d1")
     h.register("dev", D1 + "p")
-    command(h)
-    assert h.router.call_for_command("cmd-1", D1 + "p", [], {}, 1000)
-    assert h.router.call_for_command("cmd-1", D1 + "p", [], {}, 1000) == []
-    assert len(h.store.calls) == 1
+    record = command(h)
+    assert h.router.call_for_command(record.id, D1 + "p", [], {}, 1000)
+    assert h.router.call_for_command(record.id, D1 + "p", [], {}, 1000) == []
+    assert len(h.kit.calls()) == 1
 
 
 def test_oversize_command_fails(h: Harness) -> None:
     h.join("dev", "t-d1")
     h.register("dev", D1 + "p")
     record = command(h)
-    assert h.router.call_for_command("cmd-1", D1 + "p", ["x" * MAX_MESSAGE_BYTES], {}, 1000) == []
+    assert h.router.call_for_command(record.id, D1 + "p", ["x" * MAX_MESSAGE_BYTES], {}, 1000) == []
     assert record["status"] == "failed" and record["error"]["error"] == PSE
 
 

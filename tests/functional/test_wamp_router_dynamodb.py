@@ -1,0 +1,46 @@
+"""The WAMP router's tests (tests/unit/test_wamp_router.py) again, over the DynamoDB store
+(adapters.realtime against moto) instead of the in-memory one.
+
+Every test there that builds its router through the harness fixtures (`h`, `make_harness`) is
+store-agnostic: it reads the store's state only through the StoreKit. Those are collected here
+too, with `make_kit` giving the DynamoDB kit; the others (codec, encoding) need no store."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from tests.contracts.router_store import KitFactory
+from tests.functional.realtime_kit import DynamoDBKit
+from tests.unit import test_wamp_router as router_tests
+from tests.unit.test_wamp_router import Harness, HarnessFactory
+
+HARNESS_FIXTURES = frozenset({"h", "make_harness"})
+STORE_AGNOSTIC = {
+    name: test
+    for name, test in vars(router_tests).items()
+    if name.startswith("test_") and HARNESS_FIXTURES & set(inspect.signature(test).parameters)
+}
+globals().update(STORE_AGNOSTIC)  # pytest collects them from this module, with this module's fixtures
+
+
+@pytest.fixture
+def make_kit(aws: None) -> KitFactory:
+    return DynamoDBKit
+
+
+@pytest.fixture
+def make_harness(make_kit: KitFactory) -> HarnessFactory:
+    return lambda prefix=False: Harness(make_kit, prefix)
+
+
+@pytest.fixture
+def h(make_harness: HarnessFactory) -> Harness:
+    return make_harness()
+
+
+def test_most_of_the_router_tests_run_here() -> None:
+    # A guard on the selection above: a renamed fixture would silently empty it.
+    every = [name for name in vars(router_tests) if name.startswith("test_")]
+    assert len(STORE_AGNOSTIC) >= 0.9 * len(every), sorted(set(every) - set(STORE_AGNOSTIC))
