@@ -39,7 +39,7 @@ from pynamodb.models import Model
 
 from chalicelib import models
 from chalicelib.config import CHALICE_CONFIG, Settings, from_env, stage_environment
-from chalicelib.scaling import alarm_name, load_targets_config
+from chalicelib.domain.scaling.targets import alarm_name, load_targets_config
 from infra.bootstrap_monitoring import ensure_monitoring
 
 Clients = Callable[[str], Any]

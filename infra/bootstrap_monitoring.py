@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.scaling import alarm_name
+from chalicelib.domain.scaling.targets import alarm_name
 
 COMPARISONS = {
     ">": "GreaterThanThreshold",

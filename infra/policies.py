@@ -7,7 +7,7 @@
 statement below names the actions the app's code performs, on the stage's own
 resources only: its tables (by name, and their indexes one by one), the readings
 stream, the bucket's prefixes, the queue, its log groups, the scaling targets of
-chalicelib/scaling (read always, changed only for targets in `apply` mode). The names
+chalicelib/domain/scaling/targets.json (read always, changed only for targets in `apply` mode). The names
 come from the stage's environment variables, so a renamed table moves its permissions.
 
 tests/deploy/test_iam_coverage.py checks both directions against every AWS call the
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.config import CHALICE_CONFIG, Settings, from_env, stage_environment
-from chalicelib.scaling import load_targets_config
+from chalicelib.domain.scaling.targets import load_targets_config
 from infra.bootstrap import stage_tables
 
 # What the code does to each table (by the model that defines it), and to its indexes.

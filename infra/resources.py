@@ -37,7 +37,7 @@ from chalice.config import Config
 from chalice.utils import to_cfn_resource_name
 
 from chalicelib.config import CHALICE_CONFIG, Settings, from_env, stage_environment
-from chalicelib.scaling import load_targets_config
+from chalicelib.domain.scaling.targets import load_targets_config
 from infra.bootstrap import (
     ARCHIVE_LIFECYCLE,
     BATCH_FAILURES,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.domain.scaling import PeriodStats
+from chalicelib.domain.scaling.periods import PeriodStats
 
 _Scale = Callable[[float], float]
 

@@ -12,18 +12,11 @@ from chalicelib.adapters.scaling import Capacities, metric_series
 from chalicelib.domain.charts import ChartPanel, multi_target_chart
 from chalicelib.domain.costs import dynamodb_write_costs
 from chalicelib.domain.mail import Attachment, build_message
-from chalicelib.domain.scaling import (
-    AlarmSpec,
-    MetricQuery,
-    Policy,
-    Target,
-    TargetResult,
-    capacity_timeline,
-    decide,
-    period_stats,
-    projection,
-    report_document,
-)
+from chalicelib.domain.scaling.config import AlarmSpec, MetricQuery, Policy, Target
+from chalicelib.domain.scaling.periods import period_stats
+from chalicelib.domain.scaling.policy import capacity_timeline, decide
+from chalicelib.domain.scaling.projection import projection
+from chalicelib.domain.scaling.report import TargetResult, report_document
 
 
 def _spec(raw: dict[str, Any], period_s: int) -> AlarmSpec:
@@ -39,7 +32,7 @@ def _spec(raw: dict[str, Any], period_s: int) -> AlarmSpec:
 
 
 def targets_from_config(config: dict[str, Any]) -> list[Target]:
-    """The typed targets of a scaling configuration (chalicelib/scaling/targets.json)."""
+    """The typed targets of a scaling configuration (chalicelib/domain/scaling/targets.json)."""
     period = int(config.get("period_s", 60))
     out = []
     for raw in config["targets"]:

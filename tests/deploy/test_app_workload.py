@@ -1,14 +1,14 @@
 """App paths that run only with a deployed stage's configuration, so the IAM coverage test sees them.
 
 The rest of the suite runs the scaling report with the scenario's own targets; a deployed
-stage runs it with chalicelib/scaling/targets.json, whose DynamoDB and Lambda targets make
+stage runs it with chalicelib/domain/scaling/targets.json, whose DynamoDB and Lambda targets make
 the report read a table's and a function's capacity.
 """
 
 from __future__ import annotations
 
 from chalicelib import wiring
-from chalicelib.scaling import load_targets_config
+from chalicelib.domain.scaling.targets import load_targets_config
 from tests.deploy.conftest import Clients
 
 
@@ -18,6 +18,6 @@ def test_scheduled_scaling_report_with_the_stage_targets(aws: None, clients: Cli
     kinds = {t["kind"] for t in load_targets_config(settings.stage)["targets"]}
     assert kinds == {"asg", "dynamodb", "lambda"}
     clients("s3").create_bucket(Bucket=settings.archive_bucket)
-    run = wiring.run_scaling_report("schedule")
+    run = wiring.scaling_report_job().run("schedule")
     skipped = {s["kind"] for s in run.report["skipped"]}
     assert {"dynamodb", "lambda"} <= skipped  # on demand, and no reserved concurrency: nothing to scale

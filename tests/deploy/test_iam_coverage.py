@@ -30,7 +30,7 @@ import pytest
 from chalice.app import DynamoDBEventConfig, SQSEventConfig
 
 from chalicelib.config import from_env, stage_environment
-from chalicelib.scaling import load_targets_config
+from chalicelib.domain.scaling.targets import load_targets_config
 from tests.deploy import iam_recorder
 from tests.deploy.conftest import ROOT
 from tests.deploy.iam import ACCOUNT, REGION, Policy, Request, UnmappedCallError, requests_of

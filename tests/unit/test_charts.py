@@ -4,7 +4,9 @@ import re
 import xml.etree.ElementTree as ET
 
 from chalicelib.domain.charts import ChartPanel, multi_target_chart, utilization_chart
-from chalicelib.domain.scaling import AlarmSpec, PeriodStats, Policy, Target, capacity_timeline, replay
+from chalicelib.domain.scaling.config import AlarmSpec, Policy, Target
+from chalicelib.domain.scaling.periods import PeriodStats
+from chalicelib.domain.scaling.policy import capacity_timeline, replay
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 T0 = 1_795_597_200_000  # 2026-11-25T09:00:00Z

@@ -5,25 +5,12 @@ import math
 
 import pytest
 
-from chalicelib.domain.scaling import (
-    REPORT_SCHEMA_VERSION,
-    AlarmSpec,
-    MetricQuery,
-    MissingData,
-    PeriodStats,
-    Policy,
-    Statistic,
-    Target,
-    TargetResult,
-    alarm_state,
-    capacity_timeline,
-    decide,
-    nearest_rank,
-    period_stats,
-    projection,
-    replay,
-    report_document,
-)
+from chalicelib.domain.scaling.alarms import alarm_state
+from chalicelib.domain.scaling.config import AlarmSpec, MetricQuery, MissingData, Policy, Statistic, Target
+from chalicelib.domain.scaling.periods import PeriodStats, nearest_rank, period_stats
+from chalicelib.domain.scaling.policy import capacity_timeline, decide, replay
+from chalicelib.domain.scaling.projection import projection
+from chalicelib.domain.scaling.report import REPORT_SCHEMA_VERSION, TargetResult, report_document
 
 T0 = 1_795_597_200_000  # 2026-11-25T09:00:00Z
 S = 1000
