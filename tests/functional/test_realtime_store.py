@@ -1,12 +1,12 @@
-"""The router over the DynamoDB store (moto): same rules, one key-addressed operation per decision."""
+"""The router over the DynamoDB store (moto): one key-addressed operation per decision, TTL, the
+command records, storage failures. The router's store-agnostic rules run over this store too:
+tests/functional/test_wamp_router_dynamodb.py."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -14,8 +14,9 @@ from chalicelib.adapters.realtime import RealtimeStore
 from chalicelib.domain.wamp.codec import encode
 from chalicelib.domain.wamp.protocol import Code
 from chalicelib.domain.wamp.router import Outgoing, Router
-from chalicelib.domain.wamp.store import Identity, PendingCall, Subscription
+from chalicelib.domain.wamp.store import Identity, PendingCall
 from chalicelib.errors import StorageUnavailableError, UnauthorizedError
+from tests.functional.realtime_kit import dynamodb_calls
 
 START_MS = 1_764_061_200_000
 D1 = "iotcloud.device.d1."
@@ -26,22 +27,6 @@ def verify(ticket: str) -> Identity:
     if ticket not in TICKETS:
         raise UnauthorizedError("unknown token")
     return TICKETS[ticket]
-
-
-@contextmanager
-def dynamodb_calls() -> Iterator[Counter[str]]:
-    """Count the DynamoDB operations PynamoDB sends (as bench.ingest does)."""
-    from pynamodb.connection.base import Connection
-
-    calls: Counter[str] = Counter()
-    real = Connection._make_api_call
-
-    def counting(self: Any, operation_name: str, operation_kwargs: Any) -> Any:
-        calls[operation_name] += 1
-        return real(self, operation_name, operation_kwargs)
-
-    with mock.patch.object(Connection, "_make_api_call", counting):
-        yield calls
 
 
 class Harness:
@@ -84,16 +69,6 @@ def h(aws: None) -> Iterator[Harness]:
     assert "Scan" not in calls
 
 
-def test_handshake_stores_the_session(h: Harness) -> None:
-    session_id = h.join("c1", "t-d1")
-    session = h.store.get_session("c1")
-    assert session is not None and session.session_id == session_id and session.identity == TICKETS["t-d1"]
-    h.send("c2", [1, "iotcloud", {"roles": {"caller": {}}, "authmethods": ["ticket"]}])
-    out = h.send("c2", [5, "wrong", {}])
-    assert out[-1].message[2] == "wamp.error.authentication_failed" and out[-1].close
-    assert h.store.get_session("c2") is None
-
-
 def test_publish_to_many_subscribers_is_one_query(h: Harness) -> None:
     h.join("dev", "t-d1")
     subscribers = {f"adm{i}": 0 for i in range(25)}
@@ -108,18 +83,6 @@ def test_publish_to_many_subscribers_is_one_query(h: Harness) -> None:
     with dynamodb_calls() as calls:
         assert len(h.router.publish(D1 + "telemetry", [1], {}, exclude="adm0")) == 24
     assert calls == Counter({"Query": 1})
-
-
-def test_subscriptions_are_deduplicated_and_removable(h: Harness) -> None:
-    h.join("adm", "t-admin")
-    h.join("dev", "t-d1")
-    sid = h.subscribe("adm", D1 + "t", 1)
-    assert h.subscribe("adm", D1 + "t", 2) == sid
-    assert h.store.subscribers(D1 + "t") == [Subscription("adm", sid, D1 + "t")]
-    assert h.send("adm", [34, 3, sid]) == [Outgoing("adm", [Code.UNSUBSCRIBED, 3])]
-    assert h.store.subscribers(D1 + "t") == []
-    (error,) = h.send("adm", [34, 4, sid])
-    assert error.message[4] == "wamp.error.no_such_subscription"
 
 
 def test_rpc_round_trip_and_its_cost(h: Harness) -> None:
@@ -140,23 +103,6 @@ def test_rpc_round_trip_and_its_cost(h: Harness) -> None:
     assert error.message[4] == "wamp.error.procedure_already_exists"
 
 
-def test_callee_error_timeout_and_late_yield(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
-    h.register("dev", D1 + "p")
-    h.send("adm", [48, 1, {}, D1 + "p"])
-    (error,) = h.send("dev", [8, 68, 1, {}, "com.example.busy", ["later"]])
-    assert error.message == [Code.ERROR, Code.CALL, 1, {}, "com.example.busy", ["later"]]
-    h.send("adm", [48, 2, {"timeout": 1000}, D1 + "p"])
-    call = h.scheduled[-1]
-    assert h.store.get_call(call.key) == call
-    h.now += 1000
-    (error,) = h.router.on_call_timeout(call.key)
-    assert error.message[:5] == [Code.ERROR, Code.CALL, 2, {}, "wamp.error.timeout"]
-    assert h.send("dev", [70, 2, {}]) == []
-    assert h.store.get_call(call.key) is None
-
-
 def test_callee_disconnect_mid_call(h: Harness) -> None:
     h.join("dev", "t-d1")
     h.join("adm", "t-admin")
@@ -172,19 +118,6 @@ def test_callee_disconnect_mid_call(h: Harness) -> None:
     assert h.store.registration(D1 + "p") is None and h.store.subscribers(D1 + "cmd") == []
     assert h.store.take_call_by_caller("adm", 7) is None
     assert h.router.on_disconnect("dev") == []
-
-
-def test_caller_disconnect_and_cancel(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
-    h.register("dev", D1 + "p")
-    h.send("adm", [48, 1, {}, D1 + "p"])
-    (error,) = h.send("adm", [49, 1, {}])
-    assert error.message[4] == "wamp.error.canceled"
-    assert h.send("dev", [70, 1, {}]) == []
-    h.send("adm", [48, 2, {}, D1 + "p"])
-    assert h.router.on_disconnect("adm") == []
-    assert h.send("dev", [70, 2, {}]) == []
 
 
 def test_expired_state_is_ignored(h: Harness) -> None:

@@ -8,11 +8,12 @@ too, with `make_kit` giving the DynamoDB kit; the others (codec, encoding) need 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 
 import pytest
 
 from tests.contracts.router_store import KitFactory
-from tests.functional.realtime_kit import DynamoDBKit
+from tests.functional.realtime_kit import DynamoDBKit, dynamodb_calls
 from tests.unit import test_wamp_router as router_tests
 from tests.unit.test_wamp_router import Harness, HarnessFactory
 
@@ -26,8 +27,10 @@ globals().update(STORE_AGNOSTIC)  # pytest collects them from this module, with 
 
 
 @pytest.fixture
-def make_kit(aws: None) -> KitFactory:
-    return DynamoDBKit
+def make_kit(aws: None) -> Iterator[KitFactory]:
+    with dynamodb_calls() as calls:
+        yield DynamoDBKit
+    assert "Scan" not in calls  # every routing decision is key-addressed (the kit's own scans are not counted)
 
 
 @pytest.fixture

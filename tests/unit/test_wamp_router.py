@@ -12,7 +12,7 @@ import pytest
 from chalicelib.domain.wamp.codec import encode, encoded_size
 from chalicelib.domain.wamp.protocol import MAX_ID, MAX_MESSAGE_BYTES, MAX_PREFIX_COMPONENTS, Code, device_prefix
 from chalicelib.domain.wamp.router import ConnectAnswer, Outgoing, Router
-from chalicelib.domain.wamp.store import Identity, PendingCall
+from chalicelib.domain.wamp.store import Identity, PendingCall, Subscription
 from chalicelib.errors import DeviceDisabledError, PayloadTooLargeError, UnauthorizedError
 from tests.contracts.router_store import CommandRecord, KitFactory, MemoryKit
 
@@ -557,6 +557,61 @@ def test_oversize_messages_are_not_sent_and_the_originator_is_told(h: Harness) -
     (error,) = h.send("dev", [70, 1, {}, big])
     assert error.connection_id == "adm" and error.message[:5] == [Code.ERROR, Code.CALL, MAX_ID, {}, PSE]
     assert encoded_size(error.message) <= MAX_MESSAGE_BYTES
+
+
+# -- through the store's own reads (these came from tests/functional/test_realtime_store.py) ---------
+
+
+def test_handshake_stores_the_session(h: Harness) -> None:
+    session_id = h.join("c1", "t-d1")
+    session = h.store.get_session("c1")
+    assert session is not None and session.session_id == session_id and session.identity == TICKETS["t-d1"]
+    h.send("c2", [1, "iotcloud", {"roles": {"caller": {}}, "authmethods": ["ticket"]}])
+    out = h.send("c2", [5, "wrong", {}])
+    assert out[-1].message[2] == "wamp.error.authentication_failed" and out[-1].close
+    assert h.store.get_session("c2") is None
+
+
+def test_subscriptions_are_deduplicated_and_removable(h: Harness) -> None:
+    h.join("adm", "t-admin")
+    h.join("dev", "t-d1")
+    sid = h.subscribe("adm", D1 + "t", 1)
+    assert h.subscribe("adm", D1 + "t", 2) == sid
+    assert h.store.subscribers(D1 + "t") == [Subscription("adm", sid, D1 + "t")]
+    assert h.send("adm", [34, 3, sid]) == [Outgoing("adm", [Code.UNSUBSCRIBED, 3])]
+    assert h.store.subscribers(D1 + "t") == []
+    (error,) = h.send("adm", [34, 4, sid])
+    assert error.message[4] == "wamp.error.no_such_subscription"
+
+
+def test_callee_error_timeout_and_late_yield(h: Harness) -> None:
+    h.join("dev", "t-d1")
+    h.join("adm", "t-admin")
+    h.register("dev", D1 + "p")
+    h.send("adm", [48, 1, {}, D1 + "p"])
+    (error,) = h.send("dev", [8, 68, 1, {}, "com.example.busy", ["later"]])
+    assert error.message == [Code.ERROR, Code.CALL, 1, {}, "com.example.busy", ["later"]]
+    h.send("adm", [48, 2, {"timeout": 1000}, D1 + "p"])
+    call = h.scheduled[-1]
+    assert h.store.get_call(call.key) == call
+    h.now += 1000
+    (error,) = h.router.on_call_timeout(call.key)
+    assert error.message[:5] == [Code.ERROR, Code.CALL, 2, {}, "wamp.error.timeout"]
+    assert h.send("dev", [70, 2, {}]) == []
+    assert h.store.get_call(call.key) is None
+
+
+def test_caller_disconnect_and_cancel(h: Harness) -> None:
+    h.join("dev", "t-d1")
+    h.join("adm", "t-admin")
+    h.register("dev", D1 + "p")
+    h.send("adm", [48, 1, {}, D1 + "p"])
+    (error,) = h.send("adm", [49, 1, {}])
+    assert error.message[4] == "wamp.error.canceled"
+    assert h.send("dev", [70, 1, {}]) == []
+    h.send("adm", [48, 2, {}, D1 + "p"])
+    assert h.router.on_disconnect("adm") == []
+    assert h.send("dev", [70, 2, {}]) == []
 
 
 # -- commands ------------------------------------------------------------------------------------
