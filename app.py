@@ -1,7 +1,5 @@
-"""The Chalice app: registers blueprints and event handlers; no logic lives here."""
+"""The Chalice app: registers blueprints and event handlers; each handler is one call into a job."""
 
-import json
-import logging
 from typing import Any
 
 from chalice.app import Chalice, CloudWatchEvent, Cron, DynamoDBEvent, Rate, SQSEvent, WebsocketEvent
@@ -15,10 +13,8 @@ from chalicelib.api.devices import devices_api
 from chalicelib.api.openapi import openapi_api
 from chalicelib.api.reports import reports_api
 from chalicelib.api.telemetry import telemetry_api
-from chalicelib.clock import now_ms
 from chalicelib.config import call_timeout_queue_name, deploy_value, readings_stream_arn
 
-logger = logging.getLogger("iotcloud")
 app = Chalice(app_name="iotcloud")
 app.register_blueprint(devices_api)
 app.register_blueprint(telemetry_api)
@@ -69,30 +65,17 @@ def websocket_retry_budget(event: Any, get_response: Any) -> Any:
     maximum_batching_window_in_seconds=30,
 )
 def archive_readings(event: DynamoDBEvent) -> dict[str, Any]:
-    from chalicelib.jobs.archiver import archive_batch  # each job's code loads with its handler
-
-    outcome = archive_batch(event.to_dict()["Records"], wiring.archive())
-    metrics = wiring.metrics()
-    metrics.add("ArchivedReadings", outcome.readings)
-    if outcome.oldest_received_at is not None:
-        metrics.add("ArchiveLag", now_ms() - outcome.oldest_received_at, "Milliseconds")
-    logger.info("archived %d readings in %d objects (%d bytes)", outcome.readings, outcome.objects, outcome.bytes)
-    # Failures raise, so Lambda retries the whole batch; object keys make that harmless.
-    return {"batchItemFailures": []}
+    return wiring.archive_job().handle(event.to_dict()["Records"])
 
 
 @app.schedule(Cron(15, 0, "*", "*", "?", "*"), name="rollups", description="daily rollups and inverted index")
 def rollups(event: CloudWatchEvent) -> dict[str, Any]:
-    from chalicelib.jobs.rollups import days_to_roll_up, roll_up_day
-
-    days = [roll_up_day(day, wiring.archive(), wiring.aggregates()) for day in days_to_roll_up(event.time)]
-    return {"days": [vars(d) for d in days]}
+    return wiring.rollups_job().run(event.time)
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS), name="scaling_report", description="hourly scaling report")
 def scaling_report(event: CloudWatchEvent) -> dict[str, Any]:
-    run = wiring.run_scaling_report("schedule")
-    return {"report": run.report["id"], "s3": run.keys, "mailed_to": list(run.mailed_to)}
+    return wiring.scaling_report_job().run("schedule").summary()
 
 
 # The stage's scale-up/scale-down alarms (see infra/bootstrap_monitoring.py).
@@ -105,8 +88,7 @@ ALARM_PATTERN = {
 
 @app.on_cw_event(ALARM_PATTERN, name="scaling_alarm")
 def scaling_alarm(event: CloudWatchEvent) -> dict[str, Any]:
-    run = wiring.run_scaling_report("alarm", event.detail["alarmName"])
-    return {"report": run.report["id"], "s3": run.keys, "mailed_to": list(run.mailed_to)}
+    return wiring.scaling_report_job().run("alarm", event.detail["alarmName"]).summary()
 
 
 # --- realtime: WAMP over API Gateway WebSocket ------------------------------------------------
@@ -114,42 +96,23 @@ def scaling_alarm(event: CloudWatchEvent) -> dict[str, Any]:
 
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
-    headers = {k.lower(): v for k, v in (event.to_dict().get("headers") or {}).items()}
-    offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
-    wiring.remember_endpoint(event.domain_name, event.stage)
-    answer = wiring.router().on_connect(event.connection_id, offered)
-    if not answer.accept:
-        return {"statusCode": answer.status}
-    return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": answer.subprotocol}}
+    headers = event.to_dict().get("headers")
+    return wiring.realtime().connect(event.connection_id, headers, event.domain_name, event.stage)
 
 
 @app.on_ws_message()
 def ws_message(event: WebsocketEvent) -> None:
-    from chalicelib.jobs.realtime import handle_frame
-
-    settings = wiring.bound_settings()
-    frame = handle_frame(
-        event.connection_id,
-        event.body,
-        router=wiring.router(),
-        store=wiring.realtime_store(),
-        readings=wiring.readings(),
-        devices=wiring.devices(),
-        limits=settings.limits,
-        now_ms=now_ms(),
-    )
-    wiring.deliver(frame)
+    wiring.realtime().message(event.connection_id, event.body)
 
 
 @app.on_ws_disconnect()
 def ws_disconnect(event: WebsocketEvent) -> None:
-    wiring.deliver(wiring.router().on_disconnect(event.connection_id))
+    wiring.realtime().disconnect(event.connection_id)
 
 
 @app.on_sqs_message(queue=call_timeout_queue_name(), batch_size=10)
 def call_timeouts(event: SQSEvent) -> None:
-    for record in event:
-        wiring.deliver(wiring.router().on_call_timeout(json.loads(record.body)["call"]))
+    wiring.realtime().call_timeouts(record.body for record in event)
 
 
 @app.on_dynamodb_record(
@@ -159,19 +122,9 @@ def call_timeouts(event: SQSEvent) -> None:
     maximum_batching_window_in_seconds=0,
 )
 def live(event: DynamoDBEvent) -> dict[str, Any]:
-    from chalicelib.jobs.realtime import telemetry_events
-
-    records = event.to_dict()["Records"]
-    # Alerts first: if anything below fails, Lambda retries the batch, and evaluation is
-    # forward-only per (rule, device), so a retry raises nothing twice.
-    summary = wiring.evaluate_alerts(records)
-    if summary.raised or summary.cleared or summary.delivery.retried or summary.delivery.given_up:
-        logger.info("alerts: %s", summary.as_dict())
-    wiring.deliver(telemetry_events(records, wiring.router().publish))
-    return {"batchItemFailures": []}
+    return wiring.live_stream().handle(event.to_dict()["Records"])
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="alerts_offline", description="offline alerts, mail retries")
 def alerts_offline(event: CloudWatchEvent) -> dict[str, Any]:
-    summary: dict[str, Any] = wiring.run_alerts_offline().as_dict()
-    return summary
+    return wiring.alert_jobs().offline().as_dict()

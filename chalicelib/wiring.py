@@ -1,38 +1,62 @@
-"""Builds the app's collaborators once per process, from config.Settings."""
+"""The composition root: builds the app's collaborators once per process, from config.Settings.
+
+Every factory here only constructs (adapters, jobs, use cases) and is a `@component`, so
+`reset()` forgets each one; what a handler does lives in the job or use case it calls.
+"""
 
 from __future__ import annotations
 
 import functools
-import json
-import math
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib import models
 from chalicelib.adapters.devices import DeviceRepository
 from chalicelib.adapters.metrics import EmfSink, Metrics, MetricsSink, PutMetricDataSink
 from chalicelib.adapters.readings import ReadingStore
 from chalicelib.adapters.retry import Budget, RetryPolicy, budget_scope
-from chalicelib.clock import now_ms
 from chalicelib.config import Settings, settings
+from chalicelib.domain.auth import Authenticator, TicketCheck, session_key
 
+# Collaborators that only some handlers use are imported inside their factories, when first
+# built, so the API function's cold start (telemetry ingestion) does not pay for alerts, WAMP,
+# reports or the jobs; these imports are for the annotations only.
 if TYPE_CHECKING:
     from chalicelib.adapters.aggregates import AggregateStore
     from chalicelib.adapters.alerts import AlertStore
     from chalicelib.adapters.archive import S3Archive
+    from chalicelib.adapters.call_timeouts import CallTimeoutQueue
+    from chalicelib.adapters.connections import Connections
     from chalicelib.adapters.mail import Mailer
     from chalicelib.adapters.realtime import RealtimeStore
     from chalicelib.adapters.reports import ReportStore
-    from chalicelib.domain.wamp.router import Outgoing, Router
-    from chalicelib.domain.wamp.store import PendingCall
+    from chalicelib.domain.wamp.router import Router
+    from chalicelib.jobs.alerts import AlertJobs
+    from chalicelib.jobs.archiver import ArchiveJob
+    from chalicelib.jobs.live import LiveStream
+    from chalicelib.jobs.realtime import Realtime
+    from chalicelib.jobs.rollups import RollupsJob
+    from chalicelib.jobs.scaling_report import ScalingReportJob
 
-# Collaborators that only some handlers use are imported when first built, so the API
-# function's cold start (telemetry ingestion) does not pay for alerts, WAMP or reports.
-from chalicelib.domain.auth import Authenticator, TicketCheck, session_key
+T = TypeVar("T")
+_COMPONENTS: list[functools._lru_cache_wrapper[Any]] = []
 
 
-@functools.cache
+def component(factory: Callable[[], T]) -> functools._lru_cache_wrapper[T]:
+    """A factory built once per process (functools.cache) and forgotten by reset()."""
+    cached = functools.cache(factory)
+    _COMPONENTS.append(cached)
+    return cached
+
+
+def components() -> tuple[functools._lru_cache_wrapper[Any], ...]:
+    """Every registered factory, in the order they are defined."""
+    return tuple(_COMPONENTS)
+
+
+@component
 def bound_settings() -> Settings:
     """Settings, with every model bound to the stage's tables (done once)."""
     current = settings()
@@ -40,7 +64,7 @@ def bound_settings() -> Settings:
     return current
 
 
-@functools.cache
+@component
 def retry_policy() -> RetryPolicy:
     """How DynamoDB calls are retried, within one time budget per request (adapters.retry)."""
     return RetryPolicy.from_settings(bound_settings())
@@ -51,40 +75,45 @@ def request_budget(lambda_context: Any = None) -> AbstractContextManager[Budget]
     return budget_scope(retry_policy().start(lambda_context))
 
 
-@functools.cache
+@component
 def devices() -> DeviceRepository:
     bound_settings()
     return DeviceRepository(retries=retry_policy())
 
 
-@functools.cache
+@component
 def readings() -> ReadingStore:
     s = bound_settings()
     return ReadingStore(retention_days=s.retention_days, retries=retry_policy())
 
 
-@functools.cache
+@component
 def authenticator() -> Authenticator:
     s = bound_settings()
     return Authenticator(devices().find_by_token_hash, s.admin_token_hashes, s.auth_cache_ttl_seconds)
 
 
 # boto3 clients are thread-safe but building one is not cheap (it parses the service model) and
-# boto3's default session must not build two at once: one client per service, built under a lock.
+# boto3's default session must not build two at once: one client per service and endpoint,
+# built under a lock.
 _CLIENTS_LOCK = threading.Lock()
-_clients: dict[str, Any] = {}
+_clients: dict[tuple[str, str | None], Any] = {}
 # Connections each client keeps for reuse: botocore's default (10) unless warm() says how many
 # requests will share a client at once (more would open and discard a connection per call).
 _pool_connections: int | None = None
 
 
-def aws_client(service: str) -> Any:
-    """The boto3 client of a service for the stage's region and endpoint (moto in the local stack)."""
-    client = _clients.get(service)
+def aws_client(service: str, endpoint_url: str | None = None) -> Any:
+    """The boto3 client of a service for the stage's region and endpoint (moto in the local stack).
+
+    `endpoint_url` names another endpoint (the WebSocket API's @connections).
+    """
+    key = (service, endpoint_url)
+    client = _clients.get(key)
     if client is not None:
         return client
     with _CLIENTS_LOCK:
-        if service not in _clients:
+        if key not in _clients:
             import boto3  # in the Lambda runtime; imported lazily to keep cold starts short
 
             s = bound_settings()
@@ -93,18 +122,19 @@ def aws_client(service: str) -> Any:
                 from botocore.config import Config
 
                 options["config"] = Config(max_pool_connections=_pool_connections)
-            _clients[service] = boto3.client(service, region_name=s.region, endpoint_url=s.aws_endpoint_url, **options)
-        return _clients[service]
+            endpoint = endpoint_url or s.aws_endpoint_url
+            _clients[key] = boto3.client(service, region_name=s.region, endpoint_url=endpoint, **options)
+        return _clients[key]
 
 
-@functools.cache
+@component
 def archive() -> S3Archive:
     from chalicelib.adapters.archive import S3Archive
 
     return S3Archive(aws_client("s3"), bound_settings().archive_bucket)
 
 
-@functools.cache
+@component
 def aggregates() -> AggregateStore:
     from chalicelib.adapters.aggregates import AggregateStore
 
@@ -112,7 +142,7 @@ def aggregates() -> AggregateStore:
     return AggregateStore(retries=retry_policy())
 
 
-@functools.cache
+@component
 def metrics() -> Metrics:
     s = bound_settings()
     sink: MetricsSink | None = None
@@ -123,47 +153,55 @@ def metrics() -> Metrics:
     return Metrics(s.stage, sink)
 
 
-@functools.cache
+@component
 def reports() -> ReportStore:
     from chalicelib.adapters.reports import ReportStore
 
     return ReportStore(archive())
 
 
-def run_scaling_report(trigger: str, alarm_name: str | None = None) -> Any:
-    """The scaling report job, wired to this stage's clients (see jobs.scaling_report)."""
+# --- jobs: what the event handlers run ---------------------------------------------------------
+
+
+@component
+def archive_job() -> ArchiveJob:
+    from chalicelib.jobs.archiver import ArchiveJob
+
+    return ArchiveJob(archive(), metrics())
+
+
+@component
+def rollups_job() -> RollupsJob:
+    from chalicelib.jobs.rollups import RollupsJob
+
+    return RollupsJob(archive(), aggregates())
+
+
+@component
+def scaling_report_job() -> ScalingReportJob:
     from chalicelib.adapters.mail import mailer_for
     from chalicelib.adapters.scaling import Capacities
-    from chalicelib.domain.chunks import HOUR_MS, hour_bucket
-    from chalicelib.jobs.scaling_report import run_scaling_report as run
-    from chalicelib.scaling import load_targets_config
+    from chalicelib.jobs.scaling_report import ScalingReportJob
 
     s = bound_settings()
-    now = now_ms()
-    # Active devices: those whose last request fell in the last complete hour or this one.
-    recorder = metrics()
-    active = devices().count_active(hour_bucket(now - HOUR_MS)) + devices().count_active(hour_bucket(now))
-    recorder.add("ActiveDevices", active)
-    recorder.drain()  # the local stack's PutMetricData queue: the report reads what it holds
-    return run(
+    return ScalingReportJob(
         stage=s.stage,
-        config=load_targets_config(s.stage, s.scaling_file),
-        now_ms=now,
+        scaling_file=s.scaling_file,
+        devices=devices(),
+        metrics=metrics(),
         cloudwatch=aws_client("cloudwatch"),
         capacities=Capacities(aws_client),
         store=reports(),
         mailer=mailer_for(s, aws_client),
         mail_from=s.mail_from,
         recipients=s.report_recipients,
-        trigger=trigger,
-        alarm_name=alarm_name,
     )
 
 
 # --- realtime: the WAMP router over API Gateway WebSocket -------------------------------------
 
 
-@functools.cache
+@component
 def realtime_store() -> RealtimeStore:
     from chalicelib.adapters.realtime import RealtimeStore
 
@@ -171,7 +209,14 @@ def realtime_store() -> RealtimeStore:
     return RealtimeStore()
 
 
-@functools.cache
+@component
+def call_timeouts() -> CallTimeoutQueue:
+    from chalicelib.adapters.call_timeouts import CallTimeoutQueue
+
+    return CallTimeoutQueue(lambda: aws_client("sqs"), bound_settings().call_timeout_queue)
+
+
+@component
 def router() -> Router:
     from chalicelib.domain.wamp.router import Router
 
@@ -180,71 +225,34 @@ def router() -> Router:
         realtime_store(),
         TicketCheck(authenticator(), session_key(s.session_secret)),
         default_call_timeout_ms=s.wamp_call_timeout_s * 1000,
-        schedule_timeout=_schedule_timeout,
+        schedule_timeout=call_timeouts().schedule,
     )
 
 
-@functools.cache
-def _timeout_queue_url() -> str:
-    return str(aws_client("sqs").get_queue_url(QueueName=bound_settings().call_timeout_queue)["QueueUrl"])
+@component
+def connections() -> Connections:
+    from chalicelib.adapters.connections import Connections
+
+    def client_for(url: str) -> Any:
+        return aws_client("apigatewaymanagementapi", url)
+
+    return Connections(realtime_store(), client_for, bound_settings().websocket_management_url)
 
 
-def _schedule_timeout(call: PendingCall) -> None:
-    """A delayed SQS message wakes the router when a call's deadline passes (at most 15 min)."""
-    delay = max(0, min(900, math.ceil((call.deadline_ms - now_ms()) / 1000)))
-    aws_client("sqs").send_message(
-        QueueUrl=_timeout_queue_url(), MessageBody=json.dumps({"call": call.key}), DelaySeconds=delay
-    )
+@component
+def realtime() -> Realtime:
+    from chalicelib.jobs.realtime import Realtime
 
-
-def remember_endpoint(domain_name: str, stage: str) -> None:
-    """Record the WebSocket API's @connections endpoint for sends outside its handlers."""
-    if bound_settings().websocket_management_url:
-        return
-    url = f"https://{domain_name}/{stage}"
-    if _management_endpoint.cache_info().currsize and _management_endpoint() == url:
-        return
-    realtime_store().remember_endpoint(url)
-    _management_endpoint.cache_clear()
-
-
-@functools.cache
-def _management_endpoint() -> str:
-    url = bound_settings().websocket_management_url or realtime_store().endpoint()
-    if not url:
-        raise RuntimeError("no WebSocket connection has been made yet: the @connections endpoint is unknown")
-    return url
-
-
-@functools.cache
-def _management_client() -> Any:
-    import boto3
-
-    s = bound_settings()
-    return boto3.client("apigatewaymanagementapi", region_name=s.region, endpoint_url=_management_endpoint())
-
-
-def deliver(outgoing: list[Outgoing]) -> None:
-    """Post the router's messages; a connection found gone is disconnected from the router."""
-    from chalicelib.adapters.connections import ConnectionSender
-
-    sender = ConnectionSender(_management_client)
-    gone: list[str] = []
-    for out in outgoing:
-        if out.connection_id in gone:
-            continue
-        if not sender.send(out.connection_id, out.text):
-            gone.append(out.connection_id)
-        elif out.close:
-            sender.close(out.connection_id)
-    for connection_id in gone:
-        deliver(router().on_disconnect(connection_id))
+    return Realtime(
+        router(), realtime_store(), readings=readings(), devices=devices(), limits=bound_settings().limits,
+        connections=connections(), timeouts=call_timeouts(),
+    )  # fmt: skip
 
 
 # --- alerts -----------------------------------------------------------------------------------
 
 
-@functools.cache
+@component
 def alerts() -> AlertStore:
     from chalicelib.adapters.alerts import AlertStore
 
@@ -252,7 +260,7 @@ def alerts() -> AlertStore:
     return AlertStore()
 
 
-@functools.cache
+@component
 def alert_mailer() -> Mailer | None:
     """Mail for alerts: one attempt per delivery, short timeout (the outbox retries, with backoff)."""
     from chalicelib.adapters.mail import SesMailer, SmtpMailer
@@ -267,30 +275,23 @@ def alert_mailer() -> Mailer | None:
     return None
 
 
-def publish_alert(topic: str, kwargs: dict[str, Any]) -> None:
-    """Alert events to the topic's WAMP subscribers. A failure raises: the outbox retries it."""
-    deliver(router().publish(topic, [], kwargs))
+def _publish_alert(topic: str, kwargs: dict[str, Any]) -> None:
+    # The router is built only when an alert goes to WAMP subscribers, not for every schedule run.
+    realtime().publish(topic, kwargs)
 
 
-def evaluate_alerts(records: list[dict[str, Any]]) -> Any:
-    """The live handler's alert evaluation of one readings-stream batch (see jobs.alerts)."""
-    from chalicelib.jobs.alerts import evaluate_stream_batch
+@component
+def alert_jobs() -> AlertJobs:
+    from chalicelib.jobs.alerts import AlertJobs
 
-    s = bound_settings()
-    return evaluate_stream_batch(
-        records, store=alerts(), devices=devices(), mailer=alert_mailer(), publish=publish_alert,
-        mail_from=s.mail_from, now_ms=now_ms(),
-    )  # fmt: skip
+    return AlertJobs(alerts(), devices(), alert_mailer(), _publish_alert, bound_settings().mail_from)
 
 
-def run_alerts_offline() -> Any:
-    """The offline-rules schedule: silent devices, and notifications still to deliver."""
-    from chalicelib.jobs.alerts import run_offline_check
+@component
+def live_stream() -> LiveStream:
+    from chalicelib.jobs.live import LiveStream
 
-    s = bound_settings()
-    return run_offline_check(
-        now_ms(), store=alerts(), devices=devices(), mailer=alert_mailer(), publish=publish_alert, mail_from=s.mail_from
-    )
+    return LiveStream(alert_jobs(), realtime())
 
 
 # The boto3 clients the app's handlers use (Capacities' autoscaling/dynamodb are the report's).
@@ -298,7 +299,7 @@ WARM_SERVICES = ("s3", "cloudwatch", "sqs", "dynamodb", "autoscaling")
 
 
 def warm(concurrency: int | None = None) -> None:
-    """Build every collaborator, client and model connection now, with a cheap call on each table.
+    """Build every component, client and model connection now.
 
     For a server that runs requests on many threads (the local stack), before it accepts any:
     the first requests then share what is built instead of each building its own, and every
@@ -319,11 +320,11 @@ def warm(concurrency: int | None = None) -> None:
         model._get_connection()
     for service in WARM_SERVICES:
         aws_client(service)
-    for factory in (devices, readings, authenticator, archive, aggregates, metrics, reports, realtime_store, router,
-                    alerts, alert_mailer, _timeout_queue_url):  # fmt: skip
+    for factory in components():
         factory()
+    call_timeouts().queue_url()
     if s.websocket_management_url:
-        _management_client()
+        connections().client()
 
 
 def reset() -> None:
@@ -333,9 +334,5 @@ def reset() -> None:
     with _CLIENTS_LOCK:
         _clients.clear()
         _pool_connections = None
-    factories: tuple[Any, ...] = (
-        bound_settings, retry_policy, devices, readings, authenticator, archive, aggregates, metrics, reports,
-        realtime_store, router, _timeout_queue_url, _management_endpoint, _management_client, alerts, alert_mailer,
-    )  # fmt: skip
-    for factory in factories:
+    for factory in components():
         factory.cache_clear()

@@ -34,6 +34,7 @@ from chalicelib.adapters.alerts import (
     StateConflictError,
 )
 from chalicelib.adapters.mail import Mailer
+from chalicelib.clock import now_ms as clock_now
 from chalicelib.domain.alerts import (
     Event,
     Raised,
@@ -73,6 +74,10 @@ class DeviceLookup(Protocol):
 
 class DeviceLister(Protocol):
     def list_page(self, limit: int, start_after: str | None) -> tuple[list[Device], str | None]: ...
+
+
+class Devices(DeviceLookup, DeviceLister, Protocol):
+    """What both alert jobs read of the devices (adapters.devices.DeviceRepository)."""
 
 
 def no_publish(topic: str, kwargs: dict[str, Any]) -> None:
@@ -291,6 +296,32 @@ def run_offline_check(
     if deliver:
         summary.delivery = deliver_safely(store, mailer, publish, now_ms=now_ms, mail_from=mail_from)
     return summary
+
+
+@dataclass(frozen=True)
+class AlertJobs:
+    """Both alert jobs with this stage's collaborators: the live stream's evaluation and the offline schedule."""
+
+    store: AlertStore
+    devices: Devices
+    mailer: Mailer | None
+    publish: Publish
+    mail_from: str
+    clock: Callable[[], int] = clock_now
+
+    def evaluate(self, records: Iterable[dict[str, Any]]) -> AlertsSummary:
+        """The live handler's evaluation of one readings-stream batch (evaluate_stream_batch)."""
+        return evaluate_stream_batch(
+            records, store=self.store, devices=self.devices, mailer=self.mailer, publish=self.publish,
+            mail_from=self.mail_from, now_ms=self.clock(),
+        )  # fmt: skip
+
+    def offline(self) -> AlertsSummary:
+        """The offline-rules schedule: silent devices, and notifications still to deliver (run_offline_check)."""
+        return run_offline_check(
+            self.clock(), store=self.store, devices=self.devices, mailer=self.mailer, publish=self.publish,
+            mail_from=self.mail_from,
+        )  # fmt: skip
 
 
 # --- delivery --------------------------------------------------------------------------------------------------------

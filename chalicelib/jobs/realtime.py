@@ -5,15 +5,22 @@ in any JSON shape `POST /v1/telemetry` accepts, or `{"records": [...]}`): it is 
 and stored exactly like an HTTPS post before the router fans it out, and a rejected one is
 answered with an ERROR instead of being routed. Readings stored by any path reach
 subscribers of `iotcloud.telemetry.<device id>` through the readings stream.
+
+`Realtime` is what the WebSocket handlers, the call-timeout queue and the other jobs call:
+each entry point runs the router and delivers its messages over @connections, and a
+connection found gone is disconnected from the router (whose answers are delivered too).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from chalicelib.adapters.call_timeouts import CallTimeoutQueue
+from chalicelib.adapters.connections import Connections
+from chalicelib.clock import now_ms
 from chalicelib.domain.archive import new_readings
 from chalicelib.domain.ingest import ChunkWriter, StateRecorder, ingest
 from chalicelib.domain.parsing import parse_payload
@@ -114,3 +121,62 @@ def _publish_split(
             return []
         half = len(readings) // 2
         return _publish_split(publish, device_id, readings[:half]) + _publish_split(publish, device_id, readings[half:])
+
+
+class Realtime:
+    """The WAMP router's entry points, each delivered to the connections over @connections."""
+
+    def __init__(
+        self, router: Router, store: RouterStore, *, readings: ChunkWriter, devices: StateRecorder, limits: Limits,
+        connections: Connections, timeouts: CallTimeoutQueue, clock: Callable[[], int] = now_ms,
+    ) -> None:  # fmt: skip
+        self._router = router
+        self._store = store
+        self._readings = readings
+        self._devices = devices
+        self._limits = limits
+        self._connections = connections
+        self._timeouts = timeouts
+        self._clock = clock
+
+    def connect(
+        self, connection_id: str, headers: Mapping[str, str] | None, domain_name: str, stage: str
+    ) -> dict[str, Any]:
+        """`$connect`: accept when a WAMP subprotocol is offered (the handler's answer to API Gateway)."""
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        offered = [p.strip() for p in lowered.get("sec-websocket-protocol", "").split(",") if p.strip()]
+        self._connections.remember_endpoint(domain_name, stage)
+        answer = self._router.on_connect(connection_id, offered)
+        if not answer.accept:
+            return {"statusCode": answer.status}
+        return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": answer.subprotocol}}
+
+    def message(self, connection_id: str, text: str) -> None:
+        """One frame (handle_frame: WAMP-published telemetry is stored first)."""
+        self.deliver(
+            handle_frame(
+                connection_id, text, router=self._router, store=self._store, readings=self._readings,
+                devices=self._devices, limits=self._limits, now_ms=self._clock(),
+            )
+        )  # fmt: skip
+
+    def disconnect(self, connection_id: str) -> None:
+        self.deliver(self._router.on_disconnect(connection_id))
+
+    def call_timeouts(self, bodies: Iterable[str]) -> None:
+        """The call-timeout queue's messages: each names a call whose deadline may have passed."""
+        for body in bodies:
+            self.deliver(self._router.on_call_timeout(self._timeouts.call_of(body)))
+
+    def publish(self, topic: str, kwargs: dict[str, Any]) -> None:
+        """A backend event (alerts) to the topic's subscribers. A failure raises: the caller retries."""
+        self.deliver(self._router.publish(topic, [], kwargs))
+
+    def publish_telemetry(self, records: Iterable[dict[str, Any]]) -> None:
+        """The readings a stream batch adds, to their telemetry topics' subscribers."""
+        self.deliver(telemetry_events(records, self._router.publish))
+
+    def deliver(self, outgoing: Iterable[Outgoing]) -> None:
+        """Post the router's messages; a connection found gone is disconnected from the router."""
+        for connection_id in self._connections.deliver(outgoing):
+            self.deliver(self._router.on_disconnect(connection_id))

@@ -54,3 +54,15 @@ def roll_up_day(day: str, archive: S3Archive, store: AggregateStore) -> DayOutco
     archive.put(f"index/dt={day}/part-00000.jsonl.gz", _rows_file(index))
     store.put([rollup_item(row) for row in rollups] + [item for row in index for item in index_items(row, day)])
     return DayOutcome(day=day, objects=len(keys), rollups=len(rollups), words=len(index))
+
+
+@dataclass(frozen=True)
+class RollupsJob:
+    """The daily schedule: roll up every day the event's last 24 hours touched."""
+
+    archive: S3Archive
+    store: AggregateStore
+
+    def run(self, event_time: str | None) -> dict[str, Any]:
+        """The handler's answer: each day's outcome."""
+        return {"days": [vars(roll_up_day(day, self.archive, self.store)) for day in days_to_roll_up(event_time)]}

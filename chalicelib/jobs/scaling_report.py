@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.adapters.mail import Mailer
+from chalicelib.adapters.metrics import Metrics
 from chalicelib.adapters.reports import ReportStore
 from chalicelib.adapters.scaling import Capacities, metric_series
+from chalicelib.clock import now_ms
 from chalicelib.domain.charts import ChartPanel, multi_target_chart
+from chalicelib.domain.chunks import HOUR_MS, hour_bucket
 from chalicelib.domain.costs import dynamodb_write_costs
 from chalicelib.domain.mail import Attachment, build_message
 from chalicelib.domain.scaling.config import AlarmSpec, MetricQuery, Policy, Target
@@ -17,6 +21,7 @@ from chalicelib.domain.scaling.periods import period_stats
 from chalicelib.domain.scaling.policy import capacity_timeline, decide
 from chalicelib.domain.scaling.projection import projection
 from chalicelib.domain.scaling.report import TargetResult, report_document
+from chalicelib.domain.scaling.targets import load_targets_config
 
 
 def _spec(raw: dict[str, Any], period_s: int) -> AlarmSpec:
@@ -71,6 +76,56 @@ class ReportRun:
     keys: dict[str, str]
     mailed_to: tuple[str, ...]
     mail_id: str | None
+
+    def summary(self) -> dict[str, Any]:
+        """What the schedule and alarm handlers return: the report's id, its S3 keys, who was mailed."""
+        return {"report": self.report["id"], "s3": self.keys, "mailed_to": list(self.mailed_to)}
+
+
+class ActiveDevices(Protocol):
+    def count_active(self, hour: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class ScalingReportJob:
+    """The scaling report as the schedule and the stage's alarms run it, with this stage's collaborators.
+
+    Before each report it records the ActiveDevices metric (devices whose last request fell in
+    the last complete hour or this one) and drains the metrics, so the report reads what the
+    local stack's PutMetricData queue still holds.
+    """
+
+    stage: str
+    scaling_file: str  # SCALING_FILE: empty for the stage's own configuration (chalicelib.domain.scaling.targets)
+    devices: ActiveDevices
+    metrics: Metrics
+    cloudwatch: Any
+    capacities: Capacities
+    store: ReportStore
+    mailer: Mailer | None
+    mail_from: str
+    recipients: tuple[str, ...]
+    clock: Callable[[], int] = now_ms
+
+    def run(self, trigger: str = "schedule", alarm_name: str | None = None) -> ReportRun:
+        """One report: `trigger` is "schedule" or "alarm" (then `alarm_name` is the alarm's)."""
+        now = self.clock()
+        active = self.devices.count_active(hour_bucket(now - HOUR_MS)) + self.devices.count_active(hour_bucket(now))
+        self.metrics.add("ActiveDevices", active)
+        self.metrics.drain()
+        return run_scaling_report(
+            stage=self.stage,
+            config=load_targets_config(self.stage, self.scaling_file),  # read per run: an edit applies at once
+            now_ms=now,
+            cloudwatch=self.cloudwatch,
+            capacities=self.capacities,
+            store=self.store,
+            mailer=self.mailer,
+            mail_from=self.mail_from,
+            recipients=self.recipients,
+            trigger=trigger,
+            alarm_name=alarm_name,
+        )
 
 
 def run_scaling_report(

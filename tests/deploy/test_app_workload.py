@@ -18,6 +18,6 @@ def test_scheduled_scaling_report_with_the_stage_targets(aws: None, clients: Cli
     kinds = {t["kind"] for t in load_targets_config(settings.stage)["targets"]}
     assert kinds == {"asg", "dynamodb", "lambda"}
     clients("s3").create_bucket(Bucket=settings.archive_bucket)
-    run = wiring.run_scaling_report("schedule")
+    run = wiring.scaling_report_job().run("schedule")
     skipped = {s["kind"] for s in run.report["skipped"]}
     assert {"dynamodb", "lambda"} <= skipped  # on demand, and no reserved concurrency: nothing to scale
