@@ -7,7 +7,7 @@ import re
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import METRIC, query_params, readable_device, time_param
+from chalicelib.api.params import metric_param, query_params, readable_device, time_param
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
@@ -28,9 +28,7 @@ def get_rollups(principal: Principal, device_id: str) -> Response:
     now = now_ms()
     from_ms = time_param(params, "from", now - 7 * DAY_MS, now)
     to_ms = time_param(params, "to", now, now)
-    metric = params.get("metric") or None
-    if metric is not None and not METRIC.match(metric):
-        raise InvalidParameterError("metric is not a valid metric name")
+    metric = metric_param(params)
     if from_ms > to_ms:
         raise InvalidParameterError("from must not be after to")
     from chalicelib.domain.mapreduce import hour_of  # the jobs' module, not the ingest path's

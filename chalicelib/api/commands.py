@@ -8,58 +8,27 @@ from typing import Any
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import int_param, query_params, raw_body, readable_device
+from chalicelib.api.params import device_param, int_param, query_params, raw_body
 from chalicelib.api.responses import json_body, json_response
 from chalicelib.api.routing import Auth, route
-from chalicelib.domain.auth import ADMIN
+from chalicelib.domain import commands
+from chalicelib.domain.commands import command_request
 from chalicelib.errors import CommandConflictError, CommandNotFoundError, Problem, ValidationError
 
 commands_api = Blueprint(__name__)
 
 MAX_WAIT_S = 20  # API Gateway answers within 29 s
 POLL_INTERVAL_S = 1.0
-DEFAULT_TIMEOUT_S = 30
-MAX_TIMEOUT_S = 900
-
-
-def _command_request(device_id: str, body: Any) -> tuple[str, list[Any], dict[str, Any], int]:
-    from chalicelib.domain.wamp.protocol import device_prefix, valid_uri  # not on the ingest path's import
-
-    problems: list[Problem] = []
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", [Problem("invalid_body", "expected an object")])
-    for key in body:
-        if key not in ("procedure", "args", "kwargs", "timeout"):
-            problems.append(Problem("unknown_field", f"unknown field {key!r}", metric=str(key)))
-    procedure = body.get("procedure")
-    if isinstance(procedure, str) and not procedure.startswith(device_prefix(device_id)):
-        procedure = device_prefix(device_id) + procedure
-    if not (isinstance(procedure, str) and valid_uri(procedure)):
-        problems.append(Problem("invalid_field", "procedure: a WAMP URI component like 'reboot'", metric="procedure"))
-    args, kwargs = body.get("args", []), body.get("kwargs", {})
-    if not isinstance(args, list):
-        problems.append(Problem("invalid_field", "args: a list", metric="args"))
-    if not isinstance(kwargs, dict):
-        problems.append(Problem("invalid_field", "kwargs: an object", metric="kwargs"))
-    timeout = body.get("timeout", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT_S:
-        problems.append(Problem("invalid_field", f"timeout: seconds, 0 < timeout <= {MAX_TIMEOUT_S}", metric="timeout"))
-    if problems:
-        raise ValidationError(f"{len(problems)} problems in the command", problems)
-    return str(procedure), list(args), dict(kwargs), int(float(timeout) * 1000)
 
 
 @route(commands_api, "/v1/devices/{device_id}/commands", "POST", auth=Auth.ADMIN)
 def send_command(device_id: str) -> Response:
-    request = commands_api.current_request
-    wiring.devices().get(readable_device(ADMIN, device_id))
-    procedure, args, kwargs, timeout_ms = _command_request(device_id, json_body(raw_body(request)))
-    store = wiring.realtime_store()
-    command = store.create_command(device_id, procedure, args, kwargs, timeout_ms)
-    invocation = wiring.router().call_for_command(command["id"], procedure, args, kwargs, timeout_ms)
-    if invocation is not None:  # the router has marked the command invoked
-        wiring.deliver(invocation)
-    return json_response(store.get_command(command["id"]) or command, 202)
+    wiring.devices().get(device_param(device_id))
+    request = command_request(device_id, json_body(raw_body(commands_api.current_request)))
+    command = commands.send_command(
+        device_id, request, store=wiring.realtime_store(), router=wiring.router(), deliver=wiring.realtime().deliver
+    )
+    return json_response(command, 202)
 
 
 @route(commands_api, "/v1/devices/{device_id}/commands/{command_id}", "GET", auth=Auth.ADMIN)

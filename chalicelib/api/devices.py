@@ -5,21 +5,14 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import int_param, query_params, raw_body
+from chalicelib.api.params import cursor_param, device_param, int_param, query_params, raw_body
 from chalicelib.api.responses import json_body, json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
 from chalicelib.domain.devices import ID_PATTERN, new_device_id, validate_changes
 from chalicelib.domain.tokens import hash_token, new_device_token
-from chalicelib.errors import DeviceNotFoundError, InvalidParameterError
 
 devices_api = Blueprint(__name__)
-
-
-def _checked_id(device_id: str) -> str:
-    if not ID_PATTERN.match(device_id):
-        raise DeviceNotFoundError(f"no device {device_id!r}")
-    return device_id
 
 
 @route(devices_api, "/v1/devices", "POST", auth=Auth.ADMIN)
@@ -36,30 +29,27 @@ def list_devices() -> Response:
     request = devices_api.current_request
     params = query_params(request)
     limit = int_param(params, "limit", 100, 1, 1000)
-    cursor = params.get("cursor") or None
-    if cursor is not None and not ID_PATTERN.match(cursor):
-        raise InvalidParameterError("cursor is not one this API issued")
-    page, next_cursor = wiring.devices().list_page(limit, cursor)
+    page, next_cursor = wiring.devices().list_page(limit, cursor_param(params, ID_PATTERN))
     return json_response({"devices": [d.as_dict(with_last_seen=False) for d in page], "next_cursor": next_cursor})
 
 
 @route(devices_api, "/v1/devices/{device_id}", "GET", auth=Auth.ADMIN)
 def get_device(device_id: str) -> Response:
-    return json_response(wiring.devices().get(_checked_id(device_id)).as_dict())
+    return json_response(wiring.devices().get(device_param(device_id)).as_dict())
 
 
 @route(devices_api, "/v1/devices/{device_id}", "PATCH", auth=Auth.ADMIN)
 def patch_device(device_id: str) -> Response:
     request = devices_api.current_request
     changes = validate_changes(json_body(raw_body(request)), creating=False)
-    device = wiring.devices().update(_checked_id(device_id), changes, now_ms())
+    device = wiring.devices().update(device_param(device_id), changes, now_ms())
     wiring.authenticator().forget(device_id)
     return json_response(device.as_dict())
 
 
 @route(devices_api, "/v1/devices/{device_id}", "DELETE", auth=Auth.ADMIN)
 def delete_device(device_id: str) -> Response:
-    wiring.devices().delete(_checked_id(device_id))
+    wiring.devices().delete(device_param(device_id))
     wiring.authenticator().forget(device_id)
     return Response(body="", status_code=204)
 
@@ -67,6 +57,6 @@ def delete_device(device_id: str) -> Response:
 @route(devices_api, "/v1/devices/{device_id}/token", "POST", auth=Auth.ADMIN)
 def rotate_token(device_id: str) -> Response:
     token = new_device_token()
-    wiring.devices().set_token_hash(_checked_id(device_id), hash_token(token), now_ms())
+    wiring.devices().set_token_hash(device_param(device_id), hash_token(token), now_ms())
     wiring.authenticator().forget(device_id)
     return json_response({"id": device_id, "token": token})

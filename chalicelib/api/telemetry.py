@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib import wiring
-from chalicelib.api.common import METRIC, int_param, query_params, raw_body, readable_device, time_param
+from chalicelib.api.params import device_param, query_params, raw_body, readable_device, telemetry_window
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
 from chalicelib.domain.auth import Principal
-from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.ingest import ingest
 from chalicelib.domain.parsing import parse_payload
-from chalicelib.domain.query import Cursor, Window, page_of
+from chalicelib.domain.query import page_of
+from chalicelib.domain.readings import Reading
 from chalicelib.errors import InvalidParameterError, IotCloudError, UnauthorizedError
 
 telemetry_api = Blueprint(__name__)
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
-MAX_PAGE = 10_000
 QUERY_ITEMS_PER_PAGE = 100
 
 
@@ -84,35 +84,35 @@ def post_thingsboard_telemetry(caller: str, token: str) -> Response:
     return _ingest(telemetry_api.current_request, caller)
 
 
-@route(telemetry_api, "/v1/devices/{device_id}/telemetry", "GET", auth=Auth.EITHER)
-def get_telemetry(principal: Principal, device_id: str) -> Response:
-    request = telemetry_api.current_request
-    readable_device(principal, device_id)
-    params = query_params(request)
-    now = now_ms()
-    window = Window(
-        from_ms=time_param(params, "from", 0, now),
-        to_ms=time_param(params, "to", now + HOUR_MS, now),
-        metric=params.get("metric") or None,
-        limit=int_param(params, "limit", 1000, 1, MAX_PAGE),
-    )
-    if window.metric is not None and not METRIC.match(window.metric):
-        raise InvalidParameterError("metric is not a valid metric name")
-    if window.from_ms > window.to_ms:
-        raise InvalidParameterError("from must not be after to")
-    cursor = Cursor.decode(params["cursor"]) if params.get("cursor") else None
-    if principal.is_admin:
-        wiring.devices().get(device_id)  # 404 for a device that does not exist
+def reading_json(r: Reading) -> dict[str, Any]:
+    """A reading as every answer shows it (the API's and the dashboard's)."""
+    return {"metric": r.metric, "unit": r.unit, "ts": r.ts_ms, "value": r.value}
+
+
+def telemetry_page(device_id: str, params: dict[str, str], *, check_device: bool) -> dict[str, Any]:
+    """One page of a device's readings for the query `params` (the API's and the dashboard's answer).
+
+    `check_device`: look the device up first, so one that does not exist is 404 (a device
+    reading its own data needs no lookup).
+    """
+    window, cursor = telemetry_window(params, now_ms())
+    if check_device:
+        wiring.devices().get(device_param(device_id))
     low, high = window.key_range(cursor)
     chunks, more = wiring.readings().chunks(device_id, low, high, QUERY_ITEMS_PER_PAGE)
     page = page_of(chunks, more, window, cursor)
-    return json_response(
-        {
-            "device_id": device_id,
-            "readings": [{"metric": r.metric, "unit": r.unit, "ts": r.ts_ms, "value": r.value} for r in page.readings],
-            "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
-        }
-    )
+    return {
+        "device_id": device_id,
+        "readings": [reading_json(r) for r in page.readings],
+        "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
+    }
+
+
+@route(telemetry_api, "/v1/devices/{device_id}/telemetry", "GET", auth=Auth.EITHER)
+def get_telemetry(principal: Principal, device_id: str) -> Response:
+    readable_device(principal, device_id)
+    params = query_params(telemetry_api.current_request)
+    return json_response(telemetry_page(device_id, params, check_device=principal.is_admin))
 
 
 @route(telemetry_api, "/v1/devices/{device_id}/state", "GET", auth=Auth.EITHER)
@@ -122,6 +122,6 @@ def get_state(principal: Principal, device_id: str) -> Response:
         {
             "device_id": device_id,
             "last_seen": state.last_seen,
-            "latest": [{"metric": r.metric, "unit": r.unit, "ts": r.ts_ms, "value": r.value} for r in state.latest],
+            "latest": [reading_json(r) for r in state.latest],
         }
     )

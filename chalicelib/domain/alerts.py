@@ -32,9 +32,11 @@ from typing import Any, Literal, TypeAlias
 
 from chalicelib.domain.devices import ID_PATTERN, TYPE_PATTERN
 from chalicelib.domain.readings import Reading, Value
+from chalicelib.domain.rules import MAX_STRING_BYTES, METRIC_PATTERN, UNIT_PATTERN
 from chalicelib.errors import Problem, ValidationError
 
 SEVERITIES: tuple[str, ...] = ("critical", "major", "minor", "warning")
+ALERT_STATES: tuple[str, ...] = ("active", "cleared")
 SEVERITY_RANK = {"critical": 4, "major": 3, "minor": 2, "warning": 1}
 DEFAULT_SEVERITY = "major"
 DEFAULT_TOPIC = "iotcloud.alerts"
@@ -55,7 +57,6 @@ NEGATION = {
     "not_contains": "contains",
 }
 MAX_NAME = 128
-MAX_STRING_BYTES = 1024
 MAX_EMAILS = 10
 MAX_DURATION_SECONDS = 7 * 86_400
 MAX_DURATION_READINGS = 10_000
@@ -65,8 +66,6 @@ WRITABLE_FIELDS = frozenset(
     {"name", "kind", "scope", "metric", "unit", "condition", "duration", "clear", "severity", "notify", "enabled",
      "offline"}
 )  # fmt: skip
-METRIC_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]{0,127}$")
-UNIT_PATTERN = re.compile(r"^[!-~]{1,32}$")
 TOPIC_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 RULE_ID_PATTERN = re.compile(r"^rule-[0-9a-f]{20}$")
 ALERT_ID_PATTERN = re.compile(r"^\d{13}-[0-9a-f]{16}$")

@@ -27,6 +27,7 @@ import defusedxml.ElementTree as SafeElementTree
 from defusedxml import DefusedXmlException
 
 from chalicelib.domain.readings import Limits, Reading, Value
+from chalicelib.domain.rules import MAX_METRIC_CHARS, METRIC_CHARACTERS, UNIT_CHARACTERS
 from chalicelib.domain.timeparse import parse_time
 from chalicelib.errors import (
     MalformedPayloadError,
@@ -42,10 +43,9 @@ MAX_DETAILS: Final = 100
 _INT_LIMIT: Final = 2**63
 # SenML: resolved times below 2**28 s are relative to "now" (RFC 8428 section 4.5.3).
 _SENML_RELATIVE_BELOW: Final = 2**28
-_MAX_METRIC_CHARS: Final = 128
 
-_METRIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-:./_]*")
-_UNIT = re.compile(r"[!-~]{1,32}")  # printable ASCII, no space or control characters
+_METRIC_NAME = re.compile(METRIC_CHARACTERS)  # the length is checked apart, so the message can say which
+_UNIT = re.compile(UNIT_CHARACTERS)
 _XML_INT = re.compile(r"[+-]?[0-9]+")
 _XML_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _XML_NON_FINITE: Final = {"NaN": math.nan, "INF": math.inf, "+INF": math.inf, "-INF": -math.inf}
@@ -247,8 +247,8 @@ def _metric_problem(name: object) -> str | None:
         return None
     if not name:
         return "metric name is empty"
-    if len(name) > _MAX_METRIC_CHARS:
-        return f"metric name is {len(name)} characters long; at most {_MAX_METRIC_CHARS} are allowed"
+    if len(name) > MAX_METRIC_CHARS:
+        return f"metric name is {len(name)} characters long; at most {MAX_METRIC_CHARS} are allowed"
     if _METRIC_NAME.fullmatch(name) is None:
         return (
             f"invalid metric name {name[:40]!r}: start with a letter or digit, "
@@ -416,7 +416,7 @@ def _parse_json_shapes(
             if name not in valid_names:
                 why = _metric_problem(name)
                 if why is not None:
-                    problems.add("invalid_metric_name", why, index, name[:_MAX_METRIC_CHARS])
+                    problems.add("invalid_metric_name", why, index, name[:MAX_METRIC_CHARS])
                     continue
             # Inline fast path for the common types; anything else goes the long way.
             kind = type(value)
@@ -572,7 +572,7 @@ def _resolve_senml(
 
         n = _string_field(record, "n", "invalid_metric_name", "name", index, None, problems)
         name = base_name + (n or "")
-        metric = name[:_MAX_METRIC_CHARS] if name else None
+        metric = name[:MAX_METRIC_CHARS] if name else None
         if not name:
             problems.add("invalid_metric_name", "record has no name (neither bn nor n)", index)
         else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from chalicelib.domain.rules import MAX_STRING_BYTES
+
 Value: TypeAlias = float | int | bool | str
 
 
@@ -33,6 +35,6 @@ class Limits:
     max_body_bytes: int = 1 << 20
     max_records: int = 1000
     max_metrics_per_record: int = 100
-    max_string_bytes: int = 1024
+    max_string_bytes: int = MAX_STRING_BYTES
     max_future_ms: int = 5 * 60 * 1000
     min_ts_ms: int = 946_684_800_000  # 2000-01-01T00:00:00Z

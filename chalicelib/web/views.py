@@ -22,13 +22,23 @@ from chalice.app import Request, Response
 from chalicelib import wiring
 from chalicelib.adapters.alerts import AlertFilter
 from chalicelib.adapters.devices import DeviceState
-from chalicelib.api.common import METRIC, int_param, raw_body, time_param
+from chalicelib.api.params import (
+    REPORT_ID,
+    REPORTS_PAGE,
+    alert_filter,
+    alert_param,
+    cursor_param,
+    device_param,
+    int_param,
+    raw_body,
+    report_param,
+)
+from chalicelib.api.telemetry import reading_json, telemetry_page
 from chalicelib.clock import now_ms
 from chalicelib.config import settings
+from chalicelib.domain import commands
 from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.devices import ID_PATTERN, Device
-from chalicelib.domain.query import Cursor, Window, page_of
-from chalicelib.domain.readings import Reading
 from chalicelib.errors import (
     CsrfError,
     DeviceNotFoundError,
@@ -37,10 +47,10 @@ from chalicelib.errors import (
     IotCloudError,
     Problem,
     RealtimeNotConfiguredError,
-    ReportNotFoundError,
     SignInRequiredError,
     StaticNotFoundError,
     UnauthorizedError,
+    ValidationError,
 )
 from chalicelib.web import session as sessions
 from chalicelib.web import static
@@ -303,10 +313,6 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
-def reading_json(r: Reading) -> dict[str, Any]:
-    return {"metric": r.metric, "unit": r.unit, "ts": r.ts_ms, "value": r.value}
-
-
 def status_of(device: Device, last_seen: int | None, alerting: int, now: int) -> str:
     if device.disabled:
         return "disabled"
@@ -432,9 +438,7 @@ def _alert_counts() -> tuple[dict[str, int], int, bool]:
 def fleet(v: Visit) -> Response:
     params = dict(v.request.query_params or {})
     limit = int_param(params, "limit", FLEET_PAGE, 1, 100)
-    cursor = params.get("cursor") or None
-    if cursor is not None and not ID_PATTERN.match(cursor):
-        raise InvalidParameterError("cursor is not one this page issued")
+    cursor = cursor_param(params, ID_PATTERN, "this page")
     query = " ".join((params.get("q") or "").split())[:100]
     devices, next_cursor = fleet_devices(limit, cursor, query)
     states = _states([d.device_id for d in devices])
@@ -470,18 +474,12 @@ def fleet(v: Visit) -> Response:
 # --- one device ---------------------------------------------------------------------------------
 
 
-def _device_id(device_id: str) -> str:
-    if not ID_PATTERN.match(device_id):
-        raise DeviceNotFoundError(f"no device {device_id!r}")
-    return device_id
-
-
 def device_page(v: Visit, device_id: str) -> Response:
     params = dict(v.request.query_params or {})
     window = params.get("window") or DEFAULT_WINDOW
     if window not in WINDOWS:
         raise InvalidParameterError(f"window must be one of {', '.join(WINDOWS)}")
-    device = wiring.devices().get(_device_id(device_id))
+    device = wiring.devices().get(device_param(device_id))
     state = wiring.devices().state(device_id)
     alerts, more_alerts = wiring.alerts().list_alerts(AlertFilter(device_id=device_id), 20, None)
     command = None
@@ -509,11 +507,10 @@ def device_page(v: Visit, device_id: str) -> Response:
 
 
 def send_command(v: Visit, device_id: str) -> Response:
-    from chalicelib.api.commands import _command_request  # the API's own validation of a command
-
+    """The device page's command form: the same rule and use case as POST /v1/devices/{id}/commands."""
     form = form_of(v.request)
     require_csrf(v, form.get("csrf"))
-    wiring.devices().get(_device_id(device_id))
+    wiring.devices().get(device_param(device_id))
     body: dict[str, Any] = {"procedure": form.get("procedure", "").strip()}
     problems: list[Problem] = []
     for name, default in (("args", "[]"), ("kwargs", "{}")):
@@ -529,16 +526,14 @@ def send_command(v: Visit, device_id: str) -> Response:
         except ValueError:
             problems.append(Problem("invalid_field", "timeout: a number of seconds", metric="timeout"))
     if problems:
-        from chalicelib.errors import ValidationError
-
         raise ValidationError(f"{len(problems)} problems in the command", problems)
-    procedure, args, kwargs, timeout_ms = _command_request(device_id, body)
-    store = wiring.realtime_store()
-    command = store.create_command(device_id, procedure, args, kwargs, timeout_ms)
-    invocation = wiring.router().call_for_command(command["id"], procedure, args, kwargs, timeout_ms)
-    if invocation is not None:
-        store.mark_command(command["id"], "invoked")
-        wiring.deliver(invocation)
+    command = commands.send_command(
+        device_id,
+        commands.command_request(device_id, body),
+        store=wiring.realtime_store(),
+        router=wiring.router(),
+        deliver=wiring.realtime().deliver,
+    )
     return redirect(v.url(f"/dashboard/devices/{device_id}", command=command["id"]) + "#command")
 
 
@@ -546,21 +541,10 @@ def send_command(v: Visit, device_id: str) -> Response:
 
 
 def alerts_page(v: Visit) -> Response:
-    from chalicelib.api.alerts import ALERT_STATES, _choice  # the API's own filter validation
-    from chalicelib.domain.alerts import SEVERITIES
+    from chalicelib.domain.alerts import ALERT_STATES, SEVERITIES
 
     params = dict(v.request.query_params or {})
-    limit = int_param(params, "limit", 50, 1, 500)
-    device = params.get("device") or None
-    if device is not None and not ID_PATTERN.match(device):
-        raise InvalidParameterError("device is not a device id")
-    acknowledged = _choice(params, "acknowledged", ("true", "false"))
-    filters = AlertFilter(
-        state=_choice(params, "state", ALERT_STATES),
-        severity=_choice(params, "severity", SEVERITIES),
-        device_id=device,
-        acknowledged=None if acknowledged is None else acknowledged == "true",
-    )
+    filters, limit = alert_filter(params)
     alerts, next_cursor = wiring.alerts().list_alerts(filters, limit, params.get("cursor") or None)
     return render(
         v,
@@ -570,8 +554,8 @@ def alerts_page(v: Visit) -> Response:
         filters={
             "state": filters.state or "",
             "severity": filters.severity or "",
-            "device": device or "",
-            "acknowledged": acknowledged or "",
+            "device": filters.device_id or "",
+            "acknowledged": "" if filters.acknowledged is None else str(filters.acknowledged).lower(),
         },
         states=ALERT_STATES,
         severities=SEVERITIES,
@@ -580,11 +564,9 @@ def alerts_page(v: Visit) -> Response:
 
 
 def acknowledge(v: Visit, alert_id: str) -> Response:
-    from chalicelib.api.alerts import _alert_id
-
     form = form_of(v.request)
     require_csrf(v, form.get("csrf"))
-    wiring.alerts().acknowledge(_alert_id(alert_id), now_ms())
+    wiring.alerts().acknowledge(alert_param(alert_id), now_ms())
     return redirect(safe_next(v, form.get("next") or v.url("/dashboard/alerts")))
 
 
@@ -592,32 +574,19 @@ def acknowledge(v: Visit, alert_id: str) -> Response:
 
 
 def reports_page(v: Visit) -> Response:
-    from chalicelib.api.reports import REPORT_ID
-
     params = dict(v.request.query_params or {})
-    limit = int_param(params, "limit", 20, 1, 100)
-    cursor = params.get("cursor") or None
-    if cursor is not None and not REPORT_ID.match(cursor):
-        raise InvalidParameterError("cursor is not one this page issued")
-    rows, next_cursor = wiring.reports().page(limit, cursor)
+    limit = int_param(params, "limit", REPORTS_PAGE[0], 1, REPORTS_PAGE[1])
+    rows, next_cursor = wiring.reports().page(limit, cursor_param(params, REPORT_ID, "this page"))
     return render(v, "reports.html", reports=rows, next_cursor=next_cursor, limit=limit)
 
 
-def _report_id(report_id: str) -> str:
-    from chalicelib.api.reports import REPORT_ID
-
-    if not REPORT_ID.match(report_id):
-        raise ReportNotFoundError(f"no report {report_id!r}")
-    return report_id
-
-
 def report_page(v: Visit, report_id: str) -> Response:
-    report = wiring.reports().get(_report_id(report_id))
+    report = wiring.reports().get(report_param(report_id))
     return render(v, "report.html", report=report, report_json=json.dumps(report, indent=2))
 
 
 def report_chart(report_id: str) -> Response:
-    svg = wiring.reports().chart(_report_id(report_id))
+    svg = wiring.reports().chart(report_param(report_id))
     headers: dict[str, Any] = {
         "Content-Type": "image/svg+xml",
         "Cache-Control": "private, max-age=3600",
@@ -652,30 +621,7 @@ def static_file(request: Request, name: str, suffix: str) -> Response:
 
 def telemetry_json(request: Request, device_id: str) -> dict[str, Any]:
     """The readings of a window, exactly as GET /v1/devices/{id}/telemetry answers for an admin."""
-    from chalicelib.api.telemetry import MAX_PAGE, QUERY_ITEMS_PER_PAGE
-
-    params = dict(request.query_params or {})
-    now = now_ms()
-    window = Window(
-        from_ms=time_param(params, "from", 0, now),
-        to_ms=time_param(params, "to", now + HOUR_MS, now),
-        metric=params.get("metric") or None,
-        limit=int_param(params, "limit", 1000, 1, MAX_PAGE),
-    )
-    if window.metric is not None and not METRIC.match(window.metric):
-        raise InvalidParameterError("metric is not a valid metric name")
-    if window.from_ms > window.to_ms:
-        raise InvalidParameterError("from must not be after to")
-    cursor = Cursor.decode(params["cursor"]) if params.get("cursor") else None
-    wiring.devices().get(_device_id(device_id))
-    low, high = window.key_range(cursor)
-    chunks, more = wiring.readings().chunks(device_id, low, high, QUERY_ITEMS_PER_PAGE)
-    page = page_of(chunks, more, window, cursor)
-    return {
-        "device_id": device_id,
-        "readings": [reading_json(r) for r in page.readings],
-        "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
-    }
+    return telemetry_page(device_id, dict(request.query_params or {}), check_device=True)
 
 
 def states_json(request: Request) -> dict[str, Any]:

@@ -1,0 +1,23 @@
+"""The naming rules and limits every layer reads: parsing, request validation, the OpenAPI
+document and the dashboard's templates. Change one here and all of them follow.
+
+Metric names follow SenML (RFC 8428): a letter or digit, then letters, digits and `-:./_`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+MAX_METRIC_CHARS: Final = 128
+METRIC_CHARACTERS: Final = r"[A-Za-z0-9][A-Za-z0-9\-:./_]*"  # the characters, any length
+# Characters and length in one: what a query parameter or a rule's metric must match.
+METRIC_PATTERN: Final = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9\-:./_]{{0,{MAX_METRIC_CHARS - 1}}}$")
+
+MAX_UNIT_CHARS: Final = 32
+UNIT_CHARACTERS: Final = rf"[!-~]{{1,{MAX_UNIT_CHARS}}}"  # printable ASCII, no space or control characters
+UNIT_PATTERN: Final = re.compile(rf"^{UNIT_CHARACTERS}$")
+
+MAX_STRING_BYTES: Final = 1024  # a string value, UTF-8 encoded
+
+MAX_PAGE: Final = 10_000  # readings on one page of a telemetry query
