@@ -1,10 +1,12 @@
 """Hand-written SVG charts for scaling reports (no plotting library: import time matters).
 
-``utilization_chart`` draws one target: utilization % per period (mean line, lighter p95
-line, max dots) against a left axis, the scale-up and scale-down thresholds, and capacity
-as a step line against a right axis, with UTC HH:MM time labels and a legend. A period
-without data breaks the lines. The output depends only on the input (fixed number
-formatting, no ids from the clock or randomness), so it can be compared byte for byte.
+``multi_target_chart`` draws one panel per target, stacked: utilization % per period (mean
+line, lighter p95 line, max dots) against a left axis, the scale-up and scale-down
+thresholds, and capacity (``(ts_ms, capacity)`` steps, each holding until the next) as a
+step line against a right axis, with UTC HH:MM time labels and a legend. A period without
+data breaks the lines; with no data at all the axes, thresholds and a "no data" note are
+drawn. The output depends only on the input (fixed number formatting, no ids from the
+clock or randomness), so it can be compared byte for byte.
 """
 
 from __future__ import annotations
@@ -45,26 +47,6 @@ class ChartPanel:
     up_threshold: float
     down_threshold: float
     capacities: Sequence[tuple[int, int]] = ()
-
-
-def utilization_chart(
-    title: str,
-    stats: Sequence[PeriodStats],
-    up_threshold: float,
-    down_threshold: float,
-    capacities: Sequence[tuple[int, int]],
-    width: int = 800,
-    height: int = 360,
-) -> str:
-    """A standalone SVG document of one target's utilization, thresholds and capacity.
-
-    ``capacities`` are ``(ts_ms, capacity)`` steps (``scaling.capacity_timeline``): each
-    holds until the next one. With no data at all the axes, thresholds and a "no data"
-    note are drawn.
-    """
-    panel = ChartPanel(title, stats, up_threshold, down_threshold, capacities)
-    body = _panel(panel, width, height)
-    return _document(title, width, height, body)
 
 
 def multi_target_chart(

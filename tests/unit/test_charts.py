@@ -3,10 +3,11 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from chalicelib.domain.charts import ChartPanel, multi_target_chart, utilization_chart
+from chalicelib.domain.charts import ChartPanel, multi_target_chart
 from chalicelib.domain.scaling.config import AlarmSpec, Policy, Target
 from chalicelib.domain.scaling.periods import PeriodStats
-from chalicelib.domain.scaling.policy import capacity_timeline, replay
+from chalicelib.domain.scaling.policy import capacity_timeline
+from tests.unit.scaling_runs import successive_runs
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 T0 = 1_795_597_200_000  # 2026-11-25T09:00:00Z
@@ -18,6 +19,19 @@ def stats_of(*means: float | None) -> list[PeriodStats]:
         PeriodStats(T0 + i * MIN, 0, None, None, None) if v is None else PeriodStats(T0 + i * MIN, 5, v, v + 5, v + 10)
         for i, v in enumerate(means)
     ]
+
+
+def one_target_chart(
+    title: str,
+    stats: list[PeriodStats],
+    up: float,
+    down: float,
+    capacities: list[tuple[int, int]],
+    width: int = 800,
+    height: int = 360,
+) -> str:
+    """A report's chart of one target (what jobs.scaling_report draws for a one-target stage)."""
+    return multi_target_chart([ChartPanel(title, stats, up, down, capacities)], width, height, title=title)
 
 
 def parse(svg: str) -> ET.Element:
@@ -38,7 +52,7 @@ def subpaths(d: str) -> int:
 
 def test_chart_is_a_standalone_svg_with_thresholds_and_one_path_per_series():
     stats = stats_of(80.0, 80.0, 80.0, 30.0, 30.0, 30.0)
-    svg = utilization_chart("ingest fleet", stats, 70, 40, [(T0, 2), (T0 + 2 * MIN, 3), (T0 + 5 * MIN, 2)])
+    svg = one_target_chart("ingest fleet", stats, 70, 40, [(T0, 2), (T0 + 2 * MIN, 3), (T0 + 5 * MIN, 2)])
     root = parse(svg)
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert root.get("viewBox") == "0 0 800 360"
@@ -58,14 +72,14 @@ def test_chart_is_a_standalone_svg_with_thresholds_and_one_path_per_series():
 
 
 def test_capacity_is_a_step_line():
-    svg = utilization_chart("t", stats_of(50.0, 50.0, 50.0), 70, 40, [(T0, 2), (T0 + MIN, 3)])
+    svg = one_target_chart("t", stats_of(50.0, 50.0, 50.0), 70, 40, [(T0, 2), (T0 + MIN, 3)])
     (path,) = paths(parse(svg), "series-capacity")
     d = path.get("d", "")
     assert re.fullmatch(r"M[\d.]+ [\d.]+ H[\d.]+ V[\d.]+ H[\d.]+", d), d
 
 
 def test_none_periods_split_the_line():
-    svg = utilization_chart("gaps", stats_of(50.0, 55.0, None, 60.0, 65.0), 70, 40, [(T0, 2)])
+    svg = one_target_chart("gaps", stats_of(50.0, 55.0, None, 60.0, 65.0), 70, 40, [(T0, 2)])
     root = parse(svg)
     for cls in ("series-mean", "series-p95"):
         (path,) = paths(root, cls)
@@ -75,18 +89,18 @@ def test_none_periods_split_the_line():
 def test_absent_periods_split_the_line_too():
     stats = stats_of(50.0, 55.0, 60.0)
     stats = [stats[0], stats[1], PeriodStats(T0 + 5 * MIN, 3, 60.0, 61.0, 62.0), PeriodStats(T0 + 6 * MIN, 3, 1, 2, 3)]
-    (path,) = paths(parse(utilization_chart("t", stats, 70, 40, [])), "series-mean")
+    (path,) = paths(parse(one_target_chart("t", stats, 70, 40, [])), "series-mean")
     assert subpaths(path.get("d", "")) == 2
 
 
 def test_a_lone_point_is_still_drawn():
-    (path,) = paths(parse(utilization_chart("t", stats_of(None, 50.0, None), 70, 40, [])), "series-mean")
+    (path,) = paths(parse(one_target_chart("t", stats_of(None, 50.0, None), 70, 40, [])), "series-mean")
     assert path.get("d", "").endswith("h0")
 
 
 def test_no_data_is_drawn_as_such():
     for stats in ([], stats_of(None, None, None)):
-        root = parse(utilization_chart("empty", stats, 70, 40, []))
+        root = parse(one_target_chart("empty", stats, 70, 40, []))
         assert "no data" in texts(root)
         assert "scale-up 70%" in texts(root)
         assert paths(root, "series-mean") == []
@@ -95,7 +109,7 @@ def test_no_data_is_drawn_as_such():
 
 def test_text_is_xml_escaped():
     title = 'fleet <a> & "b"'
-    svg = utilization_chart(title, stats_of(10.0), 70, 40, [])
+    svg = one_target_chart(title, stats_of(10.0), 70, 40, [])
     root = parse(svg)
     assert title in texts(root)
     assert root.get("aria-label") == title
@@ -103,17 +117,17 @@ def test_text_is_xml_escaped():
 
 def test_output_is_deterministic_and_scales_beyond_100_percent():
     stats = stats_of(120.0, 180.0, 90.0)
-    first = utilization_chart("t", stats, 70, 40, [(T0, 1)])
-    assert first == utilization_chart("t", list(stats), 70, 40, [(T0, 1)])
+    first = one_target_chart("t", stats, 70, 40, [(T0, 1)])
+    assert first == one_target_chart("t", list(stats), 70, 40, [(T0, 1)])
     assert "200%" in texts(parse(first))  # the axis grows past 100 % to fit the max (190 %)
 
 
-def test_chart_of_a_replay():
+def test_chart_of_successive_runs():
     policy = Policy(AlarmSpec(">", 70), AlarmSpec("<", 40))
     target = Target("ingest", "asg", "iot-ingest", policy)
     stats = stats_of(80.0, 80.0, 80.0, 30.0, 30.0, 30.0)
-    steps = capacity_timeline(replay(target, stats, 2), 2, T0)
-    svg = utilization_chart("ingest", stats, 70, 40, steps, width=640, height=300)
+    steps = capacity_timeline(successive_runs(target, stats, 2), 2, T0)
+    svg = one_target_chart("ingest", stats, 70, 40, steps, width=640, height=300)
     root = parse(svg)
     assert root.get("viewBox") == "0 0 640 300"
     (path,) = paths(root, "series-capacity")

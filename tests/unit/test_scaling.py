@@ -8,9 +8,10 @@ import pytest
 from chalicelib.domain.scaling.alarms import alarm_state
 from chalicelib.domain.scaling.config import AlarmSpec, MetricQuery, MissingData, Policy, Statistic, Target
 from chalicelib.domain.scaling.periods import PeriodStats, nearest_rank, period_stats
-from chalicelib.domain.scaling.policy import capacity_timeline, decide, replay
+from chalicelib.domain.scaling.policy import capacity_timeline, decide
 from chalicelib.domain.scaling.projection import projection
 from chalicelib.domain.scaling.report import REPORT_SCHEMA_VERSION, TargetResult, report_document
+from tests.unit.scaling_runs import successive_runs
 
 T0 = 1_795_597_200_000  # 2026-11-25T09:00:00Z
 S = 1000
@@ -342,13 +343,13 @@ def test_policy_and_target_validation():
         Target("x", "ec2", "r", POLICY)  # type: ignore[arg-type]
 
 
-# --- replay -----------------------------------------------------------------------------------
+# --- successive runs --------------------------------------------------------------------------
 
 
-def test_replay_seed_scenario():
+def test_successive_runs_seed_scenario():
     # Load above 70 % for 3 periods, then below 40 %; capacity 2; +1/-1; cooldown 180 s.
     stats = flat_stats(80.0, 80.0, 80.0, 30.0, 30.0, 30.0)
-    decisions = replay(target(), stats, initial_capacity=2)
+    decisions = successive_runs(target(), stats, initial_capacity=2)
     assert [d.at_ms for d in decisions] == [T0 + (i + 1) * MIN for i in range(6)]
     assert [d.action for d in decisions] == ["hold", "scale_up", "hold", "hold", "scale_down", "hold"]
     assert [d.to_capacity for d in decisions] == [2, 3, 3, 3, 2, 2]
@@ -369,37 +370,29 @@ def test_replay_seed_scenario():
     assert capacity_timeline(decisions, 2, T0) == [(T0, 2), (T0 + 2 * MIN, 3), (T0 + 5 * MIN, 2)]
 
 
-def test_replay_keeps_invoking_while_in_alarm_after_each_cooldown():
-    decisions = replay(target(), flat_stats(*[90.0] * 9), initial_capacity=1)
+def test_successive_runs_keeps_invoking_while_in_alarm_after_each_cooldown():
+    decisions = successive_runs(target(), flat_stats(*[90.0] * 9), initial_capacity=1)
     ups = [(d.at_ms - T0) // MIN for d in decisions if d.action == "scale_up"]
     assert ups == [2, 5, 8]
     assert decisions[-1].to_capacity == 4
 
 
-def test_replay_carries_a_cooldown_in_from_before_the_window():
-    decisions = replay(target(), flat_stats(*[90.0] * 4), 2, start_last_action_ms=T0 + MIN)
+def test_successive_runs_carries_a_cooldown_in_from_before_the_window():
+    decisions = successive_runs(target(), flat_stats(*[90.0] * 4), 2, start_last_action_ms=T0 + MIN)
     assert [d.action for d in decisions] == ["hold", "hold", "hold", "scale_up"]
     assert decisions[1].in_cooldown and decisions[1].up_alarm.state == "ALARM"
 
 
-def test_replay_with_feedback_rescales_utilization_to_the_new_capacity():
-    stats = flat_stats(*[80.0] * 9)  # measured at capacity 2
-    decisions = replay(target(), stats, initial_capacity=2, feedback=True)
-    assert [d.action for d in decisions].count("scale_up") == 1  # 80 % of 2 is 53 % of 3
-    assert decisions[-1].to_capacity == 3
-    assert decisions[-1].up_alarm.evaluated == pytest.approx((160 / 3, 160 / 3))
-
-
-def test_replay_keeps_alarm_state_for_ignore_across_gaps():
+def test_successive_runs_keeps_alarm_state_for_ignore_across_gaps():
     policy = Policy(AlarmSpec(">", 70, missing_data="ignore"), AlarmSpec("<", 40, missing_data="ignore"))
     stats = flat_stats(90.0, 90.0, None, None, None, None, None, None)
-    decisions = replay(target(policy), stats, initial_capacity=2)
+    decisions = successive_runs(target(policy), stats, initial_capacity=2)
     assert all(d.up_alarm.state == "ALARM" for d in decisions[1:])
     assert [d.action for d in decisions].count("scale_up") == 3  # 09:02, 09:05, 09:08
 
 
-def test_replay_of_nothing():
-    assert replay(target(), [], 2) == []
+def test_successive_runs_of_nothing():
+    assert successive_runs(target(), [], 2) == []
 
 
 # --- projection -------------------------------------------------------------------------------

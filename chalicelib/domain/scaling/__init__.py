@@ -9,7 +9,7 @@ driven by two alarms ("Average > 70 for 2 periods of 60 s", "Average < 40 for 2 
 - `config`: the vocabulary and the typed configuration (AlarmSpec, Policy, MetricQuery, Target).
 - `periods`: raw load samples -> utilization % per aligned period (`period_stats`).
 - `alarms`: one alarm evaluation, M out of N with missing-data treatment (`alarm_state`).
-- `policy`: both alarms + cooldown + [min, max] clamping -> a Decision (`decide`, `replay`).
+- `policy`: both alarms + cooldown + [min, max] clamping -> a Decision (`decide`).
 - `projection`: least-squares trend of the load and when it would cross a threshold.
 - `report`: the JSON body of one report run (`report_document`) and its summary lines.
 - `formatting`: times and numbers as reports and CloudWatch's state reasons print them.

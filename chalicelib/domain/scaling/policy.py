@@ -1,8 +1,8 @@
 """Simple scaling with cooldown: both alarms at one instant + cooldown + [min, max] -> a Decision.
 
-``decide`` is one evaluation; ``replay`` runs it at the end of every period, carrying capacity,
-cooldown and alarm states over. Source: the EC2 Auto Scaling User Guide, "Scaling cooldowns for
-Amazon EC2 Auto Scaling",
+``decide`` is one evaluation; the scaling report runs it once per run, carrying the last action
+and both alarms' states over from the previous run (its report store). Source: the EC2 Auto
+Scaling User Guide, "Scaling cooldowns for Amazon EC2 Auto Scaling",
 https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-scaling-cooldowns.html."""
 
 from __future__ import annotations
@@ -177,57 +177,8 @@ def _evaluate_at(
     return alarm_state(values, spec, previous, timestamps_ms=starts)
 
 
-def replay(
-    target: Target,
-    stats: Sequence[PeriodStats],
-    initial_capacity: int,
-    start_last_action_ms: int | None = None,
-    *,
-    feedback: bool = False,
-) -> list[Decision]:
-    """``decide`` at the end of every period of ``stats`` in turn, applying each decision.
-
-    Capacity, the cooldown and both alarms' states carry over from one evaluation to the
-    next: this is what a group with these alarms would have done over the window.
-
-    With ``feedback`` the load is taken as independent of capacity and ``stats`` as measured
-    at ``initial_capacity``, so each period's utilization is rescaled to the capacity the
-    replay has at that time (a scale-up lowers the next periods' utilization). Without it,
-    ``stats`` are taken as they are (observed utilization).
-    """
-    if not stats:
-        return []
-    if feedback and (initial_capacity < 1 or target.policy.min_capacity < 1):
-        raise ValueError("feedback needs a capacity of at least 1 throughout")
-    period_ms = target.policy.period_s * 1000
-    by_start = {s.start_ms: s for s in stats}
-    first, last = min(by_start), max(by_start)
-    capacity, last_action = initial_capacity, start_last_action_ms
-    up_state, down_state = INSUFFICIENT_DATA, INSUFFICIENT_DATA
-    seen: dict[int, PeriodStats] = {}
-    decisions = []
-    for start in range(first, last + 1, period_ms):
-        s = by_start.get(start)
-        if s is not None:
-            seen[start] = _rescaled(s, initial_capacity / capacity) if feedback else s
-        now = start + period_ms
-        decision = _decide(target, seen, capacity, now, last_action, up_state, down_state)
-        decisions.append(decision)
-        up_state, down_state = decision.up_alarm.state, decision.down_alarm.state
-        if decision.action != "hold":
-            capacity, last_action = decision.to_capacity, now
-    return decisions
-
-
-def _rescaled(s: PeriodStats, factor: float) -> PeriodStats:
-    def scale(v: float | None) -> float | None:
-        return None if v is None else v * factor
-
-    return replace(s, mean=scale(s.mean), p95=scale(s.p95), maximum=scale(s.maximum))
-
-
 def capacity_timeline(decisions: Sequence[Decision], initial_capacity: int, start_ms: int) -> list[tuple[int, int]]:
-    """Capacity steps ``(ts_ms, capacity)`` from a replay: the start, then every change."""
+    """Capacity steps ``(ts_ms, capacity)`` from decisions in time order: the start, then every change."""
     steps = [(start_ms, initial_capacity)]
     for d in decisions:
         if d.action != "hold":
