@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.api.params import ALERTS_PAGE
+from chalicelib.domain.alerts import (
+    MAX_DURATION_READINGS,
+    MAX_DURATION_SECONDS,
+    MAX_OFFLINE_SECONDS,
+    MIN_OFFLINE_SECONDS,
+)
+from chalicelib.domain.alerts import MAX_NAME as RULE_MAX_NAME
+from chalicelib.domain.rules import MAX_METRIC_CHARS, MAX_STRING_BYTES
+
 # --- OpenAPI: merged into chalicelib/api/openapi.py's DOCUMENT (paths and components.schemas) ------------------------
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -28,7 +38,7 @@ _DOC_AUTH = {
 }
 _RULE_PATH = {"name": "rule_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _ALERT_PATH = {"name": "alert_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_VALUE_SCHEMA = {"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 1024}, {"type": "boolean"}]}
+_VALUE_SCHEMA = {"oneOf": [{"type": "number"}, {"type": "string", "maxLength": MAX_STRING_BYTES}, {"type": "boolean"}]}
 _OPS = [">", ">=", "<", "<=", "==", "!=", "equals", "not_equals", "contains", "not_contains", "is"]
 _CONDITION = {
     "type": "object",
@@ -52,8 +62,8 @@ _DURATION = {
     "type": "object",
     "maxProperties": 1,
     "properties": {
-        "seconds": {"type": "integer", "minimum": 0, "maximum": 604800},
-        "readings": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "seconds": {"type": "integer", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
+        "readings": {"type": "integer", "minimum": 1, "maximum": MAX_DURATION_READINGS},
     },
     "description": "how long the condition must hold before the alert is raised (default: at once)",
 }
@@ -67,13 +77,13 @@ _NOTIFY = {
 _OFFLINE = {
     "type": "object",
     "required": ["seconds"],
-    "properties": {"seconds": {"type": "integer", "minimum": 60, "maximum": 2592000}},
+    "properties": {"seconds": {"type": "integer", "minimum": MIN_OFFLINE_SECONDS, "maximum": MAX_OFFLINE_SECONDS}},
 }
 _RULE_FIELDS: dict[str, dict[str, Any]] = {
-    "name": {"type": "string", "maxLength": 128},
+    "name": {"type": "string", "maxLength": RULE_MAX_NAME},
     "kind": {"type": "string", "enum": ["threshold", "offline"], "default": "threshold"},
     "scope": _SCOPE,
-    "metric": {"type": "string", "maxLength": 128, "description": "threshold rules"},
+    "metric": {"type": "string", "maxLength": MAX_METRIC_CHARS, "description": "threshold rules"},
     "unit": {"type": "string", "description": "only readings in this unit (default: any unit)"},
     "condition": _CONDITION,
     "duration": _DURATION,
@@ -261,7 +271,11 @@ OPENAPI_PATHS: dict[str, Any] = {
                 },
                 {"name": "device", "in": "query", "schema": {"type": "string"}},
                 {"name": "acknowledged", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": ALERTS_PAGE[1]},
+                },
                 {"name": "cursor", "in": "query", "schema": {"type": "string"}},
             ],
             "responses": {

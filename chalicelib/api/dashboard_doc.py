@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.api.params import ALERTS_PAGE, REPORTS_PAGE
+from chalicelib.domain.rules import MAX_PAGE
+
 # --- merged into chalicelib/api/openapi_doc.py's DOCUMENT (paths and components.securitySchemes) ---------------
 
 _READING = {
@@ -197,7 +200,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 _query("severity", {"type": "string", "enum": ["critical", "major", "minor", "warning"]}),
                 _query("device", {"type": "string"}),
                 _query("acknowledged", {"type": "string", "enum": ["true", "false"]}),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": ALERTS_PAGE[1]}),
                 _CURSOR,
             ],
             e400="a bad filter: a page saying which",
@@ -215,7 +218,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "get": _page(
             "dashboardReports",
             "scaling reports, newest first, paged",
-            [_query("limit", {"type": "integer", "minimum": 1, "maximum": 100}), _CURSOR],
+            [_query("limit", {"type": "integer", "minimum": 1, "maximum": REPORTS_PAGE[1]}), _CURSOR],
             e400="a bad parameter",
         )
     },
@@ -263,7 +266,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 _query("metric", {"type": "string"}),
                 _query("from", {"type": "string"}),
                 _query("to", {"type": "string"}),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
                 _CURSOR,
             ],
             e400="a bad parameter or cursor",

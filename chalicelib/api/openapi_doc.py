@@ -12,20 +12,22 @@ from chalicelib.api.alerts_doc import OPENAPI_PATHS as ALERTS_PATHS
 from chalicelib.api.alerts_doc import OPENAPI_SCHEMAS as ALERTS_SCHEMAS
 from chalicelib.api.dashboard_doc import OPENAPI_PATHS as DASHBOARD_PATHS
 from chalicelib.api.dashboard_doc import OPENAPI_SECURITY_SCHEMES as DASHBOARD_SECURITY
-from chalicelib.domain.devices import ID_PATTERN
+from chalicelib.api.params import DEFAULT_PAGE, REPORTS_PAGE
+from chalicelib.domain.devices import ID_PATTERN, MAX_NAME
+from chalicelib.domain.rules import MAX_METRIC_CHARS, MAX_PAGE, MAX_STRING_BYTES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _READING = {
     "type": "object",
     "required": ["metric", "unit", "ts", "value"],
     "properties": {
-        "metric": {"type": "string", "maxLength": 128},
+        "metric": {"type": "string", "maxLength": MAX_METRIC_CHARS},
         "unit": {"type": "string"},
         "ts": {"type": "integer", "description": "milliseconds since the Unix epoch, UTC"},
         "value": {"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]},
     },
 }
-_VALUE = {"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 1024}, {"type": "boolean"}]}
+_VALUE = {"oneOf": [{"type": "number"}, {"type": "string", "maxLength": MAX_STRING_BYTES}, {"type": "boolean"}]}
 _TIME = {
     "oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
     "description": "epoch seconds, epoch milliseconds, or ISO 8601 with a zone",
@@ -205,7 +207,7 @@ DOCUMENT: dict[str, Any] = {
                     {
                         "name": "limit",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
                     },
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 ],
@@ -340,7 +342,11 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "listReports",
                 "summary": "Scaling reports, newest first, paged with an opaque cursor (admin)",
                 "parameters": [
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": REPORTS_PAGE[1]},
+                    },
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 ],
                 "responses": {
@@ -525,7 +531,7 @@ DOCUMENT: dict[str, Any] = {
                         "description": "chosen by the client (default: the server picks one); makes the create "
                         "retryable, see createDevice",
                     },
-                    "name": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
                     "type": {"type": "string", "default": "generic"},
                     "attributes": {"type": "object"},
                 },
@@ -534,7 +540,7 @@ DOCUMENT: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
                     "type": {"type": "string"},
                     "attributes": {"type": "object"},
                     "disabled": {"type": "boolean"},

@@ -7,9 +7,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.domain.rules import MAX_ID_CHARS
 from chalicelib.errors import Problem, ValidationError
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_.:]{0,63}$")
+ID_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9\-_.:]{{0,{MAX_ID_CHARS - 1}}}$")
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_.:/]{0,63}$")
 MAX_NAME = 128
 MAX_ATTRIBUTES = 50

@@ -20,4 +20,6 @@ UNIT_PATTERN: Final = re.compile(rf"^{UNIT_CHARACTERS}$")
 
 MAX_STRING_BYTES: Final = 1024  # a string value, UTF-8 encoded
 
+MAX_ID_CHARS: Final = 64  # a device id
+
 MAX_PAGE: Final = 10_000  # readings on one page of a telemetry query

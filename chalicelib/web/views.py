@@ -39,6 +39,7 @@ from chalicelib.config import settings
 from chalicelib.domain import commands
 from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.devices import ID_PATTERN, Device
+from chalicelib.domain.rules import MAX_ID_CHARS
 from chalicelib.errors import (
     CsrfError,
     DeviceNotFoundError,
@@ -69,6 +70,14 @@ SEARCH_SCAN_LIMIT = 1000  # devices looked at per fleet search page (a Query on 
 MAX_FORM_BYTES = 16 * 1024
 MAX_STATE_IDS = 100
 POLL_MS = 3000
+MAX_QUERY_CHARS = 100  # a fleet search
+# The rules the pages' forms repeat for the browser (maxlength, max): read from the one source.
+FORM_RULES = {
+    "max_id_chars": MAX_ID_CHARS,
+    "max_query_chars": MAX_QUERY_CHARS,
+    "command_timeout_default_s": commands.DEFAULT_TIMEOUT_S,
+    "command_timeout_max_s": commands.MAX_TIMEOUT_S,
+}
 
 
 # --- who is asking ------------------------------------------------------------------------------
@@ -220,7 +229,7 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=when, short=short, iso=iso, value=show_value)
-    env.globals.update(ago=ago, asset=static.url_of, vendored=static.vendored)
+    env.globals.update(ago=ago, asset=static.url_of, vendored=static.vendored, rules=FORM_RULES)
     return env
 
 
@@ -439,7 +448,7 @@ def fleet(v: Visit) -> Response:
     params = dict(v.request.query_params or {})
     limit = int_param(params, "limit", FLEET_PAGE, 1, 100)
     cursor = cursor_param(params, ID_PATTERN, "this page")
-    query = " ".join((params.get("q") or "").split())[:100]
+    query = " ".join((params.get("q") or "").split())[:MAX_QUERY_CHARS]
     devices, next_cursor = fleet_devices(limit, cursor, query)
     states = _states([d.device_id for d in devices])
     alerting, active_count, more_alerts = _alert_counts()

@@ -65,3 +65,23 @@ def test_the_dashboard_validates_a_command_as_the_api_does(api, device):
     codes = sorted(d["code"] for d in error_of(via_api)["details"])
     assert codes == ["invalid_field", "invalid_field"]
     assert "procedure: a WAMP URI component" in answer.body.decode()
+
+
+def test_the_pages_forms_state_the_rules_the_server_checks(api, device, monkeypatch):
+    from chalicelib import config
+    from chalicelib.domain.commands import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
+    from chalicelib.domain.rules import MAX_ID_CHARS
+
+    monkeypatch.setenv("PUBLIC_WS_URL", "wss://ws.example.test/test")  # the command form needs a realtime stage
+    config.settings.cache_clear()
+    try:
+        secret = sessions.secret()
+        _, cookie = sessions.new_session(secret, now_ms(), 3600)
+        headers = {"Cookie": f"{sessions.SESSION_COOKIE}={cookie}"}
+        page = api.request("GET", f"/dashboard/devices/{device['id']}", None, headers=headers)
+        assert page.status_code == 200, page.body
+        assert f'max="{MAX_TIMEOUT_S}" value="{DEFAULT_TIMEOUT_S}"' in page.body.decode()
+        alerts = api.request("GET", "/dashboard/alerts", None, headers=headers)
+        assert f'name="device" value="" maxlength="{MAX_ID_CHARS}"' in alerts.body.decode()
+    finally:
+        config.settings.cache_clear()  # the next reader sees the environment without the URL
