@@ -23,6 +23,21 @@ DYNAMODB_CONNECT_TIMEOUT_S = 1.0
 DYNAMODB_READ_TIMEOUT_S = 3.0
 
 
+def _sibling(readings_table: str, kind: str) -> str:
+    """iotcloud-<stage>-readings -> iotcloud-<stage>-<kind>: a stage's resources share a prefix."""
+    prefix = readings_table.removesuffix("-readings")
+    return f"{prefix}-{kind}"
+
+
+# Settings fields that, when not configured, are named after the readings table (_sibling).
+_DERIVED_NAMES = {
+    "aggregates_table": "aggregates",
+    "realtime_table": "realtime",
+    "alerts_table": "alerts",
+    "call_timeout_queue": "call-timeouts",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
@@ -67,6 +82,12 @@ class Settings:
     session_ttl_s: int = 8 * 3600
     public_ws_url: str = ""  # the WAMP WebSocket URL browsers use (empty: pages poll instead)
 
+    def __post_init__(self) -> None:
+        # The one rule for a stage's derived names, however Settings is built (from_env or directly).
+        for name, kind in _DERIVED_NAMES.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, _sibling(self.readings_table, kind))
+
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
@@ -84,12 +105,6 @@ def _retry_budget(env: Mapping[str, str]) -> float:
             f"({one_attempt:g} s) and below API Gateway's {API_GATEWAY_TIMEOUT_S:g} s"
         )
     return budget
-
-
-def _sibling(readings_table: str, kind: str) -> str:
-    """iotcloud-<stage>-readings -> iotcloud-<stage>-<kind>: a stage's resources share a prefix."""
-    prefix = readings_table.removesuffix("-readings")
-    return f"{prefix}-{kind}"
 
 
 def from_env(env: Mapping[str, str]) -> Settings:
@@ -118,9 +133,9 @@ def from_env(env: Mapping[str, str]) -> Settings:
         smtp_password=env.get("SMTP_PASSWORD", ""),
         scaling_file=env.get("SCALING_FILE", ""),
         metrics_sink=env.get("METRICS_SINK", "emf"),
-        realtime_table=env.get("REALTIME_TABLE") or _sibling(env["READINGS_TABLE"], "realtime"),
-        alerts_table=env.get("ALERTS_TABLE") or _sibling(env["READINGS_TABLE"], "alerts"),
-        call_timeout_queue=env.get("CALL_TIMEOUT_QUEUE") or _sibling(env["READINGS_TABLE"], "call-timeouts"),
+        realtime_table=env.get("REALTIME_TABLE", ""),
+        alerts_table=env.get("ALERTS_TABLE", ""),
+        call_timeout_queue=env.get("CALL_TIMEOUT_QUEUE", ""),
         websocket_management_url=env.get("WEBSOCKET_MANAGEMENT_URL", ""),
         wamp_call_timeout_s=_int(env, "WAMP_CALL_TIMEOUT_SECONDS", 30),
         session_secret=env.get("SESSION_SECRET", ""),
@@ -151,12 +166,6 @@ def stage_environment(stage: str, config_file: Path = CHALICE_CONFIG) -> dict[st
     env = dict(doc.get("environment_variables", {}))
     env.update(doc["stages"][stage].get("environment_variables", {}))
     return env
-
-
-def stage_settings(stage: str) -> Settings:
-    """Settings of a stage as deployed, with this machine's AWS region/endpoint overrides."""
-    overrides = {k: os.environ[k] for k in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL") if k in os.environ}
-    return from_env({**stage_environment(stage), **overrides})
 
 
 def deploy_value(name: str, default: str) -> str:

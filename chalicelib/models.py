@@ -270,9 +270,9 @@ def bind(settings: Settings) -> None:
     names: dict[type[Model], str] = {
         DeviceModel: settings.devices_table,
         ReadingChunkModel: settings.readings_table,
-        AggregateModel: settings.aggregates_table or f"{settings.readings_table}-aggregates",
-        RealtimeModel: settings.realtime_table or f"{settings.readings_table}-realtime",
-        AlertModel: settings.alerts_table or f"{settings.readings_table}-alerts",
+        AggregateModel: settings.aggregates_table,
+        RealtimeModel: settings.realtime_table,
+        AlertModel: settings.alerts_table,
     }
     for model, table in names.items():
         model.Meta.table_name = table
