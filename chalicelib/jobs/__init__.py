@@ -1,1 +1,1 @@
-"""Event handlers' bodies: archiver, rollups, reports."""
+"""Event handlers' bodies, one job per handler: archiver, rollups, scaling report, realtime (WAMP), alerts, live."""
