@@ -96,8 +96,9 @@ def scaling_alarm(event: CloudWatchEvent) -> dict[str, Any]:
 
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
-    headers = event.to_dict().get("headers")
-    return wiring.realtime().connect(event.connection_id, headers, event.domain_name, event.stage)
+    return wiring.realtime().connect(
+        event.connection_id, event.to_dict().get("headers"), event.domain_name, event.stage
+    )
 
 
 @app.on_ws_message()

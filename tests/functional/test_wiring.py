@@ -43,3 +43,22 @@ def test_wiring_imports_nothing_from_the_api_or_the_dashboard() -> None:
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not {m for m in imported if m.startswith(("chalicelib.api", "chalicelib.web"))}
+
+
+def test_every_event_handler_in_app_is_one_call_into_a_job() -> None:
+    """Handlers hold no logic: each body is one statement calling what wiring builds."""
+    import app
+
+    tree = ast.parse(inspect.getsource(app))
+    handlers = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any("middleware" not in ast.unparse(d) for d in node.decorator_list)
+        and node.decorator_list
+    ]
+    assert len(handlers) >= 10
+    for handler in handlers:
+        assert len(handler.body) == 1, handler.name
+        calls = [ast.unparse(n.func) for n in ast.walk(handler.body[0]) if isinstance(n, ast.Call)]
+        assert any(c.startswith("wiring.") for c in calls), handler.name
