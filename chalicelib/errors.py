@@ -14,12 +14,17 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a request, with where it is (record index, metric)."""
+    """One thing wrong with a request, with where it is.
+
+    `index` and `metric`: the record and the metric of a telemetry payload. `field`: the
+    member of a JSON body (a device's, a rule's, a command's) that is wrong, or unknown.
+    """
 
     code: str
     message: str
     index: int | None = None
     metric: str | None = None
+    field: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -27,6 +32,8 @@ class Problem:
             out["index"] = self.index
         if self.metric is not None:
             out["metric"] = self.metric
+        if self.field is not None:
+            out["field"] = self.field
         return out
 
 

@@ -486,8 +486,9 @@ DOCUMENT: dict[str, Any] = {
                                     "properties": {
                                         "code": {"type": "string"},
                                         "message": {"type": "string"},
-                                        "index": {"type": "integer"},
-                                        "metric": {"type": "string"},
+                                        "index": {"type": "integer", "description": "the payload's record"},
+                                        "metric": {"type": "string", "description": "the record's metric"},
+                                        "field": {"type": "string", "description": "the body's member (RFC 9457)"},
                                     },
                                 },
                             },

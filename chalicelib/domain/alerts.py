@@ -282,24 +282,24 @@ def _is_number(value: object) -> bool:
 
 def _parse_condition(raw: object, where: str, problems: list[Problem]) -> Condition | None:
     if not isinstance(raw, dict) or set(raw) != {"op", "value"}:
-        problems.append(Problem("invalid_field", f'{where}: an object {{"op", "value"}}', metric=where))
+        problems.append(Problem("invalid_field", f'{where}: an object {{"op", "value"}}', field=where))
         return None
     op, value = raw["op"], raw["value"]
     if op in NUMERIC_OPS:
         if not _is_number(value) or abs(value) >= 1e126:
-            problems.append(Problem("invalid_field", f"{where}: {op} compares with a finite number", metric=where))
+            problems.append(Problem("invalid_field", f"{where}: {op} compares with a finite number", field=where))
             return None
     elif op in STRING_OPS:
         if not isinstance(value, str) or len(value.encode()) > MAX_STRING_BYTES:
-            problems.append(Problem("invalid_field", f"{where}: {op} compares with a string of <= 1 KiB", metric=where))
+            problems.append(Problem("invalid_field", f"{where}: {op} compares with a string of <= 1 KiB", field=where))
             return None
     elif op in BOOLEAN_OPS:
         if not isinstance(value, bool):
-            problems.append(Problem("invalid_field", f"{where}: is compares with true or false", metric=where))
+            problems.append(Problem("invalid_field", f"{where}: is compares with true or false", field=where))
             return None
     else:
         ops = ", ".join(NUMERIC_OPS + STRING_OPS + BOOLEAN_OPS)
-        problems.append(Problem("invalid_field", f"{where}.op: one of {ops}", metric=where))
+        problems.append(Problem("invalid_field", f"{where}.op: one of {ops}", field=where))
         return None
     return Condition(str(op), value)
 
@@ -317,7 +317,7 @@ def _parse_scope(raw: object, problems: list[Problem]) -> Scope | None:
         Problem(
             "invalid_field",
             'scope: {"device": "<device id>"}, {"type": "<device type>"} or {"all": true}',
-            metric="scope",
+            field="scope",
         )
     )
     return None
@@ -337,7 +337,7 @@ def _parse_duration(raw: object, problems: list[Problem]) -> Duration:
         Problem(
             "invalid_field",
             f'duration: {{"seconds": 0..{MAX_DURATION_SECONDS}}} or {{"readings": 1..{MAX_DURATION_READINGS}}}',
-            metric="duration",
+            field="duration",
         )
     )
     return Duration()
@@ -357,16 +357,16 @@ def _parse_notify(raw: object, problems: list[Problem]) -> Notify:
     if raw is None:
         return Notify()
     if not isinstance(raw, dict) or not set(raw) <= {"emails", "topic"}:
-        problems.append(Problem("invalid_field", 'notify: {"emails": [...], "topic": "..."}', metric="notify"))
+        problems.append(Problem("invalid_field", 'notify: {"emails": [...], "topic": "..."}', field="notify"))
         return Notify()
     emails = raw.get("emails", [])
     if not isinstance(emails, list) or len(emails) > MAX_EMAILS or not all(_valid_email(e) for e in emails):
-        problems.append(Problem("invalid_field", f"notify.emails: up to {MAX_EMAILS} email addresses", metric="notify"))
+        problems.append(Problem("invalid_field", f"notify.emails: up to {MAX_EMAILS} email addresses", field="notify"))
         emails = []
     topic = raw.get("topic", DEFAULT_TOPIC)
     if topic is not None and not (isinstance(topic, str) and len(topic) <= 255 and TOPIC_PATTERN.match(topic)):
         problems.append(
-            Problem("invalid_field", "notify.topic: a WAMP URI such as iotcloud.alerts, or null", metric="notify")
+            Problem("invalid_field", "notify.topic: a WAMP URI such as iotcloud.alerts, or null", field="notify")
         )
         topic = DEFAULT_TOPIC
     return Notify(tuple(dict.fromkeys(str(e) for e in emails)), topic)
@@ -379,21 +379,21 @@ def validate_rule(body: object, *, rule_id: str, created_at: int, updated_at: in
     problems: list[Problem] = []
     for key in body:
         if key not in WRITABLE_FIELDS:
-            problems.append(Problem("unknown_field", f"unknown or read-only field {key!r}", metric=str(key)))
+            problems.append(Problem("unknown_field", f"unknown or read-only field {key!r}", field=str(key)))
     name = body.get("name")
     if not (isinstance(name, str) and 0 < len(name.strip()) <= MAX_NAME and not _CONTROL.search(name)):
-        problems.append(Problem("invalid_field", f"name: one line of 1-{MAX_NAME} characters", metric="name"))
+        problems.append(Problem("invalid_field", f"name: one line of 1-{MAX_NAME} characters", field="name"))
     kind = body.get("kind", "threshold")
     if kind not in KINDS:
-        problems.append(Problem("invalid_field", "kind: threshold or offline", metric="kind"))
+        problems.append(Problem("invalid_field", "kind: threshold or offline", field="kind"))
         kind = "threshold"
     scope = _parse_scope(body.get("scope"), problems)
     severity = body.get("severity", DEFAULT_SEVERITY)
     if severity not in SEVERITIES:
-        problems.append(Problem("invalid_field", f"severity: one of {', '.join(SEVERITIES)}", metric="severity"))
+        problems.append(Problem("invalid_field", f"severity: one of {', '.join(SEVERITIES)}", field="severity"))
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
-        problems.append(Problem("invalid_field", "enabled: true or false", metric="enabled"))
+        problems.append(Problem("invalid_field", "enabled: true or false", field="enabled"))
     notify = _parse_notify(body.get("notify"), problems)
 
     metric = unit = None
@@ -403,7 +403,7 @@ def validate_rule(body: object, *, rule_id: str, created_at: int, updated_at: in
     if kind == "offline":
         for key in ("metric", "unit", "condition", "duration", "clear"):
             if key in body:
-                problems.append(Problem("invalid_field", f"{key}: not used by offline rules", metric=key))
+                problems.append(Problem("invalid_field", f"{key}: not used by offline rules", field=key))
         raw = body.get("offline")
         seconds = raw.get("seconds") if isinstance(raw, dict) and set(raw) == {"seconds"} else None
         if isinstance(seconds, int) and not isinstance(seconds, bool):
@@ -413,20 +413,20 @@ def validate_rule(body: object, *, rule_id: str, created_at: int, updated_at: in
                 Problem(
                     "invalid_field",
                     f'offline: {{"seconds": {MIN_OFFLINE_SECONDS}..{MAX_OFFLINE_SECONDS}}}',
-                    metric="offline",
+                    field="offline",
                 )
             )
     else:
         if "offline" in body:
-            problems.append(Problem("invalid_field", "offline: only for offline rules", metric="offline"))
+            problems.append(Problem("invalid_field", "offline: only for offline rules", field="offline"))
         metric = body.get("metric")
         if not (isinstance(metric, str) and METRIC_PATTERN.match(metric)):
-            problems.append(Problem("invalid_field", "metric: a SenML metric name", metric="metric"))
+            problems.append(Problem("invalid_field", "metric: a SenML metric name", field="metric"))
         unit = body.get("unit")
         if unit is not None and not (isinstance(unit, str) and UNIT_PATTERN.match(unit)):
-            problems.append(Problem("invalid_field", "unit: 1-32 printable ASCII characters", metric="unit"))
+            problems.append(Problem("invalid_field", "unit: 1-32 printable ASCII characters", field="unit"))
         if "condition" not in body:
-            problems.append(Problem("invalid_field", "condition: required", metric="condition"))
+            problems.append(Problem("invalid_field", "condition: required", field="condition"))
         else:
             condition = _parse_condition(body["condition"], "condition", problems)
         duration = _parse_duration(body.get("duration"), problems)
@@ -434,7 +434,7 @@ def validate_rule(body: object, *, rule_id: str, created_at: int, updated_at: in
             clear = _parse_condition(body["clear"], "clear", problems)
             if clear is not None and condition is not None and clear.family != condition.family:
                 problems.append(
-                    Problem("invalid_field", "clear: must compare the same kind of value as condition", metric="clear")
+                    Problem("invalid_field", "clear: must compare the same kind of value as condition", field="clear")
                 )
     if problems:
         raise ValidationError(f"{len(problems)} problems in the rule", problems)
@@ -472,7 +472,7 @@ def patch_rule(rule: Rule, body: object, now_ms: int) -> Rule:
     if unknown:
         raise ValidationError(
             f"{len(unknown)} problems in the rule",
-            [Problem("unknown_field", f"unknown or read-only field {k!r}", metric=str(k)) for k in unknown],
+            [Problem("unknown_field", f"unknown or read-only field {k!r}", field=str(k)) for k in unknown],
         )
     return validate_rule(merged, rule_id=rule.rule_id, created_at=rule.created_at, updated_at=now_ms)
 

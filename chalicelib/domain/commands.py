@@ -53,20 +53,20 @@ def command_request(device_id: str, body: Any) -> CommandRequest:
     problems: list[Problem] = []
     for key in body:
         if key not in FIELDS:
-            problems.append(Problem("unknown_field", f"unknown field {key!r}", metric=str(key)))
+            problems.append(Problem("unknown_field", f"unknown field {key!r}", field=str(key)))
     procedure = body.get("procedure")
     if isinstance(procedure, str) and not procedure.startswith(device_prefix(device_id)):
         procedure = device_prefix(device_id) + procedure
     if not (isinstance(procedure, str) and valid_uri(procedure)):
-        problems.append(Problem("invalid_field", "procedure: a WAMP URI component like 'reboot'", metric="procedure"))
+        problems.append(Problem("invalid_field", "procedure: a WAMP URI component like 'reboot'", field="procedure"))
     args, kwargs = body.get("args", []), body.get("kwargs", {})
     if not isinstance(args, list):
-        problems.append(Problem("invalid_field", "args: a list", metric="args"))
+        problems.append(Problem("invalid_field", "args: a list", field="args"))
     if not isinstance(kwargs, dict):
-        problems.append(Problem("invalid_field", "kwargs: an object", metric="kwargs"))
+        problems.append(Problem("invalid_field", "kwargs: an object", field="kwargs"))
     timeout = body.get("timeout", DEFAULT_TIMEOUT_S)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT_S:
-        problems.append(Problem("invalid_field", f"timeout: seconds, 0 < timeout <= {MAX_TIMEOUT_S}", metric="timeout"))
+        problems.append(Problem("invalid_field", f"timeout: seconds, 0 < timeout <= {MAX_TIMEOUT_S}", field="timeout"))
     if problems:
         raise ValidationError(f"{len(problems)} problems in the command", problems)
     return CommandRequest(str(procedure), list(args), dict(kwargs), int(float(timeout) * 1000))

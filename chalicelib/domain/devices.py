@@ -63,10 +63,10 @@ def new_device_id() -> str:
 
 def _check_attributes(value: object, problems: list[Problem]) -> dict[str, Any] | None:
     if not isinstance(value, dict):
-        problems.append(Problem("invalid_field", "attributes must be an object of scalars", metric="attributes"))
+        problems.append(Problem("invalid_field", "attributes must be an object of scalars", field="attributes"))
         return None
     if len(value) > MAX_ATTRIBUTES:
-        problems.append(Problem("invalid_field", f"at most {MAX_ATTRIBUTES} attributes", metric="attributes"))
+        problems.append(Problem("invalid_field", f"at most {MAX_ATTRIBUTES} attributes", field="attributes"))
     for key, item in value.items():
         ok_key = isinstance(key, str) and 0 < len(key) <= 64
         ok_value = (
@@ -81,7 +81,7 @@ def _check_attributes(value: object, problems: list[Problem]) -> dict[str, Any] 
                     "invalid_field",
                     f"attribute {key!r}: keys are 1-64 chars, values strings (<= {MAX_ATTRIBUTE_VALUE}),"
                     " numbers (at most 38 digits, magnitude 1e-130 to 1e126) or booleans",
-                    metric="attributes",
+                    field="attributes",
                 )
             )
     return value
@@ -95,24 +95,24 @@ def validate_changes(body: object, *, creating: bool) -> DeviceChanges:
     allowed = {"id", "name", "type", "attributes"} if creating else {"name", "type", "attributes", "disabled"}
     for key in body:
         if key not in allowed:
-            problems.append(Problem("unknown_field", f"unknown field {key!r}", metric=str(key)))
+            problems.append(Problem("unknown_field", f"unknown field {key!r}", field=str(key)))
     device_id = body.get("id")
     if device_id is not None and not (isinstance(device_id, str) and ID_PATTERN.match(device_id)):
-        problems.append(Problem("invalid_field", "id: 1-64 of A-Z a-z 0-9 - _ . :, starting alphanumeric", metric="id"))
+        problems.append(Problem("invalid_field", "id: 1-64 of A-Z a-z 0-9 - _ . :, starting alphanumeric", field="id"))
     name = body.get("name")
     if (creating or name is not None) and not (isinstance(name, str) and 0 < len(name.strip()) <= MAX_NAME):
         problems.append(
-            Problem("invalid_field", f"name: a non-empty string of at most {MAX_NAME} chars", metric="name")
+            Problem("invalid_field", f"name: a non-empty string of at most {MAX_NAME} chars", field="name")
         )
     device_type = body.get("type", "generic" if creating else None)
     if device_type is not None and not (isinstance(device_type, str) and TYPE_PATTERN.match(device_type)):
-        problems.append(Problem("invalid_field", "type: 1-64 of A-Z a-z 0-9 - _ . : /", metric="type"))
+        problems.append(Problem("invalid_field", "type: 1-64 of A-Z a-z 0-9 - _ . : /", field="type"))
     attributes = body.get("attributes", {} if creating else None)
     if attributes is not None:
         attributes = _check_attributes(attributes, problems)
     disabled = body.get("disabled")
     if disabled is not None and not isinstance(disabled, bool):
-        problems.append(Problem("invalid_field", "disabled: true or false", metric="disabled"))
+        problems.append(Problem("invalid_field", "disabled: true or false", field="disabled"))
     if problems:
         raise ValidationError(f"{len(problems)} problems in the device", problems)
     return DeviceChanges(

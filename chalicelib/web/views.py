@@ -527,13 +527,13 @@ def send_command(v: Visit, device_id: str) -> Response:
         try:
             body[name] = json.loads(text)
         except ValueError:
-            problems.append(Problem("invalid_field", f"{name}: not valid JSON", metric=name))
+            problems.append(Problem("invalid_field", f"{name}: not valid JSON", field=name))
     timeout = form.get("timeout", "").strip()
     if timeout:
         try:
             body["timeout"] = float(timeout)
         except ValueError:
-            problems.append(Problem("invalid_field", "timeout: a number of seconds", metric="timeout"))
+            problems.append(Problem("invalid_field", "timeout: a number of seconds", field="timeout"))
     if problems:
         raise ValidationError(f"{len(problems)} problems in the command", problems)
     command = commands.send_command(

@@ -40,7 +40,7 @@ def error_of(answer: Any) -> dict[str, Any]:
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["details"], list)
     for detail in error["details"]:
-        assert {"code", "message"} <= set(detail) <= {"code", "message", "index", "metric"}, detail
+        assert {"code", "message"} <= set(detail) <= {"code", "message", "index", "metric", "field"}, detail
     return error  # type: ignore[no-any-return]
 
 

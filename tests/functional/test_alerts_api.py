@@ -115,7 +115,7 @@ def test_invalid_rules_are_422_with_every_problem(alerts):
     assert answer.status_code == 422
     error = error_of(answer)
     assert error["code"] == "validation_failed"
-    assert {(d["code"], d.get("metric")) for d in error["details"]} == {
+    assert {(d["code"], d.get("field")) for d in error["details"]} == {
         ("invalid_field", "scope"), ("invalid_field", "metric"), ("invalid_field", "condition"),
     }  # fmt: skip
     assert alerts.request("POST", "/v1/rules", alerts.admin, raw=b"{").status_code == 400

@@ -62,9 +62,15 @@ def test_the_dashboard_validates_a_command_as_the_api_does(api, device):
         "POST", f"/v1/devices/{device['id']}/commands", api.admin, {"procedure": "not a uri", "timeout": 9999}
     )
     assert via_api.status_code == 422
-    codes = sorted(d["code"] for d in error_of(via_api)["details"])
-    assert codes == ["invalid_field", "invalid_field"]
-    assert "procedure: a WAMP URI component" in answer.body.decode()
+    details = error_of(via_api)["details"]
+    assert sorted((d["code"], d["field"]) for d in details) == [
+        ("invalid_field", "procedure"),
+        ("invalid_field", "timeout"),
+    ]
+    assert all("metric" not in d for d in details)  # `metric` names a reading's metric, never a body's member
+    page = answer.body.decode()
+    assert "<strong>procedure</strong>: procedure: a WAMP URI component" in page
+    assert "<strong>timeout</strong>: timeout: seconds, 0 &lt; timeout &lt;= 900" in page
 
 
 def test_the_pages_forms_state_the_rules_the_server_checks(api, device, monkeypatch):

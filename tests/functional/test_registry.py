@@ -123,14 +123,14 @@ def test_create_with_bad_fields_is_422(api, body, field):
     assert answer.status_code == 422, answer.body
     error = error_of(answer)
     assert error["code"] == "validation_failed"
-    assert field in [d.get("metric") for d in error["details"]]
+    assert field in [d.get("field") for d in error["details"]]
     assert body_of(list_page(api))["devices"] == []
 
 
 def test_create_lists_every_bad_field(api):
     answer = api.request("POST", "/v1/devices", api.admin, {"id": "-x", "name": "", "type": "a b", "extra": 1})
     assert answer.status_code == 422
-    assert sorted(d["metric"] for d in error_of(answer)["details"]) == ["extra", "id", "name", "type"]
+    assert sorted(d["field"] for d in error_of(answer)["details"]) == ["extra", "id", "name", "type"]
 
 
 @pytest.mark.parametrize(
@@ -214,7 +214,7 @@ def test_patch_with_bad_fields_is_422_and_changes_nothing(api, device, body, fie
         assert answer.status_code == 200
         return
     assert answer.status_code == 422, answer.body
-    assert field in [d.get("metric") for d in error_of(answer)["details"]]
+    assert field in [d.get("field") for d in error_of(answer)["details"]]
     assert body_of(get_device(api, device["id"])) == before
 
 

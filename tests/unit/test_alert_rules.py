@@ -345,7 +345,7 @@ def problems(body: Any) -> set[tuple[str, str | None]]:
     with pytest.raises(ValidationError) as caught:
         validate_rule(body, rule_id=RULE_ID, created_at=T0, updated_at=T0)
     assert caught.value.status == 422
-    return {(p.code, p.metric) for p in caught.value.details}
+    return {(p.code, p.field) for p in caught.value.details}
 
 
 def test_validation_lists_every_problem():
