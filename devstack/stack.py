@@ -28,13 +28,13 @@ from devstack.events import EventEmulator
 from devstack.faults import FaultPlan
 from devstack.mailsink import MailSink
 from devstack.serving import Admission, ApiHandler, ApiServer, Limits
-from devstack.wsgateway import WebSocketGateway
+from devstack.wsgateway.server import WebSocketGateway
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".devstack"
 HOST = "127.0.0.1"
 # Threads besides the API's requests that call AWS at once: stream, queue, schedule and alarm
-# pumps, WebSocket handlers (devstack/events.py, devstack/wsgateway.py).
+# pumps, WebSocket handlers (devstack/events.py, devstack/wsgateway/).
 BACKGROUND_THREADS = 8
 
 

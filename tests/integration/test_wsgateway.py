@@ -30,7 +30,8 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
-from devstack.wsgateway import WebSocketGateway, management_environment
+from devstack.wsgateway.management import management_environment
+from devstack.wsgateway.server import WebSocketGateway
 
 WAMP = Subprotocol("wamp.2.json")
 ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")

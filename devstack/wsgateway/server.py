@@ -1,10 +1,4 @@
-"""A local API Gateway WebSocket API for the Chalice app's WebSocket handlers.
-
-`chalice local` has no WebSocket support. This gateway plays API Gateway's part: it
-accepts WebSocket clients, invokes the app's `$connect`, `$default` and `$disconnect`
-handlers with API Gateway's Lambda proxy event shapes and a Lambda context, and serves
-the `@connections` management API that the app (through a real boto3
-`apigatewaymanagementapi` client) uses to send to clients, look them up and drop them.
+"""The gateway itself: the WebSocket server, its connections' lifecycle and the handler invocations.
 
 What it does as API Gateway does:
 
@@ -14,18 +8,14 @@ What it does as API Gateway does:
   headers; the handshake answer carries `Sec-WebSocket-Protocol` only when the
   handler's answer has that header. A client that offered subprotocols and gets none
   back is still connected (browsers then fail the connection themselves).
-- `$default` is invoked once per text or binary message (binary: base64 body and
-  `isBase64Encoded`), one at a time per connection, connections concurrently. Its
-  answer is ignored (Chalice configures no route responses); a failing handler makes
-  the gateway send `{"message": "Internal server error", ...}` to the client.
+- `$default` is invoked once per text or binary message, one at a time per connection,
+  connections concurrently. Its answer is ignored (Chalice configures no route
+  responses); a failing handler makes the gateway send `{"message": "Internal server
+  error", ...}` to the client.
 - Messages over 128 KiB close the connection with 1009; a connection idle for 10
   minutes (no message either way; pings do not count) or open for 2 hours is closed
   with 1001. `DELETE @connections/{id}` closes it with a close frame without a
   status code. All of these, and the client's own close, invoke `$disconnect` once.
-- `@connections`: `POST` sends the body as one frame (text if it is UTF-8, else
-  binary), `GET` describes the connection, `DELETE` closes it; an unknown or closed
-  connection answers 410 with `x-amzn-ErrorType: GoneException`, so botocore raises
-  `GoneException`. Paths are accepted with or without the stage segment.
 
 Handlers run in a thread pool, never on the event loop, so they may call back into
 this gateway's management API (the app's send path is the one that runs in AWS).
@@ -35,7 +25,6 @@ Everything binds to the loopback interface.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -43,15 +32,12 @@ import http
 import ipaddress
 import json
 import logging
-import re
-import secrets
 import threading
 import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 from chalice.app import Chalice
@@ -62,6 +48,8 @@ from websockets.protocol import State
 
 from devstack.events import Handler, lambda_context
 from devstack.serving import LISTEN_BACKLOG
+from devstack.wsgateway.events import CONNECT, DEFAULT, DISCONNECT, EventFactory, Peer, aws_id
+from devstack.wsgateway.management import ConnectionsApi, ManagementServer
 
 logger = logging.getLogger("devstack.wsgateway")
 
@@ -74,35 +62,8 @@ MAX_CONNECTION_S = 2 * 60 * 60.0
 INTEGRATION_TIMEOUT_S = 29.0
 LAMBDA_TIMEOUT_S = 60  # Chalice's default lambda_timeout
 
-CONNECT, DEFAULT, DISCONNECT = "$connect", "$default", "$disconnect"
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_HOP_BY_HOP = {"connection", "upgrade"}
-_CONNECTIONS_PATH = re.compile(r"^(?:/[^/@]+)?/@connections/([^/]+)/?$")
 _GOING_AWAY = (1001, "Going away")
 _CLOSE_REASONS = {1001: "Going away", 1009: "Message too big", 1011: "Internal server error"}
-
-
-def _aws_id() -> str:
-    """An identifier shaped like API Gateway's connection and request ids ("BFaT_fALIAMCKug=")."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(11)).decode()
-
-
-def _epoch_ms(moment: dt.datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _clf_time(moment: dt.datetime) -> str:
-    """Common Log Format time, as in requestContext.requestTime: 09/Feb/2024:18:11:43 +0000."""
-    utc = moment.astimezone(dt.UTC)
-    return f"{utc.day:02d}/{_MONTHS[utc.month - 1]}/{utc.year}:{utc:%H:%M:%S} +0000"
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _trace_id(moment: dt.datetime) -> str:
-    return f"Root=1-{int(moment.timestamp()):08x}-{secrets.token_hex(12)}"
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -118,27 +79,20 @@ def _header(headers: Any, name: str) -> str | None:
 
 
 @dataclass
-class _Handshake:
-    """What $connect established, handed from the upgrade request to the connection."""
+class Connection:
+    """An accepted connection: its peer, its socket, and when it was last active."""
 
-    connection_id: str
-    connected_at: dt.datetime
-    source_ip: str
-    user_agent: str | None
-
-
-@dataclass
-class _Connection:
-    connection_id: str
+    peer: Peer
     ws: ServerConnection
-    connected_at: dt.datetime
-    source_ip: str
-    user_agent: str | None
     opened: float = field(default_factory=time.monotonic)
     last_active: float = field(default_factory=time.monotonic)
     last_active_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     # Set when the gateway closes the connection: what $disconnect reports.
     closed_by_gateway: tuple[int, str] | None = None
+
+    @property
+    def connection_id(self) -> str:
+        return self.peer.connection_id
 
     def touch(self) -> None:
         self.last_active = time.monotonic()
@@ -199,16 +153,17 @@ class WebSocketGateway:
         self.send_timeout = send_timeout
         self.stats = GatewayStats()
         self._resolver = resolver
-        self._connections: dict[str, _Connection] = {}
+        self._connections: dict[str, Connection] = {}
         self._background: set[asyncio.Task[None]] = set()
-        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, _Handshake] = weakref.WeakKeyDictionary()
+        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Peer] = weakref.WeakKeyDictionary()
+        self._events: EventFactory | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._management: ThreadingHTTPServer | None = None
+        self._management: ManagementServer | None = None
         self._management_thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -238,7 +193,7 @@ class WebSocketGateway:
             self.stop()
             raise RuntimeError(f"the WebSocket gateway did not start: {error}") from error
         try:
-            self._management = _ManagementServer((self.host, self.management_port), self)
+            self._management = ManagementServer((self.host, self.management_port), ConnectionsApi(self))
         except OSError:
             self.stop()
             raise
@@ -305,12 +260,14 @@ class WebSocketGateway:
             backlog=LISTEN_BACKLOG,  # asyncio's default is 100
         )
         self.port = int(next(iter(server.sockets)).getsockname()[1])
+        self._events = EventFactory(self.stage, self.api_id, self.host, self.port)
         self._ready.set()
         await self._stopping.wait()
         server.close()  # closes every connection with 1001; waits for their $disconnect
         await server.wait_closed()
 
-    def _run_on_loop(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+    def run_on_loop(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run a coroutine on the gateway's event loop (which owns the sockets) from another thread."""
         loop = self._loop
         if loop is None or loop.is_closed():
             coro.close()
@@ -328,9 +285,25 @@ class WebSocketGateway:
         async def ids() -> list[str]:
             return [cid for cid, conn in self._connections.items() if not conn.gone]
 
-        return self._run_on_loop(ids(), timeout=5)
+        return self.run_on_loop(ids(), timeout=5)
+
+    def live_connection(self, connection_id: str) -> Connection | None:
+        """The open connection with this id (on the event loop), or None when unknown or closing."""
+        conn = self._connections.get(connection_id)
+        return None if conn is None or conn.gone else conn
+
+    def in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine on the event loop without waiting for it (kept referenced until done)."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- invoking the app's handlers ------------------------------------------------------
+
+    def _factory(self) -> EventFactory:
+        if self._events is None:  # cannot happen: set before the server accepts anyone
+            raise RuntimeError("the gateway is not serving")
+        return self._events
 
     def _handler(self, route_key: str) -> tuple[str, Handler] | None:
         config = self.app.websocket_handlers.get(route_key)
@@ -354,102 +327,6 @@ class WebSocketGateway:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: handler(payload, lambda_context(name, LAMBDA_TIMEOUT_S)))
 
-    def _request_context(
-        self,
-        route_key: str,
-        event_type: str,
-        connection_id: str,
-        connected_at: dt.datetime,
-        source_ip: str,
-        user_agent: str | None,
-    ) -> dict[str, Any]:
-        now = dt.datetime.now(dt.UTC)
-        request_id = _aws_id()
-        identity: dict[str, Any] = {"sourceIp": source_ip}
-        if user_agent is not None:
-            identity["userAgent"] = user_agent
-        return {
-            "routeKey": route_key,
-            "eventType": event_type,
-            "extendedRequestId": request_id,
-            "requestTime": _clf_time(now),
-            "messageDirection": "IN",
-            "stage": self.stage,
-            "connectedAt": _epoch_ms(connected_at),
-            "requestTimeEpoch": _epoch_ms(now),
-            "identity": identity,
-            "requestId": request_id,
-            "domainName": self.domain_name,
-            "connectionId": connection_id,
-            "apiId": self.api_id,
-        }
-
-    def _connect_event(self, request: Request, handshake: _Handshake) -> dict[str, Any]:
-        """The CONNECT event: the upgrade request's headers and query string."""
-        headers: dict[str, str] = {}
-        multi: dict[str, list[str]] = {}
-        for name, value in request.headers.raw_items():
-            if name.lower() in _HOP_BY_HOP:
-                continue
-            headers[name] = value
-            multi.setdefault(name, []).append(value)
-        forwarded = {
-            "X-Amzn-Trace-Id": _trace_id(handshake.connected_at),
-            "X-Forwarded-For": handshake.source_ip,
-            "X-Forwarded-Port": str(self.port),
-            "X-Forwarded-Proto": "http",
-        }
-        for name, value in forwarded.items():
-            headers[name] = value
-            multi[name] = [value]
-        event: dict[str, Any] = {"headers": headers, "multiValueHeaders": multi}
-        query = urllib.parse.urlsplit(request.path).query
-        if query:  # API Gateway leaves both keys out when there is no query string
-            pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-            multi_query: dict[str, list[str]] = {}
-            for name, value in pairs:
-                multi_query.setdefault(name, []).append(value)
-            event["queryStringParameters"] = {name: values[-1] for name, values in multi_query.items()}
-            event["multiValueQueryStringParameters"] = multi_query
-        event["requestContext"] = self._request_context(
-            CONNECT,
-            "CONNECT",
-            handshake.connection_id,
-            handshake.connected_at,
-            handshake.source_ip,
-            handshake.user_agent,
-        )
-        event["isBase64Encoded"] = False
-        return event
-
-    def _message_event(self, conn: _Connection, message: str | bytes) -> dict[str, Any]:
-        context = self._request_context(
-            DEFAULT, "MESSAGE", conn.connection_id, conn.connected_at, conn.source_ip, conn.user_agent
-        )
-        context["messageId"] = _aws_id()
-        if isinstance(message, bytes):
-            return {
-                "requestContext": context,
-                "body": base64.b64encode(message).decode(),
-                "isBase64Encoded": True,
-            }
-        return {"requestContext": context, "body": message, "isBase64Encoded": False}
-
-    def _disconnect_event(self, conn: _Connection, code: int, reason: str) -> dict[str, Any]:
-        # What API Gateway sends on $disconnect: not the client's headers, these.
-        headers = {"Host": self.domain_name, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}
-        context = self._request_context(
-            DISCONNECT, "DISCONNECT", conn.connection_id, conn.connected_at, conn.source_ip, conn.user_agent
-        )
-        context["disconnectStatusCode"] = code
-        context["disconnectReason"] = reason
-        return {
-            "headers": headers,
-            "multiValueHeaders": {k: [v] for k, v in headers.items()},
-            "requestContext": context,
-            "isBase64Encoded": False,
-        }
-
     # --- the WebSocket side ---------------------------------------------------------------
 
     @staticmethod
@@ -472,14 +349,14 @@ class WebSocketGateway:
         if path not in ("", f"/{self.stage}"):
             return self._reject(ws, 403, json.dumps({"message": "Forbidden"}))
         address = ws.remote_address
-        handshake = _Handshake(
-            connection_id=_aws_id(),
+        handshake = Peer(
+            connection_id=aws_id(),
             connected_at=dt.datetime.now(dt.UTC),
             source_ip=str(address[0]) if address else "127.0.0.1",
             user_agent=request.headers.get("User-Agent"),
         )
         try:
-            answer = await self._invoke(CONNECT, self._connect_event(request, handshake))
+            answer = await self._invoke(CONNECT, self._factory().connect(request, handshake))
         except Exception:
             logger.exception("$connect handler failed")
             self.stats.rejected += 1
@@ -506,13 +383,7 @@ class WebSocketGateway:
         if handshake is None:  # cannot happen: _process_request accepted this connection
             await ws.close(1011, "Internal server error")
             return
-        conn = _Connection(
-            connection_id=handshake.connection_id,
-            ws=ws,
-            connected_at=handshake.connected_at,
-            source_ip=handshake.source_ip,
-            user_agent=handshake.user_agent,
-        )
+        conn = Connection(peer=handshake, ws=ws)
         self._connections[conn.connection_id] = conn
         try:
             await self._receive(conn)
@@ -522,16 +393,16 @@ class WebSocketGateway:
             code, reason = self._disconnect_status(conn)
             self.stats.disconnects += 1
             try:
-                await self._invoke(DISCONNECT, self._disconnect_event(conn, code, reason))
+                await self._invoke(DISCONNECT, self._factory().disconnect(conn.peer, code, reason))
             except Exception:  # best effort, like API Gateway's
                 logger.exception("$disconnect handler failed for %s", conn.connection_id)
 
-    async def _receive(self, conn: _Connection) -> None:
+    async def _receive(self, conn: Connection) -> None:
         while True:
             now = time.monotonic()
             remaining = min(conn.last_active + self.idle_timeout, conn.opened + self.max_duration) - now
             if remaining <= 0:
-                await self._close(conn, _GOING_AWAY)
+                await self.close_connection(conn, _GOING_AWAY)
                 return
             try:
                 async with asyncio.timeout(remaining):
@@ -543,9 +414,9 @@ class WebSocketGateway:
             conn.touch()
             await self._dispatch(conn, message)
 
-    async def _dispatch(self, conn: _Connection, message: str | bytes) -> None:
+    async def _dispatch(self, conn: Connection, message: str | bytes) -> None:
         """One message, one invocation; the next message waits for it (order per connection)."""
-        event = self._message_event(conn, message)
+        event = self._factory().message(conn.peer, message)
         self.stats.messages += 1
         if self._handler(DEFAULT) is None:
             await self._send_error(conn, "Forbidden", event["requestContext"]["requestId"])
@@ -557,13 +428,13 @@ class WebSocketGateway:
             logger.exception("$default handler failed for %s", conn.connection_id)
             await self._send_error(conn, "Internal server error", event["requestContext"]["requestId"])
 
-    async def _send_error(self, conn: _Connection, message: str, request_id: str) -> None:
+    async def _send_error(self, conn: Connection, message: str, request_id: str) -> None:
         """What API Gateway tells the client when a message found no route or its handler failed."""
         payload = {"message": message, "connectionId": conn.connection_id, "requestId": request_id}
         with contextlib.suppress(ConnectionClosed):
             await conn.ws.send(json.dumps(payload))
 
-    async def _close(self, conn: _Connection, status: tuple[int, str] | None) -> None:
+    async def close_connection(self, conn: Connection, status: tuple[int, str] | None) -> None:
         """Close from the gateway's side; `None`: a close frame without a status code."""
         if conn.closed_by_gateway is not None:
             return
@@ -578,7 +449,7 @@ class WebSocketGateway:
             await conn.ws.close(*status)
 
     @staticmethod
-    def _disconnect_status(conn: _Connection) -> tuple[int, str]:
+    def _disconnect_status(conn: Connection) -> tuple[int, str]:
         if conn.closed_by_gateway is not None:
             return conn.closed_by_gateway
         protocol = conn.ws.protocol
@@ -592,131 +463,3 @@ class WebSocketGateway:
         if received.code == 1005:
             return 1005, "Client-side close frame status not set"
         return int(received.code), received.reason
-
-    # --- the @connections management API ---------------------------------------------------
-
-    async def _post(self, connection_id: str, data: bytes) -> int:
-        conn = self._connections.get(connection_id)
-        if conn is None or conn.gone:
-            return 410
-        try:
-            payload: str | bytes = data.decode("utf-8")
-        except UnicodeDecodeError:
-            payload = data
-        try:
-            async with asyncio.timeout(self.send_timeout):
-                await conn.ws.send(payload)
-        except ConnectionClosed:
-            return 410
-        except TimeoutError:  # the client does not read: its buffer is full
-            return 429
-        conn.touch()
-        self.stats.posts += 1
-        return 200
-
-    async def _describe(self, connection_id: str) -> dict[str, Any] | None:
-        conn = self._connections.get(connection_id)
-        if conn is None or conn.gone:
-            return None
-        # The wire names of GetConnection's output (botocore maps them to ConnectedAt, ...).
-        return {
-            "connectedAt": _iso(conn.connected_at),
-            "identity": {"sourceIp": conn.source_ip, "userAgent": conn.user_agent or ""},
-            "lastActiveAt": _iso(conn.last_active_at),
-        }
-
-    async def _delete(self, connection_id: str) -> int:
-        conn = self._connections.get(connection_id)
-        if conn is None or conn.gone:
-            return 410
-        # Answer at once; the closing handshake and $disconnect follow.
-        task = asyncio.create_task(self._close(conn, None))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return 204
-
-    def management(self, method: str, connection_id: str, body: bytes) -> tuple[int, dict[str, Any] | None]:
-        """One @connections call (from the management server's threads): status and JSON answer."""
-        try:
-            if method == "POST":
-                if len(body) > self.max_message_bytes:
-                    return 413, None
-                return self._run_on_loop(self._post(connection_id, body), self.send_timeout + 5), None
-            if method == "GET":
-                doc = self._run_on_loop(self._describe(connection_id), 5)
-                return (200, doc) if doc is not None else (410, None)
-            if method == "DELETE":
-                return self._run_on_loop(self._delete(connection_id), 5), None
-        except (ConnectionError, concurrent.futures.TimeoutError):
-            return 410, None
-        return 405, None
-
-
-_ERRORS = {
-    403: "ForbiddenException",
-    404: "NotFoundException",
-    405: "MethodNotAllowedException",
-    410: "GoneException",
-    413: "PayloadTooLargeException",
-    429: "LimitExceededException",
-}
-
-
-class _ManagementServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = LISTEN_BACKLOG  # the app's threads all post here at once
-
-    def __init__(self, address: tuple[str, int], gateway: WebSocketGateway) -> None:
-        self.gateway = gateway
-        super().__init__(address, _ManagementHandler)
-
-
-class _ManagementHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
-    server: _ManagementServer
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def _handle(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        match = _CONNECTIONS_PATH.match(urllib.parse.urlsplit(self.path).path)
-        if match is None:
-            self._answer(404, None)
-            return
-        connection_id = urllib.parse.unquote(match.group(1))
-        status, doc = self.server.gateway.management(method, connection_id, body)
-        self._answer(status, doc)
-
-    def _answer(self, status: int, doc: dict[str, Any] | None) -> None:
-        error = _ERRORS.get(status)
-        payload = b""
-        if error is not None:
-            payload = json.dumps({"message": error}).encode()
-        elif doc is not None:
-            payload = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("x-amzn-RequestId", _aws_id())
-        if error is not None:
-            self.send_header("x-amzn-ErrorType", error)
-        if payload or status != 204:
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def management_environment(gateway: WebSocketGateway) -> dict[str, str]:
-    """What the app needs to reach this gateway's @connections API."""
-    return {"WEBSOCKET_MANAGEMENT_URL": gateway.management_url}
