@@ -10,9 +10,11 @@ import re
 from typing import Final
 
 MAX_METRIC_CHARS: Final = 128
-METRIC_CHARACTERS: Final = r"[A-Za-z0-9][A-Za-z0-9\-:./_]*"  # the characters, any length
+_METRIC_FIRST = "[A-Za-z0-9]"
+_METRIC_REST = r"[A-Za-z0-9\-:./_]"
+METRIC_CHARACTERS: Final = f"{_METRIC_FIRST}{_METRIC_REST}*"  # the characters, any length
 # Characters and length in one: what a query parameter or a rule's metric must match.
-METRIC_PATTERN: Final = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9\-:./_]{{0,{MAX_METRIC_CHARS - 1}}}$")
+METRIC_PATTERN: Final = re.compile(f"^{_METRIC_FIRST}{_METRIC_REST}{{0,{MAX_METRIC_CHARS - 1}}}$")
 
 MAX_UNIT_CHARS: Final = 32
 UNIT_CHARACTERS: Final = rf"[!-~]{{1,{MAX_UNIT_CHARS}}}"  # printable ASCII, no space or control characters
