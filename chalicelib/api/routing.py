@@ -20,6 +20,7 @@ import enum
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from chalice.app import Blueprint, Request, Response
@@ -45,6 +46,17 @@ class Auth(enum.Enum):
     DEVICE = "device"  # a device's own token; the view gets the device id (str)
     EITHER = "either"  # the admin or a device; the view gets the Principal and checks which device
     SESSION = "session"  # the dashboard's session cookie; the view gets the dashboard Visit
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """What a route declares: the place a generated document or validation reads it from."""
+
+    method: str
+    path: str
+    auth: Auth
+    page: bool  # answers as the dashboard's HTML (errors included), else JSON
+    view: str  # the view function's name
 
 
 TokenOf = Callable[[Request, dict[str, str]], str]
@@ -127,9 +139,15 @@ def route(
                 logger.exception("unhandled error")
                 return render(request, IotCloudError(internal))
 
-        handle.auth = auth  # type: ignore[attr-defined]  # read by the route table's consumers
+        handle.spec = RouteSpec(method, path, auth, page, view.__name__)  # type: ignore[attr-defined]
         options: dict[str, Any] = {"cors": True} if cors else {}  # else the app's default
         blueprint.route(path, methods=[method], content_types=ANY_CONTENT_TYPE, **options)(handle)
         return handle
 
     return register
+
+
+def spec_of(view: Callable[..., Any]) -> RouteSpec | None:
+    """The declaration of a view registered with `route`, or None for one registered otherwise."""
+    spec = getattr(view, "spec", None)
+    return spec if isinstance(spec, RouteSpec) else None

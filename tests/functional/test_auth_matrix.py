@@ -250,7 +250,7 @@ def test_tokens_are_never_shown_after_creation(api, device):
 def test_the_admin_is_refused_403_on_every_device_only_route(api, device, other_device):
     """Device-only routes refuse a caller of the wrong kind one way, before any lookup (RELIABILITY finding 2)."""
     from app import app
-    from chalicelib.api.routing import Auth
+    from chalicelib.api.routing import Auth, spec_of
 
     sent = api.request("POST", f"/v1/devices/{device['id']}/commands", api.admin, {"procedure": "reboot"})
     assert sent.status_code == 202, sent.body
@@ -259,7 +259,7 @@ def test_the_admin_is_refused_403_on_every_device_only_route(api, device, other_
         (method, path)
         for path, entries in app.routes.items()
         for method, entry in entries.items()
-        if getattr(entry.view_function, "auth", None) is Auth.DEVICE
+        if (spec := spec_of(entry.view_function)) is not None and spec.auth is Auth.DEVICE
     )
     assert device_only == [
         ("GET", "/v1/commands"),
@@ -277,3 +277,17 @@ def test_the_admin_is_refused_403_on_every_device_only_route(api, device, other_
     # Another device is of the right kind: the command is not one of its own, and stays unseen.
     assert error_of(api.request("POST", result, other_device["token"], {"result": 1}))["code"] == "command_not_found"
     assert api.request("POST", result, device["token"], {"result": 1}).status_code == 200
+
+
+def test_every_route_is_declared_with_the_route_helper():
+    """Auth, content types and error answers come from one place: no route registered around it."""
+    from app import app
+    from chalicelib.api.routing import spec_of
+
+    entries = [(method, path, entry) for path, by_method in app.routes.items() for method, entry in by_method.items()]
+    assert entries
+    for method, path, entry in entries:
+        spec = spec_of(entry.view_function)
+        assert spec is not None, f"{method} {path} is not declared with api.routing.route"
+        assert (spec.method, spec.path) == (method, path)
+        assert entry.content_types == ["*/*"]
