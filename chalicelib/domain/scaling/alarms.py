@@ -91,27 +91,40 @@ def alarm_state(
     stamps: list[int | None] = [*pad, *timestamps_ms[-r:]] if timestamps_ms is not None else [None] * r
     real = [i for i, v in enumerate(window) if v is not None]
 
-    def breaching_at(i: int) -> bool:
-        v = window[i]
-        return v is not None and spec.breaches(v)
-
     if len(real) >= n:
         chosen = real[-n:]
-        breaching = sum(1 for i in chosen if breaching_at(i))
+        breaching = sum(1 for i in chosen if _breaches(spec, window[i]))
         state: AlarmStateValue = ALARM if breaching >= m else OK
         reason = _threshold_reason(spec, state, window, stamps, chosen, breaching, 0)
         return AlarmEvaluation(state, breaching, tuple(window[i] for i in chosen), 0, reason, spec)
+
+    return _with_missing(spec, window, stamps, real, previous_state)
+
+
+def _breaches(spec: AlarmSpec, value: float | None) -> bool:
+    return value is not None and spec.breaches(value)
+
+
+def _with_missing(
+    spec: AlarmSpec,
+    window: list[float | None],
+    stamps: list[int | None],
+    real: list[int],
+    previous_state: AlarmStateValue,
+) -> AlarmEvaluation:
+    """`alarm_state` when fewer than N real datapoints are in the range: the treatment decides."""
+    n, m, r = spec.evaluation_periods, spec.datapoints_required, spec.range_periods
 
     shortfall = n - len(real)
     fills = [i for i, v in enumerate(window) if v is None][-shortfall:]
     chosen = sorted(real + fills)
     evaluated = tuple(window[i] for i in chosen)
-    real_breaching = sum(1 for i in real if breaching_at(i))
+    real_breaching = sum(1 for i in real if _breaches(spec, window[i]))
     treatment = spec.missing_data
 
     if treatment in ("breaching", "notBreaching"):
         breaching = real_breaching + (shortfall if treatment == "breaching" else 0)
-        state = ALARM if breaching >= m else OK
+        state: AlarmStateValue = ALARM if breaching >= m else OK
         reason = _threshold_reason(spec, state, window, stamps, chosen, breaching, shortfall)
         return AlarmEvaluation(state, breaching, evaluated, shortfall, reason, spec)
 
