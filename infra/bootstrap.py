@@ -378,48 +378,36 @@ def describe_table(dynamodb: Any, name: str) -> dict[str, Any] | None:
     }
 
 
-def describe_stage(settings: Settings, clients: Clients) -> dict[str, Any]:
-    """Everything bootstrap manages, as it is now (None for what does not exist)."""
-    dynamodb, cloudwatch = clients("dynamodb"), clients("cloudwatch")
-    autoscaling, ec2 = clients("autoscaling"), clients("ec2")
-    state: dict[str, Any] = {"tables": {name: describe_table(dynamodb, name) for name in stage_tables(settings)}}
-    if settings.archive_bucket:
-        state["bucket"] = {settings.archive_bucket: describe_bucket(clients("s3"), settings.archive_bucket)}
-    if settings.call_timeout_queue:
-        sqs = clients("sqs")
-        url = _optional(lambda: sqs.get_queue_url(QueueName=settings.call_timeout_queue)["QueueUrl"])
-        attributes = None
-        if url:
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(QUEUE_ATTRIBUTES))["Attributes"]
-        state["queue"] = {settings.call_timeout_queue: attributes}
-    names = alarm_names(settings)
+_ALARM_FIELDS = (
+    "Threshold",
+    "ComparisonOperator",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "TreatMissingData",
+    "ActionsEnabled",
+    "Metrics",
+)
+
+
+def describe_alarms(cloudwatch: Any, names: list[str]) -> dict[str, Any]:
+    """The fields bootstrap sets on each alarm (None for a missing one)."""
     found = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNames=names).get("MetricAlarms", [])}
-    state["alarms"] = {
+    return {
         name: (
-            {
-                k: found[name].get(k)
-                for k in (
-                    "Threshold",
-                    "ComparisonOperator",
-                    "EvaluationPeriods",
-                    "DatapointsToAlarm",
-                    "TreatMissingData",
-                    "ActionsEnabled",
-                    "Metrics",
-                )
-            }
+            {k: found[name].get(k) for k in _ALARM_FIELDS}
             | {"AlarmActions": sorted(found[name].get("AlarmActions", []))}
             if name in found
             else None
         )
         for name in names
     }
-    dashboard = f"iotcloud-{settings.stage}"
-    body = _optional(lambda: cloudwatch.get_dashboard(DashboardName=dashboard)["DashboardBody"])
-    state["dashboard"] = {dashboard: json.loads(body) if body else None}
+
+
+def describe_groups(autoscaling: Any, ec2: Any, targets: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scaling scenario's groups (sizes, policies) and launch templates (None for missing ones)."""
     groups: dict[str, Any] = {}
     templates: dict[str, Any] = {}
-    for target in asg_targets(settings):
+    for target in targets:
         group = target["resource"]
         found_groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
         groups[group] = None
@@ -436,8 +424,29 @@ def describe_stage(settings: Settings, clients: Clients) -> dict[str, Any]:
             Filters=[{"Name": "launch-template-name", "Values": [template]}]
         )["LaunchTemplates"]
         templates[template] = {"exists": True} if found_templates else None
-    state["groups"] = groups
-    state["launch_templates"] = templates
+    return groups, templates
+
+
+def describe_stage(settings: Settings, clients: Clients) -> dict[str, Any]:
+    """Everything bootstrap manages, as it is now (None for what does not exist)."""
+    dynamodb, cloudwatch = clients("dynamodb"), clients("cloudwatch")
+    state: dict[str, Any] = {"tables": {name: describe_table(dynamodb, name) for name in stage_tables(settings)}}
+    if settings.archive_bucket:
+        state["bucket"] = {settings.archive_bucket: describe_bucket(clients("s3"), settings.archive_bucket)}
+    if settings.call_timeout_queue:
+        sqs = clients("sqs")
+        url = _optional(lambda: sqs.get_queue_url(QueueName=settings.call_timeout_queue)["QueueUrl"])
+        attributes = None
+        if url:
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(QUEUE_ATTRIBUTES))["Attributes"]
+        state["queue"] = {settings.call_timeout_queue: attributes}
+    state["alarms"] = describe_alarms(cloudwatch, alarm_names(settings))
+    dashboard = f"iotcloud-{settings.stage}"
+    body = _optional(lambda: cloudwatch.get_dashboard(DashboardName=dashboard)["DashboardBody"])
+    state["dashboard"] = {dashboard: json.loads(body) if body else None}
+    state["groups"], state["launch_templates"] = describe_groups(
+        clients("autoscaling"), clients("ec2"), asg_targets(settings)
+    )
     identity = mail_identity(settings)
     if identity:
         status = clients("ses").get_identity_verification_attributes(Identities=[identity])["VerificationAttributes"]
