@@ -23,7 +23,7 @@ def callee(api: Any, device: dict[str, Any]) -> str:
     """The device, connected over WAMP (the app's own $connect and message handling) with `reboot` registered."""
     boto3.client("sqs", region_name="us-east-1").create_queue(QueueName=wiring.bound_settings().call_timeout_queue)
     realtime = wiring.realtime()
-    answer = realtime.connect("conn-1", {"Sec-WebSocket-Protocol": WAMP_JSON}, GATEWAY, "test")
+    answer = realtime.connect("conn-1", {"Sec-WebSocket-Protocol": WAMP_JSON}, GATEWAY, "api")
     assert answer["statusCode"] == 200, answer
     realtime.message("conn-1", json.dumps([1, "iotcloud", {"roles": {"callee": {}}, "authmethods": ["ticket"]}]))
     realtime.message("conn-1", json.dumps([5, device["token"], {}]))
