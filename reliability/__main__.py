@@ -114,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     # The app logs every 503 and every injected fault: keep stderr for the figures.
     logging.basicConfig(filename=work / "app.log", level=logging.WARNING, force=True)
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     console = Console(width=None if sys.stdout.isatty() else 150)
     started = time.monotonic()
     results: list[PartResult] = []
