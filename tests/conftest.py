@@ -16,6 +16,9 @@ from tests.deploy import iam_recorder
 # Before any botocore session exists: record every AWS call the suite makes (tests/deploy).
 iam_recorder.install()
 
+# The WAMP router harness fixtures (`h`, `make_harness`), over the requesting module's `make_kit`.
+pytest_plugins = ["tests.contracts.router_harness"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(iam_recorder, "iam_recorder")

@@ -3,38 +3,20 @@
 The kit's whole-state reads scan the table, which the store itself never does; they read the
 items by the key layout adapters.realtime documents, and go through the store's own reads where
 one exists, so they see what the router would see (expired items are not there). The scans go
-through a boto3 client of their own, not PynamoDB, so `dynamodb_calls` counts only the store's calls."""
+through a boto3 client of their own, not PynamoDB, so
+bench.ingest's `counted_dynamodb_calls` counts only the store's calls."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
-from unittest import mock
 
 import boto3
 
 from chalicelib.adapters.realtime import RealtimeStore
 from chalicelib.domain.wamp.store import PendingCall, Session, Subscription, call_key
 from chalicelib.models import RealtimeModel
-
-
-@contextmanager
-def dynamodb_calls() -> Iterator[Counter[str]]:
-    """Count the DynamoDB operations PynamoDB sends (as bench.ingest does)."""
-    from pynamodb.connection.base import Connection
-
-    calls: Counter[str] = Counter()
-    real = Connection._make_api_call
-
-    def counting(self: Any, operation_name: str, operation_kwargs: Any) -> Any:
-        calls[operation_name] += 1
-        return real(self, operation_name, operation_kwargs)
-
-    with mock.patch.object(Connection, "_make_api_call", counting):
-        yield calls
 
 
 class DynamoDBKit:

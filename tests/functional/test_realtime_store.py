@@ -6,66 +6,24 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from chalicelib.adapters.realtime import RealtimeStore
+from bench.ingest import counted_dynamodb_calls
 from chalicelib.domain.wamp.codec import encode
 from chalicelib.domain.wamp.protocol import Code
-from chalicelib.domain.wamp.router import Outgoing, Router
-from chalicelib.domain.wamp.store import Identity, PendingCall
-from chalicelib.errors import StorageUnavailableError, UnauthorizedError
-from tests.functional.realtime_kit import dynamodb_calls
+from chalicelib.domain.wamp.router import Outgoing
+from chalicelib.errors import StorageUnavailableError
+from tests.contracts.router_harness import Harness
+from tests.functional.realtime_kit import DynamoDBKit
 
-START_MS = 1_764_061_200_000
 D1 = "iotcloud.device.d1."
-TICKETS = {"t-d1": Identity("device", "d1", "d1"), "t-admin": Identity("admin", None, "admin")}
-
-
-def verify(ticket: str) -> Identity:
-    if ticket not in TICKETS:
-        raise UnauthorizedError("unknown token")
-    return TICKETS[ticket]
-
-
-class Harness:
-    def __init__(self, prefix: bool = False) -> None:
-        self.now = START_MS
-        self.store = RealtimeStore(clock_ms=lambda: self.now)
-        self.scheduled: list[PendingCall] = []
-        self.router = Router(
-            self.store,
-            verify,
-            clock_ms=lambda: self.now,
-            schedule_timeout=self.scheduled.append,
-            prefix_subscriptions=prefix,
-        )
-
-    def send(self, conn: str, message: list[Any]) -> list[Outgoing]:
-        return self.router.on_message(conn, encode(message))
-
-    def join(self, conn: str, ticket: str) -> int:
-        self.send(conn, [1, "iotcloud", {"roles": {"callee": {}, "caller": {}}, "authmethods": ["ticket"]}])
-        (welcome,) = self.send(conn, [5, ticket, {}])
-        assert welcome.message[0] == Code.WELCOME, welcome
-        return int(welcome.message[1])
-
-    def subscribe(self, conn: str, topic: str, request: int = 1, **options: Any) -> int:
-        (answer,) = self.send(conn, [32, request, options, topic])
-        assert answer.message[:2] == [Code.SUBSCRIBED, request], answer
-        return int(answer.message[2])
-
-    def register(self, conn: str, procedure: str, request: int = 1) -> int:
-        (answer,) = self.send(conn, [64, request, {}, procedure])
-        assert answer.message[:2] == [Code.REGISTERED, request], answer
-        return int(answer.message[2])
 
 
 @pytest.fixture
 def h(aws: None) -> Iterator[Harness]:
-    with dynamodb_calls() as calls:
-        yield Harness()
+    with counted_dynamodb_calls() as calls:
+        yield Harness(DynamoDBKit)
     assert "Scan" not in calls
 
 
@@ -75,12 +33,12 @@ def test_publish_to_many_subscribers_is_one_query(h: Harness) -> None:
     for conn in subscribers:
         h.join(conn, "t-admin")
         subscribers[conn] = h.subscribe(conn, D1 + "telemetry")
-    with dynamodb_calls() as calls:
+    with counted_dynamodb_calls() as calls:
         out = h.send("dev", [16, 2, {}, D1 + "telemetry", [21.5], {"unit": "Cel"}])
     assert calls == Counter({"GetItem": 1, "Query": 1})  # the publisher's session, the subscribers
     assert {o.connection_id: o.message[1] for o in out} == subscribers
     assert all(o.message[4:] == [[21.5], {"unit": "Cel"}] for o in out)
-    with dynamodb_calls() as calls:
+    with counted_dynamodb_calls() as calls:
         assert len(h.router.publish(D1 + "telemetry", [1], {}, exclude="adm0")) == 24
     assert calls == Counter({"Query": 1})
 
@@ -89,12 +47,12 @@ def test_rpc_round_trip_and_its_cost(h: Harness) -> None:
     h.join("dev", "t-d1")
     h.join("adm", "t-admin")
     rid = h.register("dev", D1 + "reboot")
-    with dynamodb_calls() as calls:
+    with counted_dynamodb_calls() as calls:
         (invocation,) = h.send("adm", [48, 5, {}, D1 + "reboot", [1]])
     assert invocation == Outgoing("dev", [Code.INVOCATION, 1, rid, {}, [1]])
     # caller's session, the registration, the callee's id counter, the call and the caller's back-reference
     assert calls == Counter({"GetItem": 2, "UpdateItem": 1, "PutItem": 2})
-    with dynamodb_calls() as calls:
+    with counted_dynamodb_calls() as calls:
         assert h.send("dev", [70, 1, {}, ["ok"]]) == [Outgoing("adm", [Code.RESULT, 5, {}, ["ok"]])]
     assert calls == Counter({"GetItem": 1, "DeleteItem": 2})
     (invocation,) = h.send("adm", [48, 6, {}, D1 + "reboot"])
@@ -109,7 +67,7 @@ def test_callee_disconnect_mid_call(h: Harness) -> None:
     h.register("dev", D1 + "p")
     h.subscribe("dev", D1 + "cmd")
     h.send("adm", [48, 7, {}, D1 + "p"])
-    with dynamodb_calls() as calls:
+    with counted_dynamodb_calls() as calls:
         (error,) = h.router.on_disconnect("dev")
     assert error.connection_id == "adm"
     assert error.message[:5] == [Code.ERROR, Code.CALL, 7, {}, "wamp.error.no_available_callee"]
@@ -130,14 +88,14 @@ def test_expired_state_is_ignored(h: Harness) -> None:
 
 
 def test_prefix_subscriptions_cost_one_query_per_level(aws: None) -> None:
-    h = Harness(prefix=True)
+    h = Harness(DynamoDBKit, prefix=True)
     h.join("adm", "t-admin")
     h.join("dev", "t-d1")
     tem = h.subscribe("adm", D1 + "tem", 1, match="prefix")
     h.subscribe("adm", D1 + "tea", 2, match="prefix")  # a sibling, read and dropped
     h.subscribe("adm", D1 + "temperature", 3, match="prefix")  # longer than the topic
     everything = h.subscribe("adm", "iotcloud", 4, match="prefix")
-    with dynamodb_calls() as calls:
+    with counted_dynamodb_calls() as calls:
         out = h.send("dev", [16, 1, {}, D1 + "temp", [1]])
     assert sorted(o.message[1] for o in out) == sorted([tem, everything])
     assert all(o.message[3] == {"topic": D1 + "temp"} for o in out)

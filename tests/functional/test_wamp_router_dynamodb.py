@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.ingest import counted_dynamodb_calls
 from tests.contracts.router_store import KitFactory
-from tests.functional.realtime_kit import DynamoDBKit, dynamodb_calls
+from tests.functional.realtime_kit import DynamoDBKit
 from tests.unit import test_wamp_router as router_tests
-from tests.unit.test_wamp_router import Harness, HarnessFactory
 
 HARNESS_FIXTURES = frozenset({"h", "make_harness"})
 STORE_AGNOSTIC = {
@@ -28,19 +28,10 @@ globals().update(STORE_AGNOSTIC)  # pytest collects them from this module, with 
 
 @pytest.fixture
 def make_kit(aws: None) -> Iterator[KitFactory]:
-    with dynamodb_calls() as calls:
+    """The DynamoDB store, for the harness fixtures (tests/contracts/router_harness.py)."""
+    with counted_dynamodb_calls() as calls:
         yield DynamoDBKit
     assert "Scan" not in calls  # every routing decision is key-addressed (the kit's own scans are not counted)
-
-
-@pytest.fixture
-def make_harness(make_kit: KitFactory) -> HarnessFactory:
-    return lambda prefix=False: Harness(make_kit, prefix)
-
-
-@pytest.fixture
-def h(make_harness: HarnessFactory) -> Harness:
-    return make_harness()
 
 
 def test_most_of_the_router_tests_run_here() -> None:

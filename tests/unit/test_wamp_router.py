@@ -4,83 +4,21 @@ go through the harness run again over DynamoDB: tests/functional/test_wamp_route
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from chalicelib.domain.wamp.codec import encode, encoded_size
+from chalicelib.domain.wamp.codec import encoded_size
 from chalicelib.domain.wamp.protocol import MAX_ID, MAX_MESSAGE_BYTES, MAX_PREFIX_COMPONENTS, Code, device_prefix
-from chalicelib.domain.wamp.router import ConnectAnswer, Outgoing, Router
-from chalicelib.domain.wamp.store import Identity, PendingCall, Subscription
-from chalicelib.errors import DeviceDisabledError, PayloadTooLargeError, UnauthorizedError
+from chalicelib.domain.wamp.router import ConnectAnswer, Outgoing
+from chalicelib.domain.wamp.store import Identity, Subscription
+from chalicelib.errors import PayloadTooLargeError
+from tests.contracts.router_harness import START_MS, TICKETS, Harness, HarnessFactory
 from tests.contracts.router_store import CommandRecord, KitFactory, MemoryKit
 
-START_MS = 1_764_061_200_000
 D1 = "iotcloud.device.d1."
 D2 = "iotcloud.device.d2."
 PSE = "wamp.error.payload_size_exceeded"
-
-
-TICKETS = {
-    "t-d1": Identity("device", "d1", "d1"),
-    "t-d2": Identity("device", "d2", "d2"),
-    "t-admin": Identity("admin", None, "admin"),
-}
-
-
-def verify(ticket: str) -> Identity:
-    if ticket == "t-disabled":
-        raise DeviceDisabledError("device 'd9' is disabled")
-    if ticket not in TICKETS:
-        raise UnauthorizedError("unknown token")
-    return TICKETS[ticket]
-
-
-class Harness:
-    """A router over a store kit (tests/contracts/router_store.py), on a clock the test moves."""
-
-    def __init__(self, make_kit: KitFactory = MemoryKit, prefix: bool = False) -> None:
-        self.now = START_MS
-        self.kit = make_kit(lambda: self.now)
-        self.store = self.kit.store
-        self.next_id = 1000
-        self.scheduled: list[PendingCall] = []
-        self.router = Router(
-            self.store,
-            verify,
-            clock_ms=lambda: self.now,
-            new_id=self._new_id,
-            default_call_timeout_ms=30_000,
-            schedule_timeout=self.scheduled.append,
-            prefix_subscriptions=prefix,
-        )
-
-    def _new_id(self) -> int:
-        self.next_id += 1
-        return self.next_id
-
-    def send(self, conn: str, message: Any) -> list[Outgoing]:
-        text = message if isinstance(message, str) else encode(message)
-        return self.router.on_message(conn, text)
-
-    def join(self, conn: str, ticket: str) -> int:
-        assert self.send(conn, [1, "iotcloud", {"roles": {"caller": {}}, "authmethods": ["ticket"]}]) == [
-            Outgoing(conn, [Code.CHALLENGE, "ticket", {}])
-        ]
-        (welcome,) = self.send(conn, [5, ticket, {}])
-        assert welcome.message[0] == Code.WELCOME, welcome
-        return int(welcome.message[1])
-
-    def subscribe(self, conn: str, topic: str, request: int = 1, **options: Any) -> int:
-        (answer,) = self.send(conn, [32, request, options, topic])
-        assert answer.message[:2] == [Code.SUBSCRIBED, request], answer
-        return int(answer.message[2])
-
-    def register(self, conn: str, procedure: str, request: int = 1) -> int:
-        (answer,) = self.send(conn, [64, request, {}, procedure])
-        assert answer.message[:2] == [Code.REGISTERED, request], answer
-        return int(answer.message[2])
 
 
 def sent(out: list[Outgoing]) -> list[tuple[str, list[Any]]]:
@@ -92,23 +30,11 @@ def aborted(out: list[Outgoing], conn: str, reason: str) -> bool:
     return last.connection_id == conn and last.message[0] == Code.ABORT and last.message[2] == reason and last.close
 
 
-HarnessFactory = Callable[..., Harness]  # (prefix=False) -> a Harness over the module's store
-
-
 @pytest.fixture
 def make_kit() -> KitFactory:
-    """The store the router runs over here: in memory (tests/functional gives DynamoDB)."""
+    """The store the router runs over here: in memory (tests/functional gives DynamoDB); the
+    harness fixtures `h` and `make_harness` (tests/contracts/router_harness.py) build on it."""
     return MemoryKit
-
-
-@pytest.fixture
-def make_harness(make_kit: KitFactory) -> HarnessFactory:
-    return lambda prefix=False: Harness(make_kit, prefix)
-
-
-@pytest.fixture
-def h(make_harness: HarnessFactory) -> Harness:
-    return make_harness()
 
 
 # -- transport and session ---------------------------------------------------------------------
