@@ -10,7 +10,6 @@ items, by DynamoDB's item-size rules), and hot-path CPU time per reading.
 from __future__ import annotations
 
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -24,13 +23,13 @@ from typing import Any
 from unittest import mock
 
 from bench.dynamo_size import item_size, write_units
+from bench.measure import ADMIN_TOKEN, moto_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = 10_000
 PER_REQUEST = 100
 DEVICES = 10
 START_MS = 1_764_061_200_000  # 2025-11-25T09:00:00Z
-ADMIN_TOKEN = "iota_bench-admin-token"
 
 
 def make_bodies(seed: int = 7) -> list[list[list[dict[str, Any]]]]:
@@ -158,44 +157,19 @@ def run_chunked(fleet: list[list[list[dict[str, Any]]]]) -> dict[str, Any]:
 def run_naive(fleet: list[list[list[dict[str, Any]]]]) -> dict[str, Any]:
     """The textbook design: one DynamoDB item per reading, written with batch_write."""
     import boto3
-    from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-    from pynamodb.models import Model
 
+    from bench.naive import NAIVE_TABLE, naive_items, naive_model
     from chalicelib import wiring
     from chalicelib.domain.parsing import parse_payload
 
     settings = wiring.bound_settings()
-
-    class NaiveReading(Model):
-        class Meta:
-            table_name = "bench-naive-readings"
-            region = settings.region
-            billing_mode = "PAY_PER_REQUEST"
-
-        device_id = UnicodeAttribute(hash_key=True)
-        ts_metric_unit = UnicodeAttribute(range_key=True)
-        metric = UnicodeAttribute()
-        unit = UnicodeAttribute()
-        ts = NumberAttribute()
-        value = UnicodeAttribute()
-
-    NaiveReading.create_table(wait=True)
+    model = naive_model(settings.region)
+    model.create_table(wait=True)
     dynamodb = boto3.client("dynamodb", region_name=settings.region)
     now = START_MS + 3_600_000 * 3
 
-    def items_of(device_id: str, body: bytes) -> list[NaiveReading]:
-        parsed = parse_payload(body, "application/json", now, settings.limits)
-        return [
-            NaiveReading(
-                device_id,
-                f"{r.ts_ms}#{r.metric}#{r.unit}",
-                metric=r.metric,
-                unit=r.unit,
-                ts=r.ts_ms,
-                value=json.dumps(r.value),
-            )
-            for r in parsed.readings
-        ]
+    def items_of(device_id: str, body: bytes) -> list[Any]:
+        return naive_items(model, device_id, parse_payload(body, "application/json", now, settings.limits).readings)
 
     requests = 0
     readings = 0
@@ -204,13 +178,13 @@ def run_naive(fleet: list[list[list[dict[str, Any]]]]) -> dict[str, Any]:
         for n, bodies in enumerate(fleet):
             for records in bodies:
                 items = items_of(f"bench-{n}", json.dumps(records).encode())
-                with NaiveReading.batch_write() as batch:
+                with model.batch_write() as batch:
                     for item in items:
                         batch.save(item)
                 requests += 1
                 readings += len(items)
     wall = time.perf_counter() - start
-    stored = _scan_items(dynamodb, "bench-naive-readings")
+    stored = _scan_items(dynamodb, NAIVE_TABLE)
     encoded = [json.dumps(records).encode() for device in fleet for records in device]
     return {
         "design": "naive (one item per reading)",
@@ -240,40 +214,19 @@ def import_seconds(statement: str, runs: int = 5) -> float:
 
 
 def run(measure_imports: bool = True) -> dict[str, Any]:
-    from moto import mock_aws
-
-    from chalicelib import wiring
-    from chalicelib.config import stage_environment
-    from chalicelib.domain.tokens import hash_token
-    from infra.bootstrap import ensure_tables
-
-    os.environ.update(
-        {
-            **stage_environment("test"),
-            "ADMIN_TOKEN_HASHES": hash_token(ADMIN_TOKEN),
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-        }
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
     fleet = make_bodies()
-    with mock_aws():
-        wiring.reset()
-        ensure_tables(wiring.bound_settings())
+    imports: dict[str, Any] = {}
+    with moto_stage():
         chunked = run_chunked(fleet)
         naive = run_naive(fleet)
-    imports: dict[str, Any] = {}
-    if measure_imports:
-        app_import = import_seconds("import app")
-        bare_import = import_seconds("import boto3, chalice, pynamodb.models")
-        imports = {
-            "import_app_s": app_import,
-            "import_bare_boto3_chalice_pynamodb_s": bare_import,
-            "import_ratio": app_import / bare_import,
-        }
+        if measure_imports:  # in the stage's environment, as before it is restored
+            app_import = import_seconds("import app")
+            bare_import = import_seconds("import boto3, chalice, pynamodb.models")
+            imports = {
+                "import_app_s": app_import,
+                "import_bare_boto3_chalice_pynamodb_s": bare_import,
+                "import_ratio": app_import / bare_import,
+            }
     return {
         "benchmark": "ingest",
         "records": RECORDS,
