@@ -2,7 +2,7 @@
 
 `HTTP_STATUS` is the one table from error code to HTTP status. Two renderers read it: the
 JSON API's (chalicelib/api/responses.py) and the dashboard's HTML pages
-(chalicelib/web/views.py `error_page`); the route helper (chalicelib/api/routing.py) picks one
+(chalicelib/web/error_page.py); the route helper (chalicelib/api/routing.py) picks one
 per route. Everything else only raises.
 """
 

@@ -73,9 +73,9 @@ def _json_error(_request: Request, error: IotCloudError) -> Response:
 
 
 def _page_error(request: Request, error: IotCloudError) -> Response:
-    from chalicelib.web import views  # the dashboard (and Jinja2) load with its first page only
+    from chalicelib.web.error_page import error_page  # the dashboard (and Jinja2) load with its first page only
 
-    return views.error_page(request, error)
+    return error_page(request, error)
 
 
 def _caller(
@@ -84,9 +84,9 @@ def _caller(
     if auth is Auth.NONE:
         return ()
     if auth is Auth.SESSION:
-        from chalicelib.web import views
+        from chalicelib.web.visit import visit
 
-        return (views.visit(request),)
+        return (visit(request),)
     principal = wiring.authenticator().authenticate(token_of(request, params))
     if auth is Auth.ADMIN:
         if not principal.is_admin:

@@ -13,6 +13,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from chalice.app import Request, Response
+
+from chalicelib.errors import StaticNotFoundError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
@@ -57,3 +62,21 @@ def cache_control(found: StaticFile, version: str | None) -> str:
 
 def vendored(name: str) -> bool:
     return (VENDOR_DIR / name).is_file()
+
+
+def static_file(request: Request, name: str, suffix: str) -> Response:
+    """GET /dashboard/js/{name} and /dashboard/css/{name}: the file, or 304 when the browser has it."""
+    found = find(name, suffix)
+    if found is None:
+        hint = " (the front-end libraries are built by `make assets`)" if suffix == ".js" else ""
+        raise StaticNotFoundError(f"no file {name!r}{hint}")
+    version = dict(request.query_params or {}).get("v")
+    headers: dict[str, Any] = {
+        "Content-Type": found.content_type,
+        "Cache-Control": cache_control(found, version),
+        "ETag": f'"{found.digest}"',
+        "X-Content-Type-Options": "nosniff",
+    }
+    if (request.headers.get("if-none-match") or "").strip() == f'"{found.digest}"':
+        return Response(body="", status_code=304, headers=headers)
+    return Response(body=found.text, status_code=200, headers=headers)

@@ -10,7 +10,8 @@ from chalicelib.domain.tokens import hash_token
 from chalicelib.domain.wamp.store import Identity
 from chalicelib.errors import UnauthorizedError
 from chalicelib.web import session as sessions
-from chalicelib.web.views import ago, safe_next, show_value
+from chalicelib.web.formatting import ago, show_value
+from chalicelib.web.forms import safe_next
 
 SECRET = b"k" * 32
 NOW = 1_764_061_200_000
@@ -144,14 +145,15 @@ class _Request:
     ],
 )
 def test_pages_know_where_they_are_mounted(context_path: str, base: str) -> None:
-    from chalicelib.web.views import base_path
+    from chalicelib.web.visit import base_path
 
     request = _Request(context_path, "/dashboard/devices/{device_id}", {"device_id": "fz-1"})
     assert base_path(request) == base  # type: ignore[arg-type]
 
 
 def test_cookies_are_secure_behind_https_and_scoped_to_the_dashboard() -> None:
-    from chalicelib.web.views import Visit, cookie
+    from chalicelib.web.render import cookie
+    from chalicelib.web.visit import Visit
 
     over_https = Visit(None, "/api", None, NOW, True)  # type: ignore[arg-type]
     assert cookie("iotcloud_session", "v", over_https, 60) == (

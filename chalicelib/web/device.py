@@ -1,0 +1,57 @@
+"""One device's page: its state, latest readings, alerts, the chart window and its last command."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from chalicelib import wiring
+from chalicelib.adapters.alerts import AlertFilter
+from chalicelib.api.params import device_param
+from chalicelib.config import settings
+from chalicelib.domain.chunks import HOUR_MS
+from chalicelib.errors import InvalidParameterError
+from chalicelib.web.render import render
+from chalicelib.web.status import state_json, status_of
+
+if TYPE_CHECKING:
+    from chalice.app import Response
+
+    from chalicelib.web.visit import Visit
+
+WINDOWS = {"1h": HOUR_MS, "6h": 6 * HOUR_MS, "24h": 24 * HOUR_MS, "7d": 7 * 24 * HOUR_MS}
+DEFAULT_WINDOW = "6h"
+DEVICE_ALERTS = 20  # the most recent alerts the page lists
+
+
+def device_page(v: Visit, device_id: str) -> Response:
+    """GET /dashboard/devices/{id}: the device page."""
+    params = dict(v.request.query_params or {})
+    window = params.get("window") or DEFAULT_WINDOW
+    if window not in WINDOWS:
+        raise InvalidParameterError(f"window must be one of {', '.join(WINDOWS)}")
+    device = wiring.devices().get(device_param(device_id))
+    state = wiring.devices().state(device_id)
+    alerts, more_alerts = wiring.alerts().list_alerts(AlertFilter(device_id=device_id), DEVICE_ALERTS, None)
+    command = None
+    if params.get("command"):
+        command = wiring.realtime_store().get_command(params["command"])
+        if command is not None and command.get("device_id") != device_id:
+            command = None
+    active = sum(1 for a in alerts if a.state == "active")
+    return render(
+        v,
+        "device.html",
+        device=device,
+        state=state,
+        device_status=status_of(device, state.last_seen, active, v.now),
+        alerts=alerts,
+        more_alerts=more_alerts is not None,
+        windows=list(WINDOWS),
+        window=window,
+        window_from=v.now - WINDOWS[window],
+        window_to=v.now,
+        command=command,
+        commands_enabled=bool(settings().public_ws_url),
+        live_json=json.dumps({"device": state_json(state)}),
+    )
