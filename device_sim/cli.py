@@ -62,21 +62,13 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m device_sim",
-        description="Simulate a fleet of IoT devices posting telemetry to the iotcloud API.",
-        formatter_class=_HelpFormatter,
-        epilog="Exit status: 0 clean run, 1 failures (see the report's 'failures'), "
-        "2 bad options or provisioning failed, 130 interrupted twice.",
-    )
-    p.add_argument("--version", action="version", version=f"device_sim {__version__}")
+def _target_options(p: argparse.ArgumentParser) -> None:
+    """The target options: where the devices send, as whom, over which transport."""
     g = p.add_argument_group("target")
     g.add_argument(
         "--url",
         default=os.environ.get("IOTCLOUD_URL", DEFAULT_URL),
-        help="API base URL, e.g. a deployed stage's https URL "
-        f"(default: env IOTCLOUD_URL, else {DEFAULT_URL})",
+        help=f"API base URL, e.g. a deployed stage's https URL (default: env IOTCLOUD_URL, else {DEFAULT_URL})",
     )
     g.add_argument(
         "--admin-token",
@@ -104,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         "to it (contains secrets; written with mode 0600)",
     )
 
+
+def _load_options(p: argparse.ArgumentParser) -> None:
+    """The fleet and load options: how many devices, what they send, how much of it."""
     g = p.add_argument_group("fleet and load")
     g.add_argument(
         "--devices",
@@ -112,15 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"number of devices (default: sum of the profile's counts, else {DEFAULT_DEVICES})",
     )
     g.add_argument("--duration", type=float, default=30.0, help="seconds to generate records")
-    g.add_argument(
-        "--count", type=int, default=None, help="records per device (replaces --duration)"
-    )
+    g.add_argument("--count", type=int, default=None, help="records per device (replaces --duration)")
     g.add_argument(
         "--interval",
         type=float,
         default=None,
-        help=f"seconds between records of a device (default: the device type's "
-        f"interval, else {DEFAULT_INTERVAL})",
+        help=f"seconds between records of a device (default: the device type's interval, else {DEFAULT_INTERVAL})",
     )
     g.add_argument("--batch", type=int, default=10, help="records per request")
     g.add_argument("--format", dest="fmt", choices=FORMATS, default="json", help="wire format")
@@ -139,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--concurrency", type=int, default=64, help="max requests in flight")
 
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    """The network behaviour options: timeouts, retries and buffering of a device that cannot deliver."""
     g = p.add_argument_group("network behaviour")
     g.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
     g.add_argument(
@@ -173,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds provisioning keeps retrying a device (same backoff as telemetry)",
     )
 
+
+def _fault_options(p: argparse.ArgumentParser) -> None:
+    """The fault injection options: the misbehaviour injected into the traffic."""
     g = p.add_argument_group("fault injection")
     g.add_argument(
         "--duplicate-rate",
@@ -206,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="probability, per batch, that a device holds 2-5 batches and sends them at once",
     )
 
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    """The output options: the report, the read-back check and the display."""
     g = p.add_argument_group("output")
     g.add_argument("--report", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
     g.add_argument(
@@ -217,9 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--fake-server",
         action="store_true",
-        help="talk to an in-process fake of the API instead of --url (no network; "
-        "for trying options out)",
+        help="talk to an in-process fake of the API instead of --url (no network; for trying options out)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m device_sim",
+        description="Simulate a fleet of IoT devices posting telemetry to the iotcloud API.",
+        formatter_class=_HelpFormatter,
+        epilog="Exit status: 0 clean run, 1 failures (see the report's 'failures'), "
+        "2 bad options or provisioning failed, 130 interrupted twice.",
+    )
+    p.add_argument("--version", action="version", version=f"device_sim {__version__}")
+    _target_options(p)
+    _load_options(p)
+    _network_options(p)
+    _fault_options(p)
+    _output_options(p)
     return p
 
 
@@ -305,10 +321,7 @@ def config_from_args(args: argparse.Namespace, stdout_is_tty: bool) -> SimConfig
             problems.append("--verify needs an admin token (--admin-token or IOTCLOUD_ADMIN_TOKEN)")
         known = len(load_tokens_file(cfg.tokens_file)) if cfg.tokens_file else 0
         if known < cfg.fleet_size():
-            problems.append(
-                "an admin token is needed to provision devices "
-                "(--admin-token or IOTCLOUD_ADMIN_TOKEN)"
-            )
+            problems.append("an admin token is needed to provision devices (--admin-token or IOTCLOUD_ADMIN_TOKEN)")
     if problems:
         raise ValueError("; ".join(problems))
     return cfg
@@ -365,9 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in warnings_for(cfg):
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     try:
-        report = asyncio.run(
-            run_simulation(cfg, transport=transport, console=out, install_signal_handlers=True)
-        )
+        report = asyncio.run(run_simulation(cfg, transport=transport, console=out, install_signal_handlers=True))
     except ProvisionError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return EXIT_USAGE
