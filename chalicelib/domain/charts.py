@@ -88,134 +88,179 @@ def _no_data_only(title: str, width: int, height: int) -> list[str]:
     ]
 
 
-def _panel(panel: ChartPanel, width: int, height: int) -> list[str]:
+@dataclass(frozen=True)
+class _Frame:
+    """A panel's plot area and its three scales: utilization % (left), capacity (right), time."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    u_step: float
+    u_max: float
+    c_step: int
+    c_max: int
+    t_start: int
+    t_end: int
+
+    def uy(self, v: float) -> float:
+        return self.y1 - (v / self.u_max) * (self.y1 - self.y0)
+
+    def cy(self, c: float) -> float:
+        return self.y1 - (c / self.c_max) * (self.y1 - self.y0)
+
+    def tx(self, t: float) -> float:
+        return self.x0 + (t - self.t_start) / (self.t_end - self.t_start) * (self.x1 - self.x0)
+
+
+def _frame(
+    panel: ChartPanel, width: int, height: int, stats: Sequence[PeriodStats], period_ms: int, values: Sequence[float]
+) -> _Frame:
     x0, x1 = float(_LEFT), float(width - _RIGHT)
     y0, y1 = float(_TOP), float(height - _BOTTOM)
     if x1 <= x0 or y1 <= y0:
         raise ValueError("chart too small")
-    stats = sorted(panel.stats, key=lambda s: s.start_ms)
-    period_ms = _period_ms(stats)
-    values = [v for s in stats for v in (s.mean, s.p95, s.maximum) if v is not None]
-    has_data = bool(values)
-
     top = max([100.0, panel.up_threshold, panel.down_threshold, *values])
     u_step = _nice_step(top, 5)
-    u_max = math.ceil(top / u_step) * u_step
-
-    def uy(v: float) -> float:
-        return y1 - (v / u_max) * (y1 - y0)
-
     caps = sorted(panel.capacities)
     c_top = max([c for _, c in caps], default=1)
     c_step = max(1, math.ceil((c_top + 1) / 5))
-    c_max = math.ceil((c_top + 1) / c_step) * c_step
-
-    def cy(c: float) -> float:
-        return y1 - (c / c_max) * (y1 - y0)
-
     if stats:
         t_start, t_end = stats[0].start_ms, stats[-1].start_ms + period_ms
     elif caps:
         t_start, t_end = caps[0][0], caps[-1][0] + _DEFAULT_PERIOD_MS
     else:
         t_start, t_end = 0, _DEFAULT_PERIOD_MS
+    return _Frame(
+        x0, x1, y0, y1, u_step, math.ceil(top / u_step) * u_step, c_step,
+        math.ceil((c_top + 1) / c_step) * c_step, t_start, t_end,
+    )  # fmt: skip
 
-    def tx(t: float) -> float:
-        return x0 + (t - t_start) / (t_end - t_start) * (x1 - x0)
 
+def _panel(panel: ChartPanel, width: int, height: int) -> list[str]:
+    stats = sorted(panel.stats, key=lambda s: s.start_ms)
+    period_ms = _period_ms(stats)
+    values = [v for s in stats for v in (s.mean, s.p95, s.maximum) if v is not None]
+    f = _frame(panel, width, height, stats, period_ms, values)
     out = [
-        f'<text x="{_f(x0)}" y="22" font-size="14" font-weight="bold" fill="{TEXT_COLOR}">{escape(panel.title)}</text>'
+        f'<text x="{_f(f.x0)}" y="22" font-size="14" font-weight="bold" fill="{TEXT_COLOR}">'
+        f"{escape(panel.title)}</text>"
     ]
+    out += _left_axis(f)
+    out += _right_axis(f, width)
+    out += _time_axis(f, bool(stats or panel.capacities))
+    out += _thresholds(f, panel)
+    steps = _step_path(sorted(panel.capacities), f.t_start, f.t_end, f.tx, f.cy)
+    if steps:
+        out.append(
+            f'<path class="series-capacity" d="{steps}" fill="none" stroke="{CAPACITY_COLOR}" stroke-width="1.8"/>'
+        )
+    out += _utilization(f, stats, period_ms) if values else _no_data(f)
+    out += _legend(f, panel, height)
+    return out
 
-    # grid and left axis (utilization %)
-    out.append('<g class="axis-left">')
-    for k in range(round(u_max / u_step) + 1):
-        v = k * u_step
-        y = uy(v)
-        out.append(f'<line x1="{_f(x0)}" y1="{_f(y)}" x2="{_f(x1)}" y2="{_f(y)}" stroke="{GRID_COLOR}"/>')
-        out.append(f'<text x="{_f(x0 - 6)}" y="{_f(y + 4)}" text-anchor="end" fill="{TEXT_COLOR}">{_pct(v)}</text>')
+
+def _left_axis(f: _Frame) -> list[str]:
+    """The grid and the left axis (utilization %)."""
+    out = ['<g class="axis-left">']
+    for k in range(round(f.u_max / f.u_step) + 1):
+        v = k * f.u_step
+        y = f.uy(v)
+        out.append(f'<line x1="{_f(f.x0)}" y1="{_f(y)}" x2="{_f(f.x1)}" y2="{_f(y)}" stroke="{GRID_COLOR}"/>')
+        out.append(f'<text x="{_f(f.x0 - 6)}" y="{_f(y + 4)}" text-anchor="end" fill="{TEXT_COLOR}">{_pct(v)}</text>')
     out.append(
-        f'<text x="14" y="{_f((y0 + y1) / 2)}" text-anchor="middle" fill="{TEXT_COLOR}" '
-        f'transform="rotate(-90 14 {_f((y0 + y1) / 2)})">utilization %</text>'
+        f'<text x="14" y="{_f((f.y0 + f.y1) / 2)}" text-anchor="middle" fill="{TEXT_COLOR}" '
+        f'transform="rotate(-90 14 {_f((f.y0 + f.y1) / 2)})">utilization %</text>'
     )
     out.append("</g>")
+    return out
 
-    # right axis (capacity)
-    out.append('<g class="axis-right">')
-    for c in range(0, c_max + 1, c_step):
-        out.append(f'<text x="{_f(x1 + 6)}" y="{_f(cy(c) + 4)}" fill="{CAPACITY_COLOR}">{c}</text>')
-    mid = _f((y0 + y1) / 2)
+
+def _right_axis(f: _Frame, width: int) -> list[str]:
+    """The right axis (capacity)."""
+    out = ['<g class="axis-right">']
+    for c in range(0, f.c_max + 1, f.c_step):
+        out.append(f'<text x="{_f(f.x1 + 6)}" y="{_f(f.cy(c) + 4)}" fill="{CAPACITY_COLOR}">{c}</text>')
+    mid = _f((f.y0 + f.y1) / 2)
     out.append(
         f'<text x="{width - 12}" y="{mid}" text-anchor="middle" fill="{CAPACITY_COLOR}" '
         f'transform="rotate(90 {width - 12} {mid})">capacity</text>'
     )
     out.append("</g>")
+    return out
 
-    # time axis
-    out.append('<g class="axis-time">')
-    if stats or caps:
-        step_ms = _time_step_ms(t_end - t_start)
-        first_tick = -(-t_start // step_ms) * step_ms
-        for t in range(first_tick, t_end + 1, step_ms):
-            x = tx(t)
-            out.append(f'<line x1="{_f(x)}" y1="{_f(y1)}" x2="{_f(x)}" y2="{_f(y1 + 4)}" stroke="{TEXT_COLOR}"/>')
+
+def _time_axis(f: _Frame, ticks: bool) -> list[str]:
+    """The time axis (UTC HH:MM ticks when there is anything to place) and the plot's frame."""
+    out = ['<g class="axis-time">']
+    if ticks:
+        step_ms = _time_step_ms(f.t_end - f.t_start)
+        first_tick = -(-f.t_start // step_ms) * step_ms
+        for t in range(first_tick, f.t_end + 1, step_ms):
+            x = f.tx(t)
+            out.append(f'<line x1="{_f(x)}" y1="{_f(f.y1)}" x2="{_f(x)}" y2="{_f(f.y1 + 4)}" stroke="{TEXT_COLOR}"/>')
             out.append(
-                f'<text x="{_f(x)}" y="{_f(y1 + 16)}" text-anchor="middle" fill="{TEXT_COLOR}">{_hhmm(t)}</text>'
+                f'<text x="{_f(x)}" y="{_f(f.y1 + 16)}" text-anchor="middle" fill="{TEXT_COLOR}">{_hhmm(t)}</text>'
             )
-        out.append(f'<text x="{_f(x1)}" y="{_f(y1 + 30)}" text-anchor="end" fill="{TEXT_COLOR}">UTC</text>')
+        out.append(f'<text x="{_f(f.x1)}" y="{_f(f.y1 + 30)}" text-anchor="end" fill="{TEXT_COLOR}">UTC</text>')
     out.append(
-        f'<rect x="{_f(x0)}" y="{_f(y0)}" width="{_f(x1 - x0)}" height="{_f(y1 - y0)}" fill="none" stroke="#999999"/>'
+        f'<rect x="{_f(f.x0)}" y="{_f(f.y0)}" width="{_f(f.x1 - f.x0)}" height="{_f(f.y1 - f.y0)}" '
+        'fill="none" stroke="#999999"/>'
     )
     out.append("</g>")
+    return out
 
-    # thresholds
+
+def _thresholds(f: _Frame, panel: ChartPanel) -> list[str]:
+    """The scale-up and scale-down thresholds, dashed."""
+    out: list[str] = []
     for cls, label, value, color in (
         ("threshold-up", f"scale-up {_pct(panel.up_threshold)}", panel.up_threshold, UP_COLOR),
         ("threshold-down", f"scale-down {_pct(panel.down_threshold)}", panel.down_threshold, DOWN_COLOR),
     ):
-        y = uy(value)
+        y = f.uy(value)
         out.append(f'<g class="{cls}">')
         out.append(
-            f'<line x1="{_f(x0)}" y1="{_f(y)}" x2="{_f(x1)}" y2="{_f(y)}" stroke="{color}" '
+            f'<line x1="{_f(f.x0)}" y1="{_f(y)}" x2="{_f(f.x1)}" y2="{_f(y)}" stroke="{color}" '
             f'stroke-width="1.2" stroke-dasharray="6 4"/>'
         )
-        out.append(f'<text x="{_f(x1 - 4)}" y="{_f(y - 4)}" text-anchor="end" fill="{color}">{escape(label)}</text>')
+        out.append(f'<text x="{_f(f.x1 - 4)}" y="{_f(y - 4)}" text-anchor="end" fill="{color}">{escape(label)}</text>')
         out.append("</g>")
+    return out
 
-    # capacity step line
-    steps = _step_path(caps, t_start, t_end, tx, cy)
-    if steps:
-        out.append(
-            f'<path class="series-capacity" d="{steps}" fill="none" stroke="{CAPACITY_COLOR}" stroke-width="1.8"/>'
-        )
 
-    # utilization series
-    if has_data:
-        for cls, attr, color, stroke_width in (
-            ("series-p95", "p95", P95_COLOR, "1.5"),
-            ("series-mean", "mean", MEAN_COLOR, "2"),
-        ):
-            d = _line_path(stats, attr, period_ms, tx, uy)
-            if d:
-                out.append(
-                    f'<path class="{cls}" d="{d}" fill="none" stroke="{color}" stroke-width="{stroke_width}" '
-                    f'stroke-linejoin="round" stroke-linecap="round"/>'
-                )
-        out.append(f'<g class="series-max" fill="{MAX_COLOR}">')
-        for s in stats:
-            if s.maximum is not None:
-                out.append(f'<circle cx="{_f(tx(s.start_ms + period_ms / 2))}" cy="{_f(uy(s.maximum))}" r="2.2"/>')
-        out.append("</g>")
-    else:
-        out.append(
-            f'<text class="no-data" x="{_f((x0 + x1) / 2)}" y="{_f((y0 + y1) / 2)}" text-anchor="middle" '
-            f'font-size="14" fill="#888888">no data</text>'
-        )
+def _utilization(f: _Frame, stats: Sequence[PeriodStats], period_ms: int) -> list[str]:
+    """The utilization series: the p95 and mean lines, the max dots."""
+    out: list[str] = []
+    for cls, attr, color, stroke_width in (
+        ("series-p95", "p95", P95_COLOR, "1.5"),
+        ("series-mean", "mean", MEAN_COLOR, "2"),
+    ):
+        d = _line_path(stats, attr, period_ms, f.tx, f.uy)
+        if d:
+            out.append(
+                f'<path class="{cls}" d="{d}" fill="none" stroke="{color}" stroke-width="{stroke_width}" '
+                f'stroke-linejoin="round" stroke-linecap="round"/>'
+            )
+    out.append(f'<g class="series-max" fill="{MAX_COLOR}">')
+    for s in stats:
+        if s.maximum is not None:
+            out.append(f'<circle cx="{_f(f.tx(s.start_ms + period_ms / 2))}" cy="{_f(f.uy(s.maximum))}" r="2.2"/>')
+    out.append("</g>")
+    return out
 
-    # legend
+
+def _no_data(f: _Frame) -> list[str]:
+    return [
+        f'<text class="no-data" x="{_f((f.x0 + f.x1) / 2)}" y="{_f((f.y0 + f.y1) / 2)}" text-anchor="middle" '
+        f'font-size="14" fill="#888888">no data</text>'
+    ]
+
+
+def _legend(f: _Frame, panel: ChartPanel, height: int) -> list[str]:
     ly = height - 14.0
-    out.append('<g class="legend">')
-    x = x0
+    out = ['<g class="legend">']
+    x = f.x0
     for label, kind, color in (
         ("mean", "line", MEAN_COLOR),
         ("p95", "line", P95_COLOR),
