@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import alert_filter, alert_param, cursor_param, int_param, query_params, raw_body, rule_param
+from chalicelib.api.params import (
+    alert_filter,
+    alert_param,
+    alerts_query,
+    query_params,
+    raw_body,
+    read_query,
+    rule_param,
+    rules_query,
+)
 from chalicelib.api.responses import json_body, json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
@@ -37,13 +46,10 @@ def create_rule() -> Response:
     return json_response(store().create_rule(rule).as_dict(), 201)
 
 
-@route(alerts_api, "/v1/rules", "GET", auth=Auth.ADMIN)
+@route(alerts_api, "/v1/rules", "GET", auth=Auth.ADMIN, query=rules_query)
 def list_rules() -> Response:
-    from chalicelib.domain.alerts import RULE_ID_PATTERN
-
-    params = query_params(alerts_api.current_request)
-    limit = int_param(params, "limit", 100, 1, 1000)
-    rules, next_cursor = store().list_rules(limit, cursor_param(params, RULE_ID_PATTERN))
+    values = read_query(rules_query(), query_params(alerts_api.current_request))
+    rules, next_cursor = store().list_rules(values["limit"], values["cursor"])
     return json_response({"rules": [r.as_dict() for r in rules], "next_cursor": next_cursor})
 
 
@@ -69,7 +75,7 @@ def delete_rule(rule_id: str) -> Response:
     return Response(body="", status_code=204)
 
 
-@route(alerts_api, "/v1/alerts", "GET", auth=Auth.ADMIN)
+@route(alerts_api, "/v1/alerts", "GET", auth=Auth.ADMIN, query=alerts_query)
 def list_alerts() -> Response:
     params = query_params(alerts_api.current_request)
     filters, limit = alert_filter(params)

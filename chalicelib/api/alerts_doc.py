@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.api.params import ALERTS_PAGE
 from chalicelib.domain.alerts import (
     MAX_DURATION_READINGS,
     MAX_DURATION_SECONDS,
@@ -212,10 +211,6 @@ OPENAPI_PATHS: dict[str, Any] = {
         "get": {
             "operationId": "listRules",
             "summary": "Alert rules in id order (admin), paged with an opaque cursor",
-            "parameters": [
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-            ],
             "responses": {
                 "200": _doc_json(
                     {
@@ -262,22 +257,6 @@ OPENAPI_PATHS: dict[str, Any] = {
             "operationId": "listAlerts",
             "summary": "Alerts, newest first (with state: most severe first), filtered, paged with an opaque cursor "
             "(admin). A page may hold fewer than limit alerts while next_cursor is not null.",
-            "parameters": [
-                {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["active", "cleared"]}},
-                {
-                    "name": "severity",
-                    "in": "query",
-                    "schema": {"type": "string", "enum": ["critical", "major", "minor", "warning"]},
-                },
-                {"name": "device", "in": "query", "schema": {"type": "string"}},
-                {"name": "acknowledged", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": ALERTS_PAGE[1]},
-                },
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-            ],
             "responses": {
                 "200": _doc_json(
                     {

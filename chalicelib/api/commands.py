@@ -8,7 +8,7 @@ from typing import Any
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import device_param, int_param, query_params, raw_body
+from chalicelib.api.params import COMMANDS_QUERY, device_param, query_params, raw_body, read_query
 from chalicelib.api.responses import json_body, json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.domain import commands
@@ -17,7 +17,6 @@ from chalicelib.errors import CommandConflictError, CommandNotFoundError, Proble
 
 commands_api = Blueprint(__name__)
 
-MAX_WAIT_S = 20  # API Gateway answers within 29 s
 POLL_INTERVAL_S = 1.0
 
 
@@ -40,11 +39,16 @@ def get_command(device_id: str, command_id: str) -> Response:
 
 
 @route(
-    commands_api, "/v1/commands", "GET", auth=Auth.DEVICE, wrong_kind="commands are fetched with the device's own token"
+    commands_api,
+    "/v1/commands",
+    "GET",
+    auth=Auth.DEVICE,
+    wrong_kind="commands are fetched with the device's own token",
+    query=COMMANDS_QUERY,
 )
 def poll_commands(caller: str) -> Response:
     request = commands_api.current_request
-    wait = int_param(query_params(request), "wait", 0, 0, MAX_WAIT_S)
+    wait = read_query(COMMANDS_QUERY, query_params(request))["wait"]
     store = wiring.realtime_store()
     deadline = time.monotonic() + wait
     while True:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import cursor_param, device_param, int_param, query_params, raw_body
+from chalicelib.api.params import DEVICES_QUERY, device_param, query_params, raw_body, read_query
 from chalicelib.api.responses import json_body, json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
-from chalicelib.domain.devices import ID_PATTERN, new_device_id, validate_changes
+from chalicelib.domain.devices import new_device_id, validate_changes
 from chalicelib.domain.tokens import hash_token, new_device_token
 
 devices_api = Blueprint(__name__)
@@ -24,12 +24,10 @@ def create_device() -> Response:
     return json_response({**device.as_dict(), "token": token}, 201)
 
 
-@route(devices_api, "/v1/devices", "GET", auth=Auth.ADMIN)
+@route(devices_api, "/v1/devices", "GET", auth=Auth.ADMIN, query=DEVICES_QUERY)
 def list_devices() -> Response:
-    request = devices_api.current_request
-    params = query_params(request)
-    limit = int_param(params, "limit", 100, 1, 1000)
-    page, next_cursor = wiring.devices().list_page(limit, cursor_param(params, ID_PATTERN))
+    values = read_query(DEVICES_QUERY, query_params(devices_api.current_request))
+    page, next_cursor = wiring.devices().list_page(values["limit"], values["cursor"])
     return json_response({"devices": [d.as_dict(with_last_seen=False) for d in page], "next_cursor": next_cursor})
 
 

@@ -1,6 +1,12 @@
-"""GET /v1/openapi.json: the OpenAPI 3 document of every route (chalicelib/api/openapi_doc.py)."""
+"""GET /v1/openapi.json: the OpenAPI 3 document of every route (chalicelib/api/openapi_doc.py).
+
+The document's parameters come from the routes' declarations (routing.route(query=...)).
+"""
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 from chalice.app import Blueprint, Response
 
@@ -12,6 +18,12 @@ openapi_api = Blueprint(__name__)
 
 @route(openapi_api, "/v1/openapi.json", "GET", auth=Auth.NONE, cors=True)
 def openapi_document() -> Response:
-    from chalicelib.api.openapi_doc import DOCUMENT  # a large literal: built on first use
+    return json_response(_document())
 
-    return json_response(DOCUMENT)
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    """The document of the app's routes, built on first use (a large literal and its generated parts)."""
+    from chalicelib.api.openapi_doc import document
+
+    return document(openapi_api.current_app.routes)

@@ -2,12 +2,19 @@
 
 Paging limits, time windows, enum choices, ids in paths and cursors. A malformed query
 parameter is 400 `invalid_parameter`; an id in a path that cannot exist is that resource's 404.
+
+Each route's query parameters are declared once (`Param`s, attached with `routing.route(query=...)`):
+the route reads its request through the declaration, and the OpenAPI document's `parameters`
+are generated from the same declaration, so the two cannot disagree.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request
@@ -17,7 +24,7 @@ from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.devices import ID_PATTERN
 from chalicelib.domain.parsing import parse_time
 from chalicelib.domain.query import Cursor, Window
-from chalicelib.domain.rules import MAX_PAGE, METRIC_PATTERN
+from chalicelib.domain.rules import MAX_METRIC_CHARS, MAX_PAGE, METRIC_PATTERN
 from chalicelib.errors import (
     AlertNotFoundError,
     DeviceNotFoundError,
@@ -35,6 +42,12 @@ DEFAULT_PAGE = 1000  # readings on a telemetry page unless `limit` says
 ALERTS_PAGE = (50, 500)  # default and largest page of an alert list
 REPORTS_PAGE = (20, 100)  # of the scaling reports list
 BOOLEANS = ("true", "false")
+DEVICES_PAGE = (100, 1000)  # of the device and rule lists
+MAX_WAIT_S = 20  # the longest long-poll of GET /v1/commands: API Gateway answers within 29 s
+MAX_WORD_CHARS = 64  # a search word (the daily index's words)
+WORD = re.compile(rf"^[a-z0-9]{{1,{MAX_WORD_CHARS}}}$")  # a search word once trimmed and lower-cased
+# What `q` may be as sent: the same word, any case, spaces around it (validation trims and lower-cases).
+WORD_AS_SENT = rf"^\s*[A-Za-z0-9]{{1,{MAX_WORD_CHARS}}}\s*$"
 
 
 def raw_body(request: Request) -> bytes:
@@ -98,27 +111,183 @@ def choice(params: dict[str, str], name: str, choices: tuple[str, ...]) -> str |
 
 def cursor_param(params: dict[str, str], pattern: re.Pattern[str], issuer: str = "this API") -> str | None:
     """An optional `cursor` that has the shape of the ids the list pages hand out."""
-    cursor = params.get("cursor") or None
-    if cursor is not None and not pattern.match(cursor):
-        raise InvalidParameterError(f"cursor is not one {issuer} issued")
-    return cursor
+    return cursor_of(pattern, issuer).read(params, 0)
 
 
-def metric_param(params: dict[str, str]) -> str | None:
-    metric = params.get("metric") or None
-    if metric is not None and not METRIC_PATTERN.match(metric):
-        raise InvalidParameterError("metric is not a valid metric name")
-    return metric
+@dataclass(frozen=True)
+class Param:
+    """One query parameter of a route: what the document says of it and how a request's value is read.
+
+    `read` gives the value (or its default) or raises `InvalidParameterError`; `schema` is the
+    OpenAPI schema of the values `read` accepts (never wider). An empty value is an absent one.
+    """
+
+    name: str
+    description: str = ""
+
+    @property
+    def required(self) -> bool:
+        return False
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+    def read(self, params: dict[str, str], now: int) -> Any:
+        return params.get(self.name) or None
+
+    def openapi(self) -> dict[str, Any]:
+        """The parameter object of the OpenAPI document."""
+        doc: dict[str, Any] = {"name": self.name, "in": "query", "required": self.required, "schema": self.schema()}
+        if self.description:
+            doc["description"] = self.description
+        return doc
+
+
+@dataclass(frozen=True)
+class IntParam(Param):
+    """An integer between `low` and `high`, `default` when absent."""
+
+    default: int = 0
+    low: int = 0
+    high: int = 0
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.low, "maximum": self.high, "default": self.default}
+
+    def read(self, params: dict[str, str], now: int) -> int:
+        return int_param(params, self.name, self.default, self.low, self.high)
+
+
+@dataclass(frozen=True)
+class TimeParam(Param):
+    """A point in time (epoch s, epoch ms or ISO 8601), `default(now)` when absent."""
+
+    default: Callable[[int], int] = lambda now: now
+
+    def read(self, params: dict[str, str], now: int) -> int:
+        return time_param(params, self.name, self.default(now), now)
+
+
+@dataclass(frozen=True)
+class ChoiceParam(Param):
+    """An optional one of `choices`."""
+
+    choices: tuple[str, ...] = ()
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "enum": list(self.choices)}
+
+    def read(self, params: dict[str, str], now: int) -> str | None:
+        return choice(params, self.name, self.choices)
+
+
+@dataclass(frozen=True)
+class PatternParam(Param):
+    """An optional string matching `pattern` (`refusal` says why one does not)."""
+
+    pattern: re.Pattern[str] = re.compile("")
+    refusal: str = ""
+    max_length: int | None = None
+
+    def schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string", "pattern": self.pattern.pattern}
+        if self.max_length is not None:
+            schema["maxLength"] = self.max_length
+        return schema
+
+    def read(self, params: dict[str, str], now: int) -> str | None:
+        value = params.get(self.name) or None
+        if value is not None and not self.pattern.match(value):
+            raise InvalidParameterError(self.refusal)
+        return value
+
+
+@dataclass(frozen=True)
+class WordParam(Param):
+    """A required search word: trimmed and lower-cased, then one word of WORD."""
+
+    @property
+    def required(self) -> bool:
+        return True
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": WORD_AS_SENT}
+
+    def read(self, params: dict[str, str], now: int) -> str:
+        word = (params.get(self.name) or "").strip().lower()
+        if not WORD.match(word):
+            raise InvalidParameterError(f"{self.name} must be one word: 1-{MAX_WORD_CHARS} letters or digits")
+        return word
+
+
+Query = tuple[Param, ...]  # a route's query parameters, in the order they are read (the first bad one answers)
+
+
+def read_query(query: Query, params: dict[str, str], now: int = 0) -> dict[str, Any]:
+    """The values of a route's declared query parameters, read in declaration order."""
+    return {p.name: p.read(params, now) for p in query}
+
+
+def limit_of(page: tuple[int, int]) -> IntParam:
+    """The `limit` of a list whose (default, largest) page is `page`."""
+    return IntParam("limit", default=page[0], low=1, high=page[1])
+
+
+def cursor_of(pattern: re.Pattern[str], issuer: str = "this API") -> PatternParam:
+    """A `cursor` that has the shape of the ids a list hands out."""
+    return PatternParam("cursor", pattern=pattern, refusal=f"cursor is not one {issuer} issued")
+
+
+METRIC = PatternParam(
+    "metric", pattern=METRIC_PATTERN, refusal="metric is not a valid metric name", max_length=MAX_METRIC_CHARS
+)
+OPAQUE_CURSOR = Param("cursor", "the next_cursor of the previous page")
+_TIME_FORMS = "epoch s/ms or ISO 8601"
+TELEMETRY_QUERY: Query = (
+    TimeParam("from", f"{_TIME_FORMS}; default: all", default=lambda _now: 0),
+    TimeParam("to", f"{_TIME_FORMS}; default: now", default=lambda now: now + HOUR_MS),
+    METRIC,
+    limit_of((DEFAULT_PAGE, MAX_PAGE)),
+    OPAQUE_CURSOR,  # decoded after the window is checked (Cursor.decode says why one is bad)
+)
+ROLLUPS_QUERY: Query = (
+    TimeParam("from", f"{_TIME_FORMS}; default: 7 days ago", default=lambda now: now - 7 * 24 * HOUR_MS),
+    TimeParam("to", f"{_TIME_FORMS}; default: now", default=lambda now: now),
+    METRIC,
+)
+SEARCH_QUERY: Query = (WordParam("q", "one word: letters or digits, any case"),)
+DEVICES_QUERY: Query = (limit_of(DEVICES_PAGE), cursor_of(ID_PATTERN))
+REPORTS_QUERY: Query = (limit_of(REPORTS_PAGE), cursor_of(REPORT_ID))
+COMMANDS_QUERY: Query = (IntParam("wait", "seconds to wait for a command", default=0, low=0, high=MAX_WAIT_S),)
+
+
+@functools.cache
+def rules_query() -> Query:
+    """GET /v1/rules's parameters (the alerts modules load with their routes only)."""
+    from chalicelib.domain.alerts import RULE_ID_PATTERN
+
+    return (limit_of(DEVICES_PAGE), cursor_of(RULE_ID_PATTERN))
+
+
+@functools.cache
+def alerts_query() -> Query:
+    """GET /v1/alerts's parameters and the dashboard alert page's filters, in the order they are read."""
+    from chalicelib.domain.alerts import ALERT_STATES, SEVERITIES
+
+    return (
+        limit_of(ALERTS_PAGE),
+        PatternParam("device", pattern=ID_PATTERN, refusal="device is not a device id"),
+        ChoiceParam("acknowledged", choices=BOOLEANS),
+        ChoiceParam("state", choices=ALERT_STATES),
+        ChoiceParam("severity", choices=SEVERITIES),
+        OPAQUE_CURSOR,
+    )
 
 
 def telemetry_window(params: dict[str, str], now: int) -> tuple[Window, Cursor | None]:
     """The window and cursor of a telemetry query (GET /v1/devices/{id}/telemetry and the dashboard's)."""
-    window = Window(
-        from_ms=time_param(params, "from", 0, now),
-        to_ms=time_param(params, "to", now + HOUR_MS, now),
-        metric=metric_param(params),
-        limit=int_param(params, "limit", DEFAULT_PAGE, 1, MAX_PAGE),
-    )
+    values = read_query(TELEMETRY_QUERY, params, now)
+    window = Window(from_ms=values["from"], to_ms=values["to"], metric=values["metric"], limit=values["limit"])
     if window.from_ms > window.to_ms:
         raise InvalidParameterError("from must not be after to")
     return window, (Cursor.decode(params["cursor"]) if params.get("cursor") else None)
@@ -127,20 +296,16 @@ def telemetry_window(params: dict[str, str], now: int) -> tuple[Window, Cursor |
 def alert_filter(params: dict[str, str]) -> tuple[AlertFilter, int]:
     """The filters and page size of an alert list (GET /v1/alerts and the dashboard's alerts page)."""
     from chalicelib.adapters.alerts import AlertFilter  # the alerts modules load with their routes only
-    from chalicelib.domain.alerts import ALERT_STATES, SEVERITIES
 
-    limit = int_param(params, "limit", ALERTS_PAGE[0], 1, ALERTS_PAGE[1])
-    device = params.get("device") or None
-    if device is not None and not ID_PATTERN.match(device):
-        raise InvalidParameterError("device is not a device id")
-    acknowledged = choice(params, "acknowledged", BOOLEANS)
+    values = read_query(alerts_query(), params)
+    acknowledged = values["acknowledged"]
     filters = AlertFilter(
-        state=choice(params, "state", ALERT_STATES),
-        severity=choice(params, "severity", SEVERITIES),
-        device_id=device,
+        state=values["state"],
+        severity=values["severity"],
+        device_id=values["device"],
         acknowledged=None if acknowledged is None else acknowledged == "true",
     )
-    return filters, limit
+    return filters, values["limit"]
 
 
 def alert_param(alert_id: str) -> str:

@@ -5,17 +5,16 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import REPORT_ID, REPORTS_PAGE, cursor_param, int_param, query_params, report_param
+from chalicelib.api.params import REPORTS_QUERY, query_params, read_query, report_param
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 
 reports_api = Blueprint(__name__)
 
-@route(reports_api, "/v1/reports", "GET", auth=Auth.ADMIN)
+@route(reports_api, "/v1/reports", "GET", auth=Auth.ADMIN, query=REPORTS_QUERY)
 def list_reports() -> Response:
-    params = query_params(reports_api.current_request)
-    limit = int_param(params, "limit", REPORTS_PAGE[0], 1, REPORTS_PAGE[1])
-    rows, next_cursor = wiring.reports().page(limit, cursor_param(params, REPORT_ID))
+    values = read_query(REPORTS_QUERY, query_params(reports_api.current_request))
+    rows, next_cursor = wiring.reports().page(values["limit"], values["cursor"])
     return json_response({"reports": rows, "next_cursor": next_cursor})
 
 

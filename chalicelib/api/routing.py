@@ -10,8 +10,11 @@ Every route of the JSON API and of the dashboard is declared with `route(...)`, 
 - the error mapping: a domain error becomes its answer (JSON, or the dashboard's HTML page)
   with the status of `errors.HTTP_STATUS`; anything else is a logged 500.
 
-Keeping the declaration in one call is what lets a later OpenAPI generator read each route's
-auth mode (and its request and response) from the same place.
+- the query parameters (`query`, `api.params.Param`s): the view reads its request through
+  them and the OpenAPI document generates each operation's `parameters` from them.
+
+Keeping the declaration in one call is what lets the OpenAPI document read each route's
+auth mode and parameters from the same place as the route itself.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib import wiring
+from chalicelib.api.params import Query
 from chalicelib.api.responses import error_response
 from chalicelib.domain.auth import bearer_token
 from chalicelib.errors import ForbiddenError, IotCloudError
@@ -48,6 +52,9 @@ class Auth(enum.Enum):
     SESSION = "session"  # the dashboard's session cookie; the view gets the dashboard Visit
 
 
+QuerySource = Query | Callable[[], Query]
+
+
 @dataclass(frozen=True)
 class RouteSpec:
     """What a route declares: the place a generated document or validation reads it from."""
@@ -57,6 +64,14 @@ class RouteSpec:
     auth: Auth
     page: bool  # answers as the dashboard's HTML (errors included), else JSON
     view: str  # the view function's name
+    # The query parameters, or a function that builds them on first use (for declarations that
+    # read the alerts modules, which load with their routes only). None: not declared here (the
+    # dashboard's pages, whose documentation is still written by hand).
+    query: QuerySource | None = None
+
+    def query_params(self) -> Query | None:
+        """The declared query parameters (None when the route declares none here)."""
+        return self.query() if callable(self.query) else self.query
 
 
 TokenOf = Callable[[Request, dict[str, str]], str]
@@ -111,6 +126,7 @@ def route(
     token: TokenOf = bearer,
     wrong_kind: str = "",
     on_error: ErrorHook | None = None,
+    query: QuerySource | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a view on `blueprint` for `method path`, behind `auth`.
 
@@ -118,10 +134,12 @@ def route(
     instead of JSON. `token`: where the credential is (default the bearer header; the
     ThingsBoard path carries it in the URL). `wrong_kind`: the 403 message for an authenticated
     caller of the wrong kind. `on_error`: told of every domain error before it is answered
-    (telemetry counts its rejections).
+    (telemetry counts its rejections). `query`: the query parameters the view reads (a JSON
+    route that declares none takes none; a dashboard page's are not declared yet).
     """
     render = _page_error if page else _json_error
     internal = PAGE_INTERNAL if page else JSON_INTERNAL
+    declared = query if query is not None or page else ()
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -139,7 +157,7 @@ def route(
                 logger.exception("unhandled error")
                 return render(request, IotCloudError(internal))
 
-        handle.spec = RouteSpec(method, path, auth, page, view.__name__)  # type: ignore[attr-defined]
+        handle.spec = RouteSpec(method, path, auth, page, view.__name__, declared)  # type: ignore[attr-defined]
         options: dict[str, Any] = {"cors": True} if cors else {}  # else the app's default
         blueprint.route(path, methods=[method], content_types=ANY_CONTENT_TYPE, **options)(handle)
         return handle

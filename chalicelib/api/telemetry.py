@@ -9,7 +9,14 @@ from typing import Any
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import device_param, query_params, raw_body, readable_device, telemetry_window
+from chalicelib.api.params import (
+    TELEMETRY_QUERY,
+    device_param,
+    query_params,
+    raw_body,
+    readable_device,
+    telemetry_window,
+)
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
@@ -108,7 +115,7 @@ def telemetry_page(device_id: str, params: dict[str, str], *, check_device: bool
     }
 
 
-@route(telemetry_api, "/v1/devices/{device_id}/telemetry", "GET", auth=Auth.EITHER)
+@route(telemetry_api, "/v1/devices/{device_id}/telemetry", "GET", auth=Auth.EITHER, query=TELEMETRY_QUERY)
 def get_telemetry(principal: Principal, device_id: str) -> Response:
     readable_device(principal, device_id)
     params = query_params(telemetry_api.current_request)
