@@ -356,143 +356,161 @@ QUOTAS = {
 }
 
 
+RECORDS_PER_S = DEVICES * RECORDS_PER_DEVICE_PER_MINUTE / 60
+READINGS_PER_S = RECORDS_PER_S * METRICS_PER_RECORD
+READINGS_PER_MONTH = READINGS_PER_S * SECONDS_PER_MONTH
+READINGS_PER_DAY = READINGS_PER_S * 86400
+# The quotas a request meets on its way in (the rest are met by the stream and the jobs).
+REQUEST_PATH_QUOTAS = (
+    "api_gateway_rps",
+    "lambda_concurrency",
+    "dynamodb_table_wru",
+    "dynamodb_table_rru",
+    "dynamodb_partition_wcu",
+)
+CAPACITY_NOTE_ON_UNITS = (
+    "if 'one reading a minute' means one metric value a minute (16,667 readings/s), every reading-driven "
+    "figure below is 5x smaller; request rates at a given batch size are unchanged"
+)
+CAPACITY_METHOD = [
+    "usage from the measured figures at each batch size (bench.measure, the cost section's units) scaled to "
+    "the scenario; headroom = quota / usage; the quota with the least headroom is the first one hit",
+    "Lambda concurrency = requests/s x the mean handler duration measured in process (stated per batch; "
+    "the JSON has 3x as a sensitivity) + one archive_readings and one live invocation per stream shard",
+    "stream shards: at least one per 1,000 write units/s of the readings table (a partition's limit); "
+    "the live handler and the archiver take one batch at a time per shard (parallelization factor 1)",
+    "active_hour index: every device moves to the new hour's key at its first request of the hour, so "
+    "that one key takes devices / request interval puts per second (1,000 WCU/s per partition); throttled "
+    "index writes throttle the table writes that caused them",
+    "rollup job: its CPU per million readings (archive benchmark) x one day's readings against the "
+    "function's timeout (Chalice config); readings per month = 30 days",
+]
+
+
 def capacity(measured: dict[str, Any], cost: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     """1 M devices, one record of 5 metrics a minute: rates, concurrency, units, objects, cost and quotas."""
-    records_per_s = DEVICES * RECORDS_PER_DEVICE_PER_MINUTE / 60
-    readings_per_s = records_per_s * METRICS_PER_RECORD
-    readings_per_month = readings_per_s * SECONDS_PER_MONTH
-    readings_per_day = readings_per_s * 86400
     rollup_timeout_s = cost["lambda_functions"]["rollups"]["timeout_s"]
-    p = prices()
-    out: dict[str, Any] = {
-        "scenario": f"{DEVICES:,} devices x 1 record of {METRICS_PER_RECORD} metrics a minute",
-        "records_per_s": records_per_s,
-        "readings_per_s": readings_per_s,
-        "readings_per_month": readings_per_month,
-        "note_on_units": (
-            "if 'one reading a minute' means one metric value a minute (16,667 readings/s), every reading-driven "
-            "figure below is 5x smaller; request rates at a given batch size are unchanged"
-        ),
-        "by_batch": {},
-        "quotas": {k: {"name": name, "value": value} for k, (name, value) in QUOTAS.items()},
-        "method": [
-            "usage from the measured figures at each batch size (bench.measure, the cost section's units) scaled to "
-            "the scenario; headroom = quota / usage; the quota with the least headroom is the first one hit",
-            "Lambda concurrency = requests/s x the mean handler duration measured in process (stated per batch; "
-            "the JSON has 3x as a sensitivity) + one archive_readings and one live invocation per stream shard",
-            "stream shards: at least one per 1,000 write units/s of the readings table (a partition's limit); "
-            "the live handler and the archiver take one batch at a time per shard (parallelization factor 1)",
-            "active_hour index: every device moves to the new hour's key at its first request of the hour, so "
-            "that one key takes devices / request interval puts per second (1,000 WCU/s per partition); throttled "
-            "index writes throttle the table writes that caused them",
-            "rollup job: its CPU per million readings (archive benchmark) x one day's readings against the "
-            "function's timeout (Chalice config); readings per month = 30 days",
-        ],
+    by_batch = {
+        batch: _capacity_at(int(batch), designs["chunked"], cost["by_batch"][batch], job, rollup_timeout_s)
+        for batch, designs in measured["by_batch"].items()
     }
-    for batch, designs in measured["by_batch"].items():
-        m = designs["chunked"]
-        c = cost["by_batch"][batch]
-        b = int(batch)
-        requests_per_s = records_per_s / b
-        duration_s = m["handler_ms"]["mean"] / 1000
-        api_concurrency = requests_per_s * duration_s
-        units = c["units"]
-        scale = readings_per_s / MILLION  # per-million figures -> per second
-        readings_wru = units["dynamodb_write_units"]["readings_items"] * scale
-        devices_wru = (
-            units["dynamodb_write_units"]["device_state"] + units["dynamodb_write_units"]["active_hour_index"]
-        ) * scale
-        devices_rru = units["dynamodb_read_units"]["token_lookup"] * scale
-        realtime_rru = units["dynamodb_read_units"]["live_handler"] * scale
-        stream_records_per_s = units["stream_records"] * scale
-        shards = max(1, math.ceil(readings_wru / 1000))  # at least one partition per 1,000 WCU/s of writes
-        live_ms = m["stream"]["live"]["ms_per_record"]
-        archive_ms = m["stream"]["archive"]["ms_per_record"]
-        live_per_shard = 1000 / live_ms  # records/s one live invocation at a time can take
-        archive_per_shard = 1000 / archive_ms
-        consumer_concurrency = 2 * shards
-        hot_key_wcu = DEVICES / (60 * b)  # new-hour puts to one active_hour key value
-        device_partition_wcu = (1 / (60 * b)) * (m["item_write_units_per_request"] + 1)
-        s3_puts_per_s = units["s3_puts"] * scale
-        rollup_cpu_s = job["cpu_s_per_million_readings"] * readings_per_day / MILLION * ROLLUP_RERUN_FACTOR
-        monthly_requests_m = requests_per_s * SECONDS_PER_MONTH / MILLION
-        api_tiered = tiered_cost(monthly_requests_m, p["api_gateway"]["rest_requests_tiers"])
-        monthly = c["usd_total"] * readings_per_month / MILLION
-        monthly_tiered = (
-            monthly
-            - c["usd"]["api_gateway_requests"] * readings_per_month / MILLION
-            + api_tiered
-            + EMF_METRICS * p["cloudwatch"]["custom_metric_month"]
-        )
-        usage = {
-            "api_gateway_rps": requests_per_s,
-            "lambda_concurrency": api_concurrency + consumer_concurrency,
-            "dynamodb_table_wru": max(readings_wru, devices_wru),
-            "dynamodb_table_rru": max(devices_rru, realtime_rru),
-            "dynamodb_partition_wcu": max(hot_key_wcu, device_partition_wcu),
-            "dynamodb_stream_readers": 2,
-            "s3_put_rps_per_prefix": s3_puts_per_s,
-            "lambda_timeout_s": rollup_cpu_s,
-            "ses_sending": None,
-            "cloudwatch_put_metric_data_tps": 0,
-        }
-        limits = {k: value for k, (_, value) in QUOTAS.items()}
-        limits["lambda_timeout_s"] = rollup_timeout_s
-        headroom = {
-            k: (limits[k] / v if v else None)
-            for k, v in usage.items()
-            if limits[k] is not None and k != "dynamodb_stream_readers"
-        }
-        risks = {
+    return {
+        "scenario": f"{DEVICES:,} devices x 1 record of {METRICS_PER_RECORD} metrics a minute",
+        "records_per_s": RECORDS_PER_S,
+        "readings_per_s": READINGS_PER_S,
+        "readings_per_month": READINGS_PER_MONTH,
+        "note_on_units": CAPACITY_NOTE_ON_UNITS,
+        "by_batch": by_batch,
+        "quotas": {k: {"name": name, "value": value} for k, (name, value) in QUOTAS.items()},
+        "method": list(CAPACITY_METHOD),
+    }
+
+
+def _capacity_at(
+    b: int, m: dict[str, Any], c: dict[str, Any], job: dict[str, Any], rollup_timeout_s: int
+) -> dict[str, Any]:
+    """The scenario at `b` records per request: m the measured chunked design, c its cost figures."""
+    requests_per_s = RECORDS_PER_S / b
+    duration_s = m["handler_ms"]["mean"] / 1000
+    api_concurrency = requests_per_s * duration_s
+    units = c["units"]
+    scale = READINGS_PER_S / MILLION  # per-million figures -> per second
+    writes, reads = units["dynamodb_write_units"], units["dynamodb_read_units"]
+    readings_wru = writes["readings_items"] * scale
+    devices_wru = (writes["device_state"] + writes["active_hour_index"]) * scale
+    devices_rru = reads["token_lookup"] * scale
+    realtime_rru = reads["live_handler"] * scale
+    stream_records_per_s = units["stream_records"] * scale
+    shards = max(1, math.ceil(readings_wru / 1000))  # at least one partition per 1,000 WCU/s of writes
+    live_per_shard = 1000 / m["stream"]["live"]["ms_per_record"]  # records/s one live invocation at a time takes
+    archive_per_shard = 1000 / m["stream"]["archive"]["ms_per_record"]
+    consumer_concurrency = 2 * shards
+    hot_key_wcu = DEVICES / (60 * b)  # new-hour puts to one active_hour key value
+    device_partition_wcu = (1 / (60 * b)) * (m["item_write_units_per_request"] + 1)
+    s3_puts_per_s = units["s3_puts"] * scale
+    rollup_cpu_s = job["cpu_s_per_million_readings"] * READINGS_PER_DAY / MILLION * ROLLUP_RERUN_FACTOR
+    usage = {
+        "api_gateway_rps": requests_per_s,
+        "lambda_concurrency": api_concurrency + consumer_concurrency,
+        "dynamodb_table_wru": max(readings_wru, devices_wru),
+        "dynamodb_table_rru": max(devices_rru, realtime_rru),
+        "dynamodb_partition_wcu": max(hot_key_wcu, device_partition_wcu),
+        "dynamodb_stream_readers": 2,
+        "s3_put_rps_per_prefix": s3_puts_per_s,
+        "lambda_timeout_s": rollup_cpu_s,
+        "ses_sending": None,
+        "cloudwatch_put_metric_data_tps": 0,
+    }
+    usd_month, usd_month_first_tier = _monthly_usd(c, requests_per_s)
+    return {
+        "records_per_request": b,
+        "requests_per_s": requests_per_s,
+        "lambda_duration_ms_used": duration_s * 1000,
+        "lambda_api_concurrency": api_concurrency,
+        "lambda_api_concurrency_at_3x_duration": 3 * api_concurrency,
+        "stream_consumer_concurrency": consumer_concurrency,
+        "dynamodb": {
+            "readings_table_wru_per_s": readings_wru,
+            "devices_table_wru_per_s": devices_wru,
+            "devices_table_rru_per_s": devices_rru,
+            "realtime_table_rru_per_s": realtime_rru,
+            "rollup_items_wru_per_s_mean": writes["rollup_and_index_items"] * scale,
+            "active_hour_key_wcu_per_s_at_top_of_hour": hot_key_wcu,
+            "one_device_wcu_per_s": device_partition_wcu,
+            "on_demand_usd_month": (
+                c["usd"]["dynamodb_writes"] + c["usd"]["dynamodb_writes_rollup_items"] + c["usd"]["dynamodb_reads"]
+            )
+            * READINGS_PER_MONTH
+            / MILLION,
+        },
+        "stream": {
+            "records_per_s": stream_records_per_s,
+            "shards_lower_bound": shards,
+            "live_records_per_s_per_shard_max": live_per_shard,
+            "archiver_records_per_s_per_shard_max": archive_per_shard,
+        },
+        "s3_objects_per_month": s3_puts_per_s * SECONDS_PER_MONTH,
+        "rollup_job_cpu_s_per_daily_run": rollup_cpu_s,
+        "usd_month": usd_month,
+        "usd_month_first_tier_prices": usd_month_first_tier,
+        "usage": usage,
+        **_quota_ranking(usage, rollup_timeout_s),
+        "throughput_risks_headroom": {
             "live_handler_records_per_s_per_shard": live_per_shard / (stream_records_per_s / shards),
             "archiver_records_per_s_per_shard": archive_per_shard / (stream_records_per_s / shards),
-        }
-        ranked = sorted((v, k) for k, v in headroom.items() if v is not None)
-        request_path = [
-            "api_gateway_rps",
-            "lambda_concurrency",
-            "dynamodb_table_wru",
-            "dynamodb_table_rru",
-            "dynamodb_partition_wcu",
-        ]
-        first_request_path = min(request_path, key=lambda k: headroom[k] or math.inf)
-        out["by_batch"][batch] = {
-            "records_per_request": b,
-            "requests_per_s": requests_per_s,
-            "lambda_duration_ms_used": duration_s * 1000,
-            "lambda_api_concurrency": api_concurrency,
-            "lambda_api_concurrency_at_3x_duration": 3 * api_concurrency,
-            "stream_consumer_concurrency": consumer_concurrency,
-            "dynamodb": {
-                "readings_table_wru_per_s": readings_wru,
-                "devices_table_wru_per_s": devices_wru,
-                "devices_table_rru_per_s": devices_rru,
-                "realtime_table_rru_per_s": realtime_rru,
-                "rollup_items_wru_per_s_mean": units["dynamodb_write_units"]["rollup_and_index_items"] * scale,
-                "active_hour_key_wcu_per_s_at_top_of_hour": hot_key_wcu,
-                "one_device_wcu_per_s": device_partition_wcu,
-                "on_demand_usd_month": (
-                    c["usd"]["dynamodb_writes"] + c["usd"]["dynamodb_writes_rollup_items"] + c["usd"]["dynamodb_reads"]
-                )
-                * readings_per_month
-                / MILLION,
-            },
-            "stream": {
-                "records_per_s": stream_records_per_s,
-                "shards_lower_bound": shards,
-                "live_records_per_s_per_shard_max": live_per_shard,
-                "archiver_records_per_s_per_shard_max": archive_per_shard,
-            },
-            "s3_objects_per_month": s3_puts_per_s * SECONDS_PER_MONTH,
-            "rollup_job_cpu_s_per_daily_run": rollup_cpu_s,
-            "usd_month": monthly_tiered,
-            "usd_month_first_tier_prices": monthly + EMF_METRICS * p["cloudwatch"]["custom_metric_month"],
-            "usage": usage,
-            "headroom": headroom,
-            "exceeded": [k for v, k in ranked if v < 1],
-            "first_quota_hit": ranked[0][1],
-            "first_quota_hit_on_request_path": first_request_path,
-            "ranked": [k for _, k in ranked],
-            "throughput_risks_headroom": risks,
-        }
-    return out
+        },
+    }
+
+
+def _monthly_usd(c: dict[str, Any], requests_per_s: float) -> tuple[float, float]:
+    """A month's cost with API Gateway's tiered request prices, and at first-tier prices."""
+    p = prices()
+    monthly_requests_m = requests_per_s * SECONDS_PER_MONTH / MILLION
+    api_tiered = tiered_cost(monthly_requests_m, p["api_gateway"]["rest_requests_tiers"])
+    monthly = c["usd_total"] * READINGS_PER_MONTH / MILLION
+    monthly_tiered = (
+        monthly
+        - c["usd"]["api_gateway_requests"] * READINGS_PER_MONTH / MILLION
+        + api_tiered
+        + EMF_METRICS * p["cloudwatch"]["custom_metric_month"]
+    )
+    return monthly_tiered, monthly + EMF_METRICS * p["cloudwatch"]["custom_metric_month"]
+
+
+def _quota_ranking(usage: dict[str, Any], rollup_timeout_s: int) -> dict[str, Any]:
+    """Headroom per quota (quota / usage), the quotas ranked by it, which are exceeded and hit first."""
+    limits = {k: value for k, (_, value) in QUOTAS.items()}
+    limits["lambda_timeout_s"] = rollup_timeout_s
+    headroom = {
+        k: (limits[k] / v if v else None)
+        for k, v in usage.items()
+        if limits[k] is not None and k != "dynamodb_stream_readers"
+    }
+    ranked = sorted((v, k) for k, v in headroom.items() if v is not None)
+    return {
+        "headroom": headroom,
+        "exceeded": [k for v, k in ranked if v < 1],
+        "first_quota_hit": ranked[0][1],
+        "first_quota_hit_on_request_path": min(REQUEST_PATH_QUOTAS, key=lambda k: headroom[k] or math.inf),
+        "ranked": [k for _, k in ranked],
+    }
