@@ -184,8 +184,12 @@ def make_resources(stack: LocalStack, client: Client, device: dict[str, Any], se
 
 def error_code(answer: httpx.Response) -> str | None:
     """The `error.code` of a JSON error answer, or None when the body is not that shape."""
+    return _error_code(answer.content)
+
+
+def _error_code(body: bytes) -> str | None:
     try:
-        doc = answer.json()
+        doc = json.loads(body)
     except ValueError:
         return None
     if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
@@ -204,14 +208,7 @@ class RawAnswer:
     note: str = ""
 
     def json_code(self) -> str | None:
-        try:
-            doc = json.loads(self.body)
-        except ValueError:
-            return None
-        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-            code = doc["error"].get("code")
-            return str(code) if isinstance(code, str) else None
-        return None
+        return _error_code(self.body)
 
 
 def raw_http(host: str, port: int, request: bytes, timeout: float = 10.0, shutdown_write: bool = False) -> RawAnswer:

@@ -20,7 +20,7 @@ from typing import Any
 from devstack.faults import FaultPlan
 from devstack.stack import LocalStack
 from reliability.common import Client, PartResult, local_stack, run_simulator
-from reliability.reconcile import note_stream_race, reconcile
+from reliability.reconcile import check_reconciled, reconcile
 
 HOUR_MS = 3_600_000
 MULTI_HOUR_POSTS = 20
@@ -148,15 +148,7 @@ def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0) ->
         "simulator_exit_code": sim_exit,
         "reconciliation": rec.as_dict(),
     }  # fmt: skip
-    result.check(sim_exit == 0, f"the simulator exited {sim_exit}: {sim.get('failures')}")
-    result.check(result.figures["server_errors"] == 0, f"{result.figures['server_errors']} 5xx answers other than 503")
-    result.check(lost == 0, f"{lost} acknowledged readings lost")
-    result.check(int(verify.get("errors", 0)) == 0, f"{verify.get('errors')} devices could not be read back")
-    result.check(len(stored) == acked, f"stored {len(stored)} readings, acknowledged {acked}")
-    result.check(archived == stored, f"archive and table differ: {len(stored - archived)} missing from S3, "
-                 f"{len(archived - stored)} only in S3")  # fmt: skip
-    result.check(result.figures["duplicated"] == 0, f"{result.figures['duplicated']} readings stored or archived twice")
-    note_stream_race(result, rec)
+    check_reconciled(result, sim_exit, sim, rec, acked)
     result.check(stats.dynamodb_faults > 0 and stats.s3_faults > 0, "no DynamoDB or no S3 fault was injected")
     result.check(stats.crashes == 1, f"{stats.crashes} archiver crashes injected (one expected)")
     if not stats.batch_write_unprocessed_part:  # a matter of the seed: tests/reliability covers it always

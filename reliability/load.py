@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reliability.common import PartResult, local_stack, run_simulator
-from reliability.reconcile import note_stream_race, reconcile
+from reliability.reconcile import check_reconciled, reconcile
 
 
 def run(work: Path, devices: int = 500, duration: float = 60.0, seed: int = 1) -> PartResult:
@@ -57,15 +57,7 @@ def run(work: Path, devices: int = 500, duration: float = 60.0, seed: int = 1) -
         "simulator_exit_code": sim_exit,
         "reconciliation": rec.as_dict(),
     }
-    result.check(sim_exit == 0, f"the simulator exited {sim_exit}: {sim.get('failures')}")
-    result.check(not sim.get("server_errors"), f"{sim.get('server_errors')} 5xx answers other than 503")
-    result.check(result.figures["lost"] == 0, f"{result.figures['lost']} acknowledged readings lost")
-    result.check(int(verify.get("errors", 0)) == 0, f"{verify.get('errors')} devices could not be read back")
-    result.check(len(stored) == acked, f"stored {len(stored)} readings, acknowledged {acked}")
-    result.check(archived == stored, f"archive and table differ: {len(stored - archived)} missing from S3, "
-                 f"{len(archived - stored)} only in S3")  # fmt: skip
-    result.check(result.figures["duplicated"] == 0, f"{result.figures['duplicated']} readings stored or archived twice")
-    note_stream_race(result, rec)
+    check_reconciled(result, sim_exit, sim, rec, acked)
     result.check(not sim.get("rejected_unexpected"), f"{sim.get('rejected_unexpected')} unexpected rejections")
     offered = devices / 1.0  # records per second the fleet generates
     sustained = float(sim.get("records_per_second") or 0)

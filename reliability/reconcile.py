@@ -123,3 +123,21 @@ def note_stream_race(result: Any, rec: Reconciliation) -> None:
             f"{rec.shared_sequence_numbers} sequence number(s) of the readings stream to two records each and "
             "re-delivered the second (a local-stack defect: see reliability/reconcile.py)"
         )
+
+
+def check_reconciled(result: Any, sim_exit: int, sim: dict[str, Any], rec: Reconciliation, acked: int) -> None:
+    """The checks every simulator run against the local stack makes: the simulator exited 0, no 5xx
+    but 503, nothing acknowledged lost or unreadable, the table holding what was acknowledged, the
+    archive equal to the table, nothing stored twice (`result.figures` carries lost and duplicated)."""
+    verify = sim.get("verify") or {}
+    server_errors = int(sim.get("server_errors") or 0)
+    stored, archived = rec.stored, rec.archived
+    result.check(sim_exit == 0, f"the simulator exited {sim_exit}: {sim.get('failures')}")
+    result.check(server_errors == 0, f"{server_errors} 5xx answers other than 503")
+    result.check(result.figures["lost"] == 0, f"{result.figures['lost']} acknowledged readings lost")
+    result.check(int(verify.get("errors", 0)) == 0, f"{verify.get('errors')} devices could not be read back")
+    result.check(len(stored) == acked, f"stored {len(stored)} readings, acknowledged {acked}")
+    result.check(archived == stored, f"archive and table differ: {len(stored - archived)} missing from S3, "
+                 f"{len(archived - stored)} only in S3")  # fmt: skip
+    result.check(result.figures["duplicated"] == 0, f"{result.figures['duplicated']} readings stored or archived twice")
+    note_stream_race(result, rec)
