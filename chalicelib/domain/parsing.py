@@ -508,30 +508,17 @@ def _senml_ms(base_time: int | float, t: int | float, received_at_ms: int) -> in
     return ms
 
 
-def _resolve_senml(
-    records: list[Any], received_at_ms: int, limits: Limits, problems: _Problems
-) -> tuple[list[Reading], int]:
-    """Resolve a SenML pack (RFC 8428 section 4.6) into readings; returns (readings, ignored)."""
-    if len(records) > limits.max_records:
-        _raise_one("too_many_records", f"{len(records)} records; at most {limits.max_records} per request")
+@dataclass
+class _SenmlBase:
+    """A pack's base fields so far: they apply to a record and every later one, until changed."""
 
-    readings: list[Reading] = []
-    ignored = 0
-    max_string = limits.max_string_bytes
-    base_name = ""
-    base_time: int | float = 0
-    base_unit: str | None = None
-    base_value: int | float | None = None
+    name: str = ""
+    time: int | float = 0
+    unit: str | None = None
+    value: int | float | None = None
 
-    for index, record in enumerate(records):
-        if type(record) is not dict:
-            problems.add("invalid_record", f"each SenML record must be an object, not {_json_type(record)}", index)
-            continue
-        for key in record:
-            if key.endswith("_"):
-                problems.add("unsupported_field", f"must-understand field {key[:40]!r} is not supported", index)
-
-        # Base fields apply to this record and every later one, until changed.
+    def update(self, record: dict[str, Any], index: int, problems: _Problems) -> None:
+        """Take the record's base fields (bn, bt, bu, bv; bver and bs are checked only)."""
         if "bver" in record:
             version = record["bver"]
             if type(version) is not int or not 1 <= version <= 10:
@@ -541,21 +528,41 @@ def _resolve_senml(
         if "bn" in record:
             bn = _string_field(record, "bn", "invalid_metric_name", "base name", index, None, problems)
             if bn is not None:
-                base_name = bn
+                self.name = bn
         if "bt" in record:
             bt = _number_field(record, "bt", "invalid_timestamp", "base time", index, None, problems)
             if bt is not None:
-                base_time = bt
+                self.time = bt
         if "bu" in record:
             bu = _string_field(record, "bu", "invalid_unit", "base unit", index, None, problems)
             if bu is not None:
-                base_unit = bu
+                self.unit = bu
         if "bv" in record:
             bv = _number_field(record, "bv", "invalid_value", "base value", index, None, problems)
             if bv is not None:
-                base_value = bv
+                self.value = bv
         if "bs" in record:
             _number_field(record, "bs", "invalid_value", "base sum", index, None, problems)
+
+
+def _resolve_senml(
+    records: list[Any], received_at_ms: int, limits: Limits, problems: _Problems
+) -> tuple[list[Reading], int]:
+    """Resolve a SenML pack (RFC 8428 section 4.6) into readings; returns (readings, ignored)."""
+    if len(records) > limits.max_records:
+        _raise_one("too_many_records", f"{len(records)} records; at most {limits.max_records} per request")
+
+    readings: list[Reading] = []
+    ignored = 0
+    base = _SenmlBase()
+    for index, record in enumerate(records):
+        if type(record) is not dict:
+            problems.add("invalid_record", f"each SenML record must be an object, not {_json_type(record)}", index)
+            continue
+        for key in record:
+            if key.endswith("_"):
+                problems.add("unsupported_field", f"must-understand field {key[:40]!r} is not supported", index)
+        base.update(record, index, problems)
 
         value_keys = [key for key in ("v", "vs", "vb", "vd") if key in record]
         has_sum = "s" in record
@@ -566,79 +573,110 @@ def _resolve_senml(
                     "missing_value",
                     "record has no value (v, vs, vb or vd) and no sum (s)",
                     index,
-                    base_name + name if type(name) is str else None,
+                    base.name + name if type(name) is str else None,
                 )
             continue  # a record that only sets base fields yields nothing
 
-        n = _string_field(record, "n", "invalid_metric_name", "name", index, None, problems)
-        name = base_name + (n or "")
-        metric = name[:MAX_METRIC_CHARS] if name else None
-        if not name:
-            problems.add("invalid_metric_name", "record has no name (neither bn nor n)", index)
-        else:
-            why = _metric_problem(name)
-            if why is not None:
-                problems.add("invalid_metric_name", why, index, metric)
-
+        name, metric = _senml_name(record, base.name, index, problems)
         if len(value_keys) > 1:
             problems.add(
                 "multiple_values", f"record has more than one value field ({', '.join(value_keys)})", index, metric
             )
             continue
-
-        t = _number_field(record, "t", "invalid_timestamp", "time", index, metric, problems)
-        ts = _senml_ms(base_time, t if t is not None else 0, received_at_ms)
-        if ts is None:
-            problems.add("invalid_timestamp", "time is out of range", index, metric)
-        else:
-            _check_range(ts, index, metric, received_at_ms, limits, problems)
-
-        unit: str | None = _string_field(record, "u", "invalid_unit", "unit", index, metric, problems)
-        if unit is None:
-            unit = base_unit or ""
-        why = _unit_problem(unit)
-        if why is not None:
-            problems.add("invalid_unit", why, index, metric)
-
+        ts = _senml_time(record, base.time, index, metric, received_at_ms, limits, problems)
+        unit = _senml_unit(record, base.unit, index, metric, problems)
         if has_sum:
             _number_field(record, "s", "invalid_value", "sum", index, metric, problems)
-
-        value: Value | None = None
         if not value_keys:
             ignored += 1  # sum only
             continue
-        key = value_keys[0]
-        if key == "v":
-            v = _number_field(record, "v", "invalid_value", "numeric value", index, metric, problems)
-            if v is not None:
-                try:
-                    value = v if base_value is None else base_value + v
-                except OverflowError:
-                    problems.add("number_out_of_range", "bv + v is out of range", index, metric)
-                    continue
-        elif key == "vs":
-            value = _string_field(record, "vs", "invalid_value", "string value", index, metric, problems)
-        elif key == "vb":
-            vb = record["vb"]
-            if type(vb) is bool:
-                value = vb
-            else:
-                problems.add(
-                    "invalid_value", f"vb (boolean value) must be true or false, not {_json_type(vb)}", index, metric
-                )
-        else:
+        if value_keys[0] == "vd":
             _string_field(record, "vd", "invalid_value", "data value", index, metric, problems)
             ignored += 1  # data values are accepted but not stored
             continue
+        value = _senml_value(record, value_keys[0], base.value, index, metric, problems)
         if value is None:
             continue
-        found = _value_problem(value, max_string)
+        found = _value_problem(value, limits.max_string_bytes)
         if found is not None:
             problems.add(found[0], found[1], index, metric)
             continue
         if ts is not None:
             readings.append(Reading(name, unit, ts, value))
     return readings, ignored
+
+
+def _senml_name(record: dict[str, Any], base_name: str, index: int, problems: _Problems) -> tuple[str, str | None]:
+    """The record's metric name (bn + n) and the name its problems carry (None when it has none)."""
+    n = _string_field(record, "n", "invalid_metric_name", "name", index, None, problems)
+    name = base_name + (n or "")
+    metric = name[:MAX_METRIC_CHARS] if name else None
+    if not name:
+        problems.add("invalid_metric_name", "record has no name (neither bn nor n)", index)
+    else:
+        why = _metric_problem(name)
+        if why is not None:
+            problems.add("invalid_metric_name", why, index, metric)
+    return name, metric
+
+
+def _senml_time(
+    record: dict[str, Any],
+    base_time: int | float,
+    index: int,
+    metric: str | None,
+    received_at_ms: int,
+    limits: Limits,
+    problems: _Problems,
+) -> int | None:
+    """The record's time in ms (bt + t, relative to now when small), checked against the accepted range."""
+    t = _number_field(record, "t", "invalid_timestamp", "time", index, metric, problems)
+    ts = _senml_ms(base_time, t if t is not None else 0, received_at_ms)
+    if ts is None:
+        problems.add("invalid_timestamp", "time is out of range", index, metric)
+    else:
+        _check_range(ts, index, metric, received_at_ms, limits, problems)
+    return ts
+
+
+def _senml_unit(
+    record: dict[str, Any], base_unit: str | None, index: int, metric: str | None, problems: _Problems
+) -> str:
+    """The record's unit (u, else bu, else none)."""
+    unit: str | None = _string_field(record, "u", "invalid_unit", "unit", index, metric, problems)
+    if unit is None:
+        unit = base_unit or ""
+    why = _unit_problem(unit)
+    if why is not None:
+        problems.add("invalid_unit", why, index, metric)
+    return unit
+
+
+def _senml_value(
+    record: dict[str, Any],
+    key: str,
+    base_value: int | float | None,
+    index: int,
+    metric: str | None,
+    problems: _Problems,
+) -> Value | None:
+    """The record's v (plus bv), vs or vb; None when it is not valid (the problem is recorded)."""
+    if key == "v":
+        v = _number_field(record, "v", "invalid_value", "numeric value", index, metric, problems)
+        if v is None:
+            return None
+        try:
+            return v if base_value is None else base_value + v
+        except OverflowError:
+            problems.add("number_out_of_range", "bv + v is out of range", index, metric)
+            return None
+    if key == "vs":
+        return _string_field(record, "vs", "invalid_value", "string value", index, metric, problems)
+    vb = record["vb"]
+    if type(vb) is bool:
+        return vb
+    problems.add("invalid_value", f"vb (boolean value) must be true or false, not {_json_type(vb)}", index, metric)
+    return None
 
 
 # --------------------------------------------------------------------------- SenML XML
