@@ -90,14 +90,13 @@ def senml_xml(entries: Sequence[dict[str, Any]]) -> bytes:
     return out
 
 
+JSON_FORMATS = ("json", "thingsboard", "senml-json")  # the formats json.dumps writes
+
+
 def encode(fmt: str, records: Sequence[Record]) -> Body:
     """Encode a batch of records as the request body for ``fmt``."""
-    if fmt in ("json", "thingsboard"):
-        text = json.dumps(json_items(records), separators=(",", ":"), allow_nan=False)
-        return Body(CONTENT_TYPES[fmt], text.encode("utf-8"))
-    if fmt == "senml-json":
-        text = json.dumps(senml_records(records), separators=(",", ":"), allow_nan=False)
-        return Body(CONTENT_TYPES[fmt], text.encode("utf-8"))
+    if fmt in JSON_FORMATS:
+        return _json_body(fmt, records, allow_nan=False)
     if fmt == "senml-xml":
         return Body(CONTENT_TYPES[fmt], senml_xml(senml_records(records)))
     raise ValueError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
@@ -105,13 +104,16 @@ def encode(fmt: str, records: Sequence[Record]) -> Body:
 
 def _encode_loose(fmt: str, records: Sequence[Record]) -> Body:
     """Like encode() but lets NaN through (json.dumps writes it as a bare ``NaN``)."""
-    if fmt in ("json", "thingsboard"):
-        text = json.dumps(json_items(records), separators=(",", ":"), allow_nan=True)
-        return Body(CONTENT_TYPES[fmt], text.encode("utf-8"))
-    if fmt == "senml-json":
-        text = json.dumps(senml_records(records), separators=(",", ":"), allow_nan=True)
-        return Body(CONTENT_TYPES[fmt], text.encode("utf-8"))
+    if fmt in JSON_FORMATS:
+        return _json_body(fmt, records, allow_nan=True)
     return encode(fmt, records)
+
+
+def _json_body(fmt: str, records: Sequence[Record], *, allow_nan: bool) -> Body:
+    """A JSON format's body (json and thingsboard: plain items; senml-json: SenML records)."""
+    doc = senml_records(records) if fmt == "senml-json" else json_items(records)
+    text = json.dumps(doc, separators=(",", ":"), allow_nan=allow_nan)
+    return Body(CONTENT_TYPES[fmt], text.encode("utf-8"))
 
 
 def malformed(fmt: str, records: Sequence[Record], kind: str) -> Body:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 REPORT_VERSION = 1
 
@@ -76,16 +76,7 @@ class WampStats:
 
 def merge_wamp_stats(items: Iterable[WampStats]) -> WampStats:
     """Add up devices' WAMP counters (ints summed, maps merged with sorted keys)."""
-    total = WampStats()
-    for item in items:
-        for f in fields(WampStats):
-            mine = getattr(total, f.name)
-            theirs = getattr(item, f.name)
-            if isinstance(mine, dict):
-                setattr(total, f.name, merge_counts(mine, theirs))
-            else:
-                setattr(total, f.name, mine + theirs)
-    return total
+    return _add_up(WampStats(), items)
 
 
 def wamp_section(stats: WampStats) -> dict[str, Any]:
@@ -102,6 +93,9 @@ def wamp_section(stats: WampStats) -> dict[str, Any]:
     }
 
 
+_Counters = TypeVar("_Counters", "Stats", "WampStats")
+
+
 def merge_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     """Sum two {key: n} maps; keys sorted for stable output."""
     out: dict[str, int] = {}
@@ -112,9 +106,13 @@ def merge_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
 
 def merge_stats(items: Iterable[Stats]) -> Stats:
     """Add up counters (ints summed, code maps merged, latencies concatenated)."""
-    total = Stats()
+    return _add_up(Stats(), items)
+
+
+def _add_up(total: _Counters, items: Iterable[_Counters]) -> _Counters:
+    """`items` added into `total` field by field: ints summed, {key: n} maps merged, lists concatenated."""
     for item in items:
-        for f in fields(Stats):
+        for f in fields(total):
             mine = getattr(total, f.name)
             theirs = getattr(item, f.name)
             if isinstance(mine, dict):
@@ -171,8 +169,7 @@ def failure_reasons(report: Mapping[str, Any]) -> list[str]:
         reasons.append(f"{report['unrecovered_server_errors']} batch(es) failed with 5xx")
     if report.get("unrecovered_failures", 0):
         reasons.append(
-            f"{report['unrecovered_failures']} batch(es) ({report.get('records_unsent', 0)}"
-            " records) never delivered"
+            f"{report['unrecovered_failures']} batch(es) ({report.get('records_unsent', 0)} records) never delivered"
         )
     faults = report.get("faults", {})
     if faults.get("malformed_accepted", 0):

@@ -6,7 +6,7 @@ import asyncio
 import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
 
@@ -34,18 +34,9 @@ class VerifyResult:
         return asdict(self)
 
     def add(self, other: VerifyResult) -> None:
-        for name in (
-            "checked_devices",
-            "readings_expected",
-            "readings_found",
-            "missing",
-            "duplicated",
-            "unexpected",
-            "value_mismatches",
-            "uncertain_found",
-            "errors",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for f in fields(self):
+            if f.name != "examples":  # every other field is a count
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         room = MAX_EXAMPLES - len(self.examples)
         if room > 0:
             self.examples.extend(other.examples[:room])
@@ -109,9 +100,7 @@ def compare_readings(
     return result
 
 
-def _example(
-    result: VerifyResult, kind: str, device: str, ident: Identity, expected: Any, found: Any
-) -> None:
+def _example(result: VerifyResult, kind: str, device: str, ident: Identity, expected: Any, found: Any) -> None:
     if len(result.examples) < MAX_EXAMPLES:
         metric, unit, ts = ident
         result.examples.append(
@@ -151,9 +140,7 @@ async def fetch_readings(
             params["cursor"] = cursor
         result = await api.request("GET", path, headers=headers, params=params)
         if not result.ok:
-            raise ReadBackError(
-                f"GET {path}: {result.status or ''} {result.code or ''} {result.message}".strip()
-            )
+            raise ReadBackError(f"GET {path}: {result.status or ''} {result.code or ''} {result.message}".strip())
         data = result.data
         if not isinstance(data, Mapping) or not isinstance(data.get("readings"), list):
             raise ReadBackError(f"GET {path}: answer has no 'readings' list")
@@ -187,9 +174,7 @@ async def verify_device(api: Api, admin_token: str, exp: DeviceExpectation) -> V
     return compare_readings(exp.expected, rows, exp.uncertain, exp.device_id)
 
 
-async def verify_fleet(
-    api: Api, admin_token: str, devices: Sequence[DeviceExpectation]
-) -> VerifyResult:
+async def verify_fleet(api: Api, admin_token: str, devices: Sequence[DeviceExpectation]) -> VerifyResult:
     results = await asyncio.gather(*(verify_device(api, admin_token, d) for d in devices))
     total = VerifyResult()
     for r in results:
