@@ -21,6 +21,7 @@ from botocore.exceptions import ReadTimeoutError
 from chalicelib import wiring
 from chalicelib.adapters.retry import RetryPolicy
 from chalicelib.models import APP_RETRIED, DeviceModel, ReadingChunkModel
+from tests.fake_clock import FakeClock
 from tests.functional.helpers import HOUR, T0, body_of, dynamodb, error_of, latest_of, stored_items, throttled
 
 BATCH_WRITE = "BatchWriteItem"
@@ -29,23 +30,10 @@ THROTTLED = "ProvisionedThroughputExceededException"
 BASE_LATENCY = 0.01
 
 
-@dataclass
-class FakeClock:
-    now: float = 0.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def clock(api: Any, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """Every request's retry budget runs on a fake clock, with the slowest backoff (rng 1.0)."""
-    fake = FakeClock()
+    fake = FakeClock(now=0.0)  # the budget runs from 0: the last test reads clock.now as time spent
     retries = RetryPolicy.from_settings(wiring.bound_settings(), clock=fake, sleep=fake.sleep, rng=lambda: 1.0)
     monkeypatch.setattr(wiring, "retry_policy", lambda: retries)
     return fake

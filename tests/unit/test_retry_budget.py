@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -20,24 +19,9 @@ from chalicelib.adapters.retry import (
 )
 from chalicelib.config import API_GATEWAY_TIMEOUT_S, DEFAULT_RETRY_BUDGET_S, from_env
 from chalicelib.errors import StorageUnavailableError
+from tests.fake_clock import FakeClock
 
 THROTTLED = "ProvisionedThroughputExceededException"
-
-
-@dataclass
-class FakeClock:
-    """Simulated seconds: sleeping and calling DynamoDB move it, nothing else does."""
-
-    now: float = 1000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def policy(clock: FakeClock, **overrides: Any) -> RetryPolicy:
