@@ -17,7 +17,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -413,118 +413,141 @@ class MetricSpec:
         return self.generator.build(rng, self.decimals)
 
 
+_OPTIONAL = ("unit", "decimals")  # keys every generator's metric may have
+
+
+def _constant(raw: Mapping[str, Any], where: str) -> GeneratorSpec:
+    _check_keys(raw, where, ["value", "generator"], _OPTIONAL)
+    value = raw["value"]
+    if isinstance(value, str):
+        _string_value_ok(value, f"{where}.value")
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise _fail(f"{where}.value", "must be finite")
+    else:
+        raise _fail(f"{where}.value", "must be a number, string or boolean")
+    return ConstantSpec(value)
+
+
+def _random_walk(raw: Mapping[str, Any], where: str) -> GeneratorSpec:
+    _check_keys(raw, where, ["generator", "start", "min", "max", "step"], _OPTIONAL)
+    spec = RandomWalkSpec(
+        start=_number(raw, "start", where),
+        min=_number(raw, "min", where),
+        max=_number(raw, "max", where),
+        step=_number(raw, "step", where),
+    )
+    if not spec.min <= spec.start <= spec.max:
+        raise _fail(where, f"need min <= start <= max, got {spec.min}, {spec.start}, {spec.max}")
+    if spec.step < 0:
+        raise _fail(f"{where}.step", "must be >= 0")
+    return spec
+
+
+def _sinusoid(raw: Mapping[str, Any], where: str) -> GeneratorSpec:
+    _check_keys(raw, where, ["generator", "period", "amplitude"], [*_OPTIONAL, "offset", "noise", "phase"])
+    sinus = SinusoidSpec(
+        period=_number(raw, "period", where),
+        amplitude=_number(raw, "amplitude", where),
+        offset=_number(raw, "offset", where, 0.0),
+        noise=_number(raw, "noise", where, 0.0),
+        phase=_number(raw, "phase", where) if "phase" in raw else None,
+    )
+    if sinus.period <= 0:
+        raise _fail(f"{where}.period", "must be > 0 (seconds)")
+    if sinus.noise < 0:
+        raise _fail(f"{where}.noise", "must be >= 0")
+    return sinus
+
+
+def _decay(raw: Mapping[str, Any], where: str) -> GeneratorSpec:
+    _check_keys(raw, where, ["generator", "start", "rate"], [*_OPTIONAL, "floor", "noise"])
+    decay = DecaySpec(
+        start=_number(raw, "start", where),
+        rate=_number(raw, "rate", where),
+        floor=_number(raw, "floor", where, 0.0),
+        noise=_number(raw, "noise", where, 0.0),
+    )
+    if decay.rate < 0:
+        raise _fail(f"{where}.rate", "must be >= 0 (per second)")
+    if decay.noise < 0:
+        raise _fail(f"{where}.noise", "must be >= 0")
+    return decay
+
+
+def _counter(raw: Mapping[str, Any], where: str) -> GeneratorSpec:
+    _check_keys(raw, where, ["generator"], [*_OPTIONAL, "start", "increment"])
+    return CounterSpec(
+        start=_int_or_float(raw, "start", where, 0),
+        increment=_int_or_float(raw, "increment", where, 1),
+    )
+
+
+def _boolean(raw: Mapping[str, Any], where: str) -> GeneratorSpec:
+    _check_keys(raw, where, ["generator"], [*_OPTIONAL, "flip_probability", "start"])
+    start = raw.get("start", False)
+    if not isinstance(start, bool):
+        raise _fail(f"{where}.start", "must be true or false")
+    return BooleanSpec(_probability(raw, "flip_probability", where, 0.1), start)
+
+
+def _choice(raw: Mapping[str, Any], where: str) -> GeneratorSpec:
+    _check_keys(raw, where, ["generator", "values"], [*_OPTIONAL, "weights"])
+    values = raw["values"]
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise _fail(f"{where}.values", "must be a non-empty list of strings")
+    for i, v in enumerate(values):
+        _string_value_ok(v, f"{where}.values[{i}]")
+    weights: tuple[float, ...] | None = None
+    if "weights" in raw:
+        raw_w = raw["weights"]
+        if not isinstance(raw_w, list) or len(raw_w) != len(values):
+            raise _fail(f"{where}.weights", "must be a list as long as values")
+        checked = [_number({"w": w}, "w", f"{where}.weights") for w in raw_w]
+        if any(w < 0 for w in checked) or sum(checked) <= 0:
+            raise _fail(f"{where}.weights", "must be >= 0 with a positive sum")
+        weights = tuple(checked)
+    return ChoiceSpec(tuple(values), weights)
+
+
+def _location(raw: Mapping[str, Any], where: str) -> GeneratorSpec:
+    _check_keys(raw, where, ["generator", "lat", "lon", "radius_m"], ["decimals", "step_m"])
+    loc_lat = _number(raw, "lat", where)
+    loc_lon = _number(raw, "lon", where)
+    radius = _number(raw, "radius_m", where)
+    if not -90 <= loc_lat <= 90:
+        raise _fail(f"{where}.lat", "must be between -90 and 90")
+    if not -180 <= loc_lon <= 180:
+        raise _fail(f"{where}.lon", "must be between -180 and 180")
+    if radius <= 0:
+        raise _fail(f"{where}.radius_m", "must be > 0")
+    step_m = _number(raw, "step_m", where, radius / 10)
+    if step_m < 0:
+        raise _fail(f"{where}.step_m", "must be >= 0")
+    return LocationSpec(loc_lat, loc_lon, radius, step_m)
+
+
+# One parser per generator kind: each checks its keys and values and builds the spec.
+_GENERATOR_PARSERS: dict[str, Callable[[Mapping[str, Any], str], GeneratorSpec]] = {
+    "constant": _constant,
+    "random_walk": _random_walk,
+    "sinusoid": _sinusoid,
+    "decay": _decay,
+    "counter": _counter,
+    "boolean": _boolean,
+    "choice": _choice,
+    "location": _location,
+}
+
+
 def _parse_generator(kind: str, raw: Mapping[str, Any], where: str) -> GeneratorSpec:
-    common = ("generator", "unit", "decimals")
-    if kind == "constant":
-        _check_keys(raw, where, ["value", *common[:1]], common[1:])
-        value = raw["value"]
-        if isinstance(value, str):
-            _string_value_ok(value, f"{where}.value")
-        elif isinstance(value, bool):
-            pass
-        elif isinstance(value, (int, float)):
-            if not math.isfinite(value):
-                raise _fail(f"{where}.value", "must be finite")
-        else:
-            raise _fail(f"{where}.value", "must be a number, string or boolean")
-        return ConstantSpec(value)
-    if kind == "random_walk":
-        _check_keys(raw, where, ["generator", "start", "min", "max", "step"], common[1:])
-        spec = RandomWalkSpec(
-            start=_number(raw, "start", where),
-            min=_number(raw, "min", where),
-            max=_number(raw, "max", where),
-            step=_number(raw, "step", where),
-        )
-        if not spec.min <= spec.start <= spec.max:
-            raise _fail(
-                where, f"need min <= start <= max, got {spec.min}, {spec.start}, {spec.max}"
-            )
-        if spec.step < 0:
-            raise _fail(f"{where}.step", "must be >= 0")
-        return spec
-    if kind == "sinusoid":
-        _check_keys(
-            raw,
-            where,
-            ["generator", "period", "amplitude"],
-            [*common[1:], "offset", "noise", "phase"],
-        )
-        sinus = SinusoidSpec(
-            period=_number(raw, "period", where),
-            amplitude=_number(raw, "amplitude", where),
-            offset=_number(raw, "offset", where, 0.0),
-            noise=_number(raw, "noise", where, 0.0),
-            phase=_number(raw, "phase", where) if "phase" in raw else None,
-        )
-        if sinus.period <= 0:
-            raise _fail(f"{where}.period", "must be > 0 (seconds)")
-        if sinus.noise < 0:
-            raise _fail(f"{where}.noise", "must be >= 0")
-        return sinus
-    if kind == "decay":
-        _check_keys(raw, where, ["generator", "start", "rate"], [*common[1:], "floor", "noise"])
-        decay = DecaySpec(
-            start=_number(raw, "start", where),
-            rate=_number(raw, "rate", where),
-            floor=_number(raw, "floor", where, 0.0),
-            noise=_number(raw, "noise", where, 0.0),
-        )
-        if decay.rate < 0:
-            raise _fail(f"{where}.rate", "must be >= 0 (per second)")
-        if decay.noise < 0:
-            raise _fail(f"{where}.noise", "must be >= 0")
-        return decay
-    if kind == "counter":
-        _check_keys(raw, where, ["generator"], [*common[1:], "start", "increment"])
-        return CounterSpec(
-            start=_int_or_float(raw, "start", where, 0),
-            increment=_int_or_float(raw, "increment", where, 1),
-        )
-    if kind == "boolean":
-        _check_keys(raw, where, ["generator"], [*common[1:], "flip_probability", "start"])
-        start = raw.get("start", False)
-        if not isinstance(start, bool):
-            raise _fail(f"{where}.start", "must be true or false")
-        return BooleanSpec(_probability(raw, "flip_probability", where, 0.1), start)
-    if kind == "choice":
-        _check_keys(raw, where, ["generator", "values"], [*common[1:], "weights"])
-        values = raw["values"]
-        if (
-            not isinstance(values, list)
-            or not values
-            or not all(isinstance(v, str) for v in values)
-        ):
-            raise _fail(f"{where}.values", "must be a non-empty list of strings")
-        for i, v in enumerate(values):
-            _string_value_ok(v, f"{where}.values[{i}]")
-        weights: tuple[float, ...] | None = None
-        if "weights" in raw:
-            raw_w = raw["weights"]
-            if not isinstance(raw_w, list) or len(raw_w) != len(values):
-                raise _fail(f"{where}.weights", "must be a list as long as values")
-            checked = [_number({"w": w}, "w", f"{where}.weights") for w in raw_w]
-            if any(w < 0 for w in checked) or sum(checked) <= 0:
-                raise _fail(f"{where}.weights", "must be >= 0 with a positive sum")
-            weights = tuple(checked)
-        return ChoiceSpec(tuple(values), weights)
-    if kind == "location":
-        _check_keys(raw, where, ["generator", "lat", "lon", "radius_m"], ["decimals", "step_m"])
-        loc_lat = _number(raw, "lat", where)
-        loc_lon = _number(raw, "lon", where)
-        radius = _number(raw, "radius_m", where)
-        if not -90 <= loc_lat <= 90:
-            raise _fail(f"{where}.lat", "must be between -90 and 90")
-        if not -180 <= loc_lon <= 180:
-            raise _fail(f"{where}.lon", "must be between -180 and 180")
-        if radius <= 0:
-            raise _fail(f"{where}.radius_m", "must be > 0")
-        step_m = _number(raw, "step_m", where, radius / 10)
-        if step_m < 0:
-            raise _fail(f"{where}.step_m", "must be >= 0")
-        return LocationSpec(loc_lat, loc_lon, radius, step_m)
-    kinds = ", ".join(GENERATOR_KINDS)
-    raise _fail(f"{where}.generator", f"unknown generator {kind!r} (expected one of: {kinds})")
+    parse = _GENERATOR_PARSERS.get(kind)
+    if parse is None:
+        kinds = ", ".join(GENERATOR_KINDS)
+        raise _fail(f"{where}.generator", f"unknown generator {kind!r} (expected one of: {kinds})")
+    return parse(raw, where)
 
 
 def _output_family(generator: GeneratorSpec) -> str:
