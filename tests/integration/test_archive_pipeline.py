@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from devstack.reconcile import archive_counts, archived_identities, download_archive, stored_identities
-from devstack.stack import LocalStack, free_port
+from devstack.stack import LocalStack
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    # The test drains the stream itself, so the background pump stays off.
-    with LocalStack(
-        api_port=free_port(), moto_port=free_port(), state_dir=tmp_path_factory.mktemp("s"), emulate_events=False
-    ) as running:
-        yield running
 
 
 def test_archive_holds_exactly_the_stored_readings(stack: LocalStack, tmp_path: Path) -> None:

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from devstack.reconcile import archive_database, download_archive
-from devstack.stack import LocalStack, free_port
+from devstack.stack import LocalStack
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(
-        api_port=free_port(), moto_port=free_port(), state_dir=tmp_path_factory.mktemp("r"), emulate_events=False
-    ) as running:
-        yield running
 
 
 def test_rollups_and_search_come_from_the_job(stack: LocalStack, tmp_path) -> None:
