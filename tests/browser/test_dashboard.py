@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from chalicelib.web import session as sessions
 from devstack.stack import LocalStack, free_port
@@ -203,6 +203,18 @@ def test_sign_in_fleet_device_live_reading_alert_report_sign_out(
     console = Console(expected_statuses=("status of 403 (Forbidden) (" + stack.api_url + "/dashboard/sign-in)",))
     page = console.watch(context.new_page())
 
+    _walk_sign_in(page, context, stack, fleet)
+    _walk_fleet(page)
+    temp, start = _walk_device(page, stack, fleet)
+    _walk_live(page, fleet, temp, start)
+    _walk_alerts(page, fleet)
+    _walk_reports(page, fleet)
+    _walk_sign_out(page, context, stack)
+    assert console == [], console
+
+
+def _walk_sign_in(page: Page, context: BrowserContext, stack: LocalStack, fleet: Fleet) -> None:
+    """The walk-through, signing in."""
     # Sign in: a device token is refused with a readable message, the admin token lets us in.
     page.goto("/dashboard")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
@@ -217,6 +229,9 @@ def test_sign_in_fleet_device_live_reading_alert_report_sign_out(
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and stack.admin_token not in cookie["value"]
     assert page.evaluate("document.cookie") == ""  # nothing the page's script could read
 
+
+def _walk_fleet(page: Page) -> None:
+    """The walk-through, the fleet page."""
     # The fleet: every seeded device with its status, last seen and latest values.
     rows = page.locator("#fleet tbody tr[data-device]")
     expect(rows).to_have_count(5)
@@ -238,6 +253,9 @@ def test_sign_in_fleet_device_live_reading_alert_report_sign_out(
     expect(rows.first).to_have_attribute("data-device", "fz-2")
     page.goto("/dashboard")
 
+
+def _walk_device(page: Page, stack: LocalStack, fleet: Fleet) -> tuple[Locator, int]:
+    """The walk-through, a device page: its charts and the window (the temp chart and its window start back)."""
     # A device: one chart per numeric metric, with as many points as the API returns for the window.
     page.get_by_role("link", name="Freezer 1").click()
     expect(page).to_have_url(f"{stack.api_url}/dashboard/devices/fz-1")
@@ -263,7 +281,11 @@ def test_sign_in_fleet_device_live_reading_alert_report_sign_out(
     start, end = int(charts.get_attribute("data-from") or 0), int(charts.get_attribute("data-to") or 0)
     in_window = fleet.readings("fz-1", metric="temp", **{"from": start, "to": end})
     expect(temp).to_have_attribute("data-points", str(len(in_window)))
+    return temp, start
 
+
+def _walk_live(page: Page, fleet: Fleet, temp: Locator, start: int) -> None:
+    """The walk-through, live updates on the device page and a command sent from it."""
     # A reading posted through the API shows up on the open page within seconds, as a WAMP event.
     expect(page.locator("[data-live-status]")).to_have_attribute("data-mode", "wamp", timeout=15_000)
     posted_at = time.monotonic()
@@ -279,6 +301,9 @@ def test_sign_in_fleet_device_live_reading_alert_report_sign_out(
     page.get_by_role("button", name="Send").click()
     expect(page.locator("#command-status")).to_contain_text("queued")
 
+
+def _walk_alerts(page: Page, fleet: Fleet) -> None:
+    """The walk-through, the alerts page."""
     # Alerts: filter, then acknowledge with the keyboard.
     page.get_by_role("link", name="Alerts", exact=True).click()
     row = page.locator(f'tr[data-alert="{fleet.alert_id}"]')
@@ -304,6 +329,9 @@ def test_sign_in_fleet_device_live_reading_alert_report_sign_out(
     assert "severity=critical" in page.url  # back to the same filtered list
     shot(page, "06-alert-acknowledged")
 
+
+def _walk_reports(page: Page, fleet: Fleet) -> None:
+    """The walk-through, the scaling reports."""
     # Scaling reports: the list, and one report with its chart.
     page.get_by_role("link", name="Reports").click()
     report_link = page.locator(f'tr[data-report="{fleet.report_id}"] a')
@@ -316,6 +344,9 @@ def test_sign_in_fleet_device_live_reading_alert_report_sign_out(
     page.wait_for_function("document.getElementById('report-chart').naturalWidth > 0")
     shot(page, "08-report")
 
+
+def _walk_sign_out(page: Page, context: BrowserContext, stack: LocalStack) -> None:
+    """The walk-through, signing out."""
     # Sign out: back to sign-in, and the pages need signing in again.
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_text("You are signed out.")).to_be_visible()
@@ -323,7 +354,6 @@ def test_sign_in_fleet_device_live_reading_alert_report_sign_out(
     page.goto("/dashboard/alerts")
     expect(page).to_have_url(f"{stack.api_url}/dashboard/sign-in?next=%2Fdashboard%2Falerts")
     shot(page, "09-signed-out")
-    assert console == [], console
 
 
 def test_an_expired_session_goes_back_to_sign_in_and_then_to_the_page(
