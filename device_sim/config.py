@@ -60,6 +60,10 @@ class SimConfig:
 
     def validate(self) -> list[str]:
         """Problems with the settings (empty when valid)."""
+        return self._load_problems() + self._timing_problems() + self._transport_problems() + self._fault_problems()
+
+    def _load_problems(self) -> list[str]:
+        """The target URL, the wire format and how much is sent."""
         problems: list[str] = []
         if not self.url.startswith(("http://", "https://")):
             problems.append(f"--url must start with http:// or https://, got {self.url!r}")
@@ -79,6 +83,11 @@ class SimConfig:
             problems.append("--concurrency must be >= 1")
         if self.buffer_limit < self.batch:
             problems.append("--buffer-limit must be >= --batch")
+        return problems
+
+    def _timing_problems(self) -> list[str]:
+        """Timeouts, retries, buffering and the clock."""
+        problems: list[str] = []
         if self.timeout <= 0:
             problems.append("--timeout must be > 0")
         if self.max_retries < 0:
@@ -89,6 +98,11 @@ class SimConfig:
             problems.append("--drain-timeout must be >= 0")
         if self.provision_timeout <= 0:
             problems.append("--provision-timeout must be > 0")
+        return problems
+
+    def _transport_problems(self) -> list[str]:
+        """The transport and what it needs."""
+        problems: list[str] = []
         if self.transport not in TRANSPORTS:
             problems.append(f"--transport must be one of {', '.join(TRANSPORTS)}")
         if self.transport == "wamp":
@@ -100,6 +114,11 @@ class SimConfig:
             problems.append("--linger must be >= 0")
         if self.linger > 0 and self.transport != "wamp":
             problems.append("--linger applies to --transport wamp only")
+        return problems
+
+    def _fault_problems(self) -> list[str]:
+        """The fault rates: probabilities."""
+        problems: list[str] = []
         for name, value in (
             ("--duplicate-rate", self.duplicate_rate),
             ("--malformed-rate", self.malformed_rate),
