@@ -22,7 +22,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -68,13 +68,7 @@ class DeviceIdentity:
     token: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "id": self.id,
-            "name": self.name,
-            "type": self.type,
-            "token": self.token,
-        }
+        return asdict(self)
 
 
 def load_tokens_file(path: str | Path) -> list[DeviceIdentity]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib.domain.scaling.config import Statistic
@@ -29,14 +29,8 @@ class PeriodStats:
         return self.p95
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "start_ms": self.start_ms,
-            "samples": self.samples,
-            "mean": self.mean,
-            "p95": self.p95,
-            "maximum": self.maximum,
-        }
+        """JSON-ready form: every field, in order."""
+        return asdict(self)
 
 
 def period_start(ts_ms: int, period_s: int) -> int:
