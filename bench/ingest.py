@@ -23,7 +23,7 @@ from typing import Any
 from unittest import mock
 
 from bench.dynamo_size import item_size, write_units
-from bench.measure import ADMIN_TOKEN, moto_stage
+from bench.measure import ADMIN_TOKEN, moto_stage, walk_records
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = 10_000
@@ -38,16 +38,7 @@ def make_bodies(seed: int = 7) -> list[list[list[dict[str, Any]]]]:
     per_device = RECORDS // DEVICES
     fleet = []
     for _ in range(DEVICES):
-        temp, hum, pres, volt = 21.0, 45.0, 1013.0, 3.7
-        records = []
-        for i in range(per_device):
-            temp = round(min(40, max(-10, temp + rng.uniform(-0.2, 0.2))), 2)
-            hum = round(min(100, max(0, hum + rng.uniform(-0.5, 0.5))), 1)
-            pres = round(pres + rng.uniform(-0.3, 0.3), 1)
-            volt = round(max(3.0, volt - rng.uniform(0, 0.0005)), 3)
-            status = "ok" if rng.random() > 0.01 else "warn"
-            values = {"temp": temp, "hum": hum, "pres": pres, "volt": volt, "status": status}
-            records.append({"ts": START_MS + i * 1000, "values": values})
+        records = walk_records(rng, per_device, START_MS, 1000)
         fleet.append([records[j : j + PER_REQUEST] for j in range(0, per_device, PER_REQUEST)])
     return fleet
 

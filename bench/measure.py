@@ -67,6 +67,22 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
     }
 
 
+def walk_records(rng: random.Random, count: int, start_ms: int, step_ms: int) -> list[dict[str, Any]]:
+    """`count` records `step_ms` apart from `start_ms`, 5 metrics each: a random walk of
+    temperature, humidity and pressure, a slowly draining battery, now and then a warning."""
+    temp, hum, pres, volt = 21.0, 45.0, 1013.0, 3.7
+    records: list[dict[str, Any]] = []
+    for i in range(count):
+        temp = round(min(40, max(-10, temp + rng.uniform(-0.2, 0.2))), 2)
+        hum = round(min(100, max(0, hum + rng.uniform(-0.5, 0.5))), 1)
+        pres = round(pres + rng.uniform(-0.3, 0.3), 1)
+        volt = round(max(3.0, volt - rng.uniform(0, 0.0005)), 3)
+        status = "ok" if rng.random() > 0.01 else "warn"
+        values = {"temp": temp, "hum": hum, "pres": pres, "volt": volt, "status": status}
+        records.append({"ts": start_ms + i * step_ms, "values": values})
+    return records
+
+
 def fleet_requests(batch: int, requests: int, seed: int = 11) -> list[tuple[int, list[dict[str, Any]]]]:
     """(device index, records) in arrival order: each device one record a minute, 5 metrics."""
     rng = random.Random(seed)
@@ -74,16 +90,7 @@ def fleet_requests(batch: int, requests: int, seed: int = 11) -> list[tuple[int,
     streams = []
     for _ in range(DEVICES):
         start = START_MS + rng.randrange(0, 3_600_000, 1000)
-        temp, hum, pres, volt = 21.0, 45.0, 1013.0, 3.7
-        records: list[dict[str, Any]] = []
-        for i in range(per_device * batch):
-            temp = round(min(40, max(-10, temp + rng.uniform(-0.2, 0.2))), 2)
-            hum = round(min(100, max(0, hum + rng.uniform(-0.5, 0.5))), 1)
-            pres = round(pres + rng.uniform(-0.3, 0.3), 1)
-            volt = round(max(3.0, volt - rng.uniform(0, 0.0005)), 3)
-            status = "ok" if rng.random() > 0.01 else "warn"
-            values = {"temp": temp, "hum": hum, "pres": pres, "volt": volt, "status": status}
-            records.append({"ts": start + i * RECORD_INTERVAL_MS, "values": values})
+        records = walk_records(rng, per_device * batch, start, RECORD_INTERVAL_MS)
         streams.append([records[j : j + batch] for j in range(0, len(records), batch)])
     # A device sends when its batch is full: order requests by their newest record.
     ordered = [(d, body) for d, bodies in enumerate(streams) for body in bodies]
