@@ -356,9 +356,8 @@ def _record_time(raw: object, index: int, received_at_ms: int, limits: Limits, p
 # --------------------------------------------------------------------------- JSON shapes
 
 
-def _parse_json_shapes(
-    document: object, received_at_ms: int, limits: Limits, problems: _Problems
-) -> tuple[list[Reading], int]:
+def _json_records(document: object, limits: Limits) -> list[Any]:
+    """The records of a JSON body: one object, or an array of them (at most limits.max_records)."""
     if type(document) is dict:
         records: list[Any] = [document]
     elif type(document) is list:
@@ -370,7 +369,31 @@ def _parse_json_shapes(
         )
     if len(records) > limits.max_records:
         _raise_one("too_many_records", f"{len(records)} records; at most {limits.max_records} per request")
+    return records
 
+
+def _record_values(record: dict[str, Any], index: int, problems: _Problems) -> tuple[dict[str, Any], bool] | None:
+    """A record's metrics and whether its "ts" is among them (the flat shape); None if it has none to read."""
+    if "values" not in record:
+        return record, "ts" in record
+    values = record["values"]
+    for key in record:
+        if key != "ts" and key != "values":
+            problems.add(
+                "unknown_field",
+                f"unknown field {key[:40]!r}: a record with values has only ts and values",
+                index,
+            )
+    if type(values) is not dict:
+        problems.add("invalid_record", f"values must be an object, not {_json_type(values)}", index)
+        return None
+    return values, False
+
+
+def _parse_json_shapes(
+    document: object, received_at_ms: int, limits: Limits, problems: _Problems
+) -> tuple[list[Reading], int]:
+    records = _json_records(document, limits)
     readings: list[Reading] = []
     append = readings.append
     max_metrics = limits.max_metrics_per_record
@@ -383,22 +406,10 @@ def _parse_json_shapes(
         if type(record) is not dict:
             problems.add("invalid_record", f"each record must be an object, not {_json_type(record)}", index)
             continue
-        if "values" in record:
-            values = record["values"]
-            for key in record:
-                if key != "ts" and key != "values":
-                    problems.add(
-                        "unknown_field",
-                        f"unknown field {key[:40]!r}: a record with values has only ts and values",
-                        index,
-                    )
-            if type(values) is not dict:
-                problems.add("invalid_record", f"values must be an object, not {_json_type(values)}", index)
-                continue
-            skip_ts = False
-        else:
-            values = record
-            skip_ts = "ts" in record
+        shape = _record_values(record, index, problems)
+        if shape is None:
+            continue
+        values, skip_ts = shape
         raw_ts = record.get("ts", _MISSING)
         if raw_ts is _MISSING:
             ts: int | None = received_at_ms
@@ -410,6 +421,7 @@ def _parse_json_shapes(
             problems.add("too_many_metrics", f"{n_metrics} metrics in one record; at most {max_metrics}", index)
             continue
 
+        # The per-metric loop is the ingest path's hot spot: kept inline, with the lookups hoisted above.
         for name, value in values.items():
             if skip_ts and name == "ts":
                 continue
