@@ -401,41 +401,9 @@ def validate_rule(body: object, *, rule_id: str, created_at: int, updated_at: in
     duration = Duration()
     offline_seconds = None
     if kind == "offline":
-        for key in ("metric", "unit", "condition", "duration", "clear"):
-            if key in body:
-                problems.append(Problem("invalid_field", f"{key}: not used by offline rules", field=key))
-        raw = body.get("offline")
-        seconds = raw.get("seconds") if isinstance(raw, dict) and set(raw) == {"seconds"} else None
-        if isinstance(seconds, int) and not isinstance(seconds, bool):
-            offline_seconds = seconds
-        if offline_seconds is None or not MIN_OFFLINE_SECONDS <= offline_seconds <= MAX_OFFLINE_SECONDS:
-            problems.append(
-                Problem(
-                    "invalid_field",
-                    f'offline: {{"seconds": {MIN_OFFLINE_SECONDS}..{MAX_OFFLINE_SECONDS}}}',
-                    field="offline",
-                )
-            )
+        offline_seconds = _parse_offline(body, problems)
     else:
-        if "offline" in body:
-            problems.append(Problem("invalid_field", "offline: only for offline rules", field="offline"))
-        metric = body.get("metric")
-        if not (isinstance(metric, str) and METRIC_PATTERN.match(metric)):
-            problems.append(Problem("invalid_field", "metric: a SenML metric name", field="metric"))
-        unit = body.get("unit")
-        if unit is not None and not (isinstance(unit, str) and UNIT_PATTERN.match(unit)):
-            problems.append(Problem("invalid_field", "unit: 1-32 printable ASCII characters", field="unit"))
-        if "condition" not in body:
-            problems.append(Problem("invalid_field", "condition: required", field="condition"))
-        else:
-            condition = _parse_condition(body["condition"], "condition", problems)
-        duration = _parse_duration(body.get("duration"), problems)
-        if body.get("clear") is not None:
-            clear = _parse_condition(body["clear"], "clear", problems)
-            if clear is not None and condition is not None and clear.family != condition.family:
-                problems.append(
-                    Problem("invalid_field", "clear: must compare the same kind of value as condition", field="clear")
-                )
+        metric, unit, condition, duration, clear = _parse_threshold(body, problems)
     if problems:
         raise ValidationError(f"{len(problems)} problems in the rule", problems)
     assert scope is not None and isinstance(name, str)
@@ -456,6 +424,52 @@ def validate_rule(body: object, *, rule_id: str, created_at: int, updated_at: in
         created_at=created_at,
         updated_at=updated_at,
     )
+
+
+def _parse_offline(body: dict[str, Any], problems: list[Problem]) -> int | None:
+    """An offline rule's own part: {"offline": {"seconds": n}}, and none of a threshold rule's fields."""
+    for key in ("metric", "unit", "condition", "duration", "clear"):
+        if key in body:
+            problems.append(Problem("invalid_field", f"{key}: not used by offline rules", field=key))
+    raw = body.get("offline")
+    seconds = raw.get("seconds") if isinstance(raw, dict) and set(raw) == {"seconds"} else None
+    offline_seconds = seconds if isinstance(seconds, int) and not isinstance(seconds, bool) else None
+    if offline_seconds is None or not MIN_OFFLINE_SECONDS <= offline_seconds <= MAX_OFFLINE_SECONDS:
+        problems.append(
+            Problem(
+                "invalid_field",
+                f'offline: {{"seconds": {MIN_OFFLINE_SECONDS}..{MAX_OFFLINE_SECONDS}}}',
+                field="offline",
+            )
+        )
+    return offline_seconds
+
+
+def _parse_threshold(
+    body: dict[str, Any], problems: list[Problem]
+) -> tuple[Any, Any, Condition | None, Duration, Condition | None]:
+    """A threshold rule's own part: metric, unit, condition, duration and clear (no "offline")."""
+    if "offline" in body:
+        problems.append(Problem("invalid_field", "offline: only for offline rules", field="offline"))
+    metric = body.get("metric")
+    if not (isinstance(metric, str) and METRIC_PATTERN.match(metric)):
+        problems.append(Problem("invalid_field", "metric: a SenML metric name", field="metric"))
+    unit = body.get("unit")
+    if unit is not None and not (isinstance(unit, str) and UNIT_PATTERN.match(unit)):
+        problems.append(Problem("invalid_field", "unit: 1-32 printable ASCII characters", field="unit"))
+    condition = clear = None
+    if "condition" not in body:
+        problems.append(Problem("invalid_field", "condition: required", field="condition"))
+    else:
+        condition = _parse_condition(body["condition"], "condition", problems)
+    duration = _parse_duration(body.get("duration"), problems)
+    if body.get("clear") is not None:
+        clear = _parse_condition(body["clear"], "clear", problems)
+        if clear is not None and condition is not None and clear.family != condition.family:
+            problems.append(
+                Problem("invalid_field", "clear: must compare the same kind of value as condition", field="clear")
+            )
+    return metric, unit, condition, duration, clear
 
 
 def patch_rule(rule: Rule, body: object, now_ms: int) -> Rule:
