@@ -531,6 +531,14 @@ def teardown(settings: Settings, clients: Clients, *, force: bool = False, dry_r
     state = describe_stage(settings, clients)
     verb = "would delete" if dry_run else "deleted"
     done: list[str] = [f"{refusal} (a dry run: what --force would delete follows)"] if held and not force else []
+    for delete in (_delete_monitoring, _delete_scaling, _delete_queue, _delete_bucket, _delete_tables):
+        done += delete(state, clients, verb, dry_run)
+    return done
+
+
+def _delete_monitoring(state: dict[str, Any], clients: Clients, verb: str, dry_run: bool) -> list[str]:
+    """The stage's alarms and dashboard."""
+    done: list[str] = []
     cloudwatch = clients("cloudwatch")
     alarms = [name for name, alarm in state["alarms"].items() if alarm is not None]
     if alarms:
@@ -542,6 +550,12 @@ def teardown(settings: Settings, clients: Clients, *, force: bool = False, dry_r
             if not dry_run:
                 cloudwatch.delete_dashboards(DashboardNames=[name])
             done.append(f"{verb} dashboard {name}")
+    return done
+
+
+def _delete_scaling(state: dict[str, Any], clients: Clients, verb: str, dry_run: bool) -> list[str]:
+    """The scenario's auto scaling groups (with their policies) and launch templates."""
+    done: list[str] = []
     autoscaling, ec2 = clients("autoscaling"), clients("ec2")
     for group, found in state["groups"].items():
         if found is not None:
@@ -553,12 +567,23 @@ def teardown(settings: Settings, clients: Clients, *, force: bool = False, dry_r
             if not dry_run:
                 ec2.delete_launch_template(LaunchTemplateName=template)
             done.append(f"{verb} launch template {template}")
+    return done
+
+
+def _delete_queue(state: dict[str, Any], clients: Clients, verb: str, dry_run: bool) -> list[str]:
+    done: list[str] = []
     for queue, found in state.get("queue", {}).items():
         if found is not None:
             if not dry_run:
                 sqs = clients("sqs")
                 sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=queue)["QueueUrl"])
             done.append(f"{verb} queue {queue}")
+    return done
+
+
+def _delete_bucket(state: dict[str, Any], clients: Clients, verb: str, dry_run: bool) -> list[str]:
+    """The bucket, emptied first (every object version)."""
+    done: list[str] = []
     for bucket, found in state.get("bucket", {}).items():
         if found is not None:
             s3 = clients("s3")
@@ -568,6 +593,12 @@ def teardown(settings: Settings, clients: Clients, *, force: bool = False, dry_r
                 objects = _empty_bucket(s3, bucket)
                 s3.delete_bucket(Bucket=bucket)
                 done.append(f"{verb} bucket {bucket} ({objects} objects)")
+    return done
+
+
+def _delete_tables(state: dict[str, Any], clients: Clients, verb: str, dry_run: bool) -> list[str]:
+    """The tables, each waited for until it is gone."""
+    done: list[str] = []
     dynamodb = clients("dynamodb")
     for table, found in state["tables"].items():
         if found is not None:
