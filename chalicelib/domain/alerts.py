@@ -32,7 +32,7 @@ from typing import Any, Literal, TypeAlias
 
 from chalicelib.domain.devices import ID_PATTERN, TYPE_PATTERN
 from chalicelib.domain.readings import Reading, Value
-from chalicelib.domain.rules import MAX_STRING_BYTES, METRIC_PATTERN, UNIT_PATTERN
+from chalicelib.domain.rules import MAX_STRING_BYTES, METRIC_PATTERN, UNIT_PATTERN, json_object, unknown_fields
 from chalicelib.errors import Problem, ValidationError
 
 SEVERITIES: tuple[str, ...] = ("critical", "major", "minor", "warning")
@@ -66,6 +66,7 @@ WRITABLE_FIELDS = frozenset(
     {"name", "kind", "scope", "metric", "unit", "condition", "duration", "clear", "severity", "notify", "enabled",
      "offline"}
 )  # fmt: skip
+_UNWRITABLE = "unknown or read-only field"  # what an unknown_field problem of a rule body says
 TOPIC_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 RULE_ID_PATTERN = re.compile(r"^rule-[0-9a-f]{20}$")
 ALERT_ID_PATTERN = re.compile(r"^\d{13}-[0-9a-f]{16}$")
@@ -374,12 +375,8 @@ def _parse_notify(raw: object, problems: list[Problem]) -> Notify:
 
 def validate_rule(body: object, *, rule_id: str, created_at: int, updated_at: int) -> Rule:
     """A rule from the API's JSON (POST, or a PATCH merged by patch_rule); raise ValidationError."""
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", [Problem("invalid_body", "expected an object")])
-    problems: list[Problem] = []
-    for key in body:
-        if key not in WRITABLE_FIELDS:
-            problems.append(Problem("unknown_field", f"unknown or read-only field {key!r}", field=str(key)))
+    body = json_object(body)
+    problems = unknown_fields(body, WRITABLE_FIELDS, _UNWRITABLE)
     name = body.get("name")
     if not (isinstance(name, str) and 0 < len(name.strip()) <= MAX_NAME and not _CONTROL.search(name)):
         problems.append(Problem("invalid_field", f"name: one line of 1-{MAX_NAME} characters", field="name"))
@@ -474,20 +471,16 @@ def _parse_threshold(
 
 def patch_rule(rule: Rule, body: object, now_ms: int) -> Rule:
     """Merge a PATCH body into a rule: given fields replace, null resets a field to its default."""
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", [Problem("invalid_body", "expected an object")])
+    body = json_object(body)
     merged = rule.editable()
     for key, value in body.items():
         if value is None:
             merged.pop(key, None)
         else:
             merged[key] = value
-    unknown = [k for k in body if k not in WRITABLE_FIELDS]
+    unknown = unknown_fields(body, WRITABLE_FIELDS, _UNWRITABLE)
     if unknown:
-        raise ValidationError(
-            f"{len(unknown)} problems in the rule",
-            [Problem("unknown_field", f"unknown or read-only field {k!r}", field=str(k)) for k in unknown],
-        )
+        raise ValidationError(f"{len(unknown)} problems in the rule", unknown)
     return validate_rule(merged, rule_id=rule.rule_id, created_at=rule.created_at, updated_at=now_ms)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chalicelib.domain.rules import json_object, unknown_fields
 from chalicelib.errors import Problem, ValidationError
 
 if TYPE_CHECKING:
@@ -48,12 +49,8 @@ def command_request(device_id: str, body: Any) -> CommandRequest:
     """The command a JSON body asks for, or ValidationError listing every problem."""
     from chalicelib.domain.wamp.protocol import device_prefix, valid_uri  # not on the ingest path's import
 
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", [Problem("invalid_body", "expected an object")])
-    problems: list[Problem] = []
-    for key in body:
-        if key not in FIELDS:
-            problems.append(Problem("unknown_field", f"unknown field {key!r}", field=str(key)))
+    body = json_object(body)
+    problems = unknown_fields(body, FIELDS)
     procedure = body.get("procedure")
     if isinstance(procedure, str) and not procedure.startswith(device_prefix(device_id)):
         procedure = device_prefix(device_id) + procedure

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.domain.rules import MAX_ID_CHARS
+from chalicelib.domain.rules import MAX_ID_CHARS, json_object, unknown_fields
 from chalicelib.errors import Problem, ValidationError
 
 ID_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9\-_.:]{{0,{MAX_ID_CHARS - 1}}}$")
@@ -89,21 +89,15 @@ def _check_attributes(value: object, problems: list[Problem]) -> dict[str, Any] 
 
 def validate_changes(body: object, *, creating: bool) -> DeviceChanges:
     """Validate a POST (creating=True) or PATCH body of /v1/devices; raise ValidationError."""
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", [Problem("invalid_body", "expected an object")])
-    problems: list[Problem] = []
+    body = json_object(body)
     allowed = {"id", "name", "type", "attributes"} if creating else {"name", "type", "attributes", "disabled"}
-    for key in body:
-        if key not in allowed:
-            problems.append(Problem("unknown_field", f"unknown field {key!r}", field=str(key)))
+    problems = unknown_fields(body, allowed)
     device_id = body.get("id")
     if device_id is not None and not (isinstance(device_id, str) and ID_PATTERN.match(device_id)):
         problems.append(Problem("invalid_field", "id: 1-64 of A-Z a-z 0-9 - _ . :, starting alphanumeric", field="id"))
     name = body.get("name")
     if (creating or name is not None) and not (isinstance(name, str) and 0 < len(name.strip()) <= MAX_NAME):
-        problems.append(
-            Problem("invalid_field", f"name: a non-empty string of at most {MAX_NAME} chars", field="name")
-        )
+        problems.append(Problem("invalid_field", f"name: a non-empty string of at most {MAX_NAME} chars", field="name"))
     device_type = body.get("type", "generic" if creating else None)
     if device_type is not None and not (isinstance(device_type, str) and TYPE_PATTERN.match(device_type)):
         problems.append(Problem("invalid_field", "type: 1-64 of A-Z a-z 0-9 - _ . : /", field="type"))

@@ -7,7 +7,10 @@ Metric names follow SenML (RFC 8428): a letter or digit, then letters, digits an
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Collection, Mapping
+from typing import Any, Final
+
+from chalicelib.errors import Problem, ValidationError
 
 MAX_METRIC_CHARS: Final = 128
 _METRIC_FIRST = "[A-Za-z0-9]"
@@ -25,3 +28,18 @@ MAX_STRING_BYTES: Final = 1024  # a string value, UTF-8 encoded
 MAX_ID_CHARS: Final = 64  # a device id
 
 MAX_PAGE: Final = 10_000  # readings on one page of a telemetry query
+
+
+# --- JSON request bodies (devices, rules, commands)
+
+
+def json_object(body: object) -> dict[str, Any]:
+    """`body` if it is a JSON object; otherwise ValidationError (`invalid_body`)."""
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object", [Problem("invalid_body", "expected an object")])
+    return body
+
+
+def unknown_fields(body: Mapping[str, object], allowed: Collection[str], what: str = "unknown field") -> list[Problem]:
+    """An `unknown_field` problem for each member of `body` outside `allowed`."""
+    return [Problem("unknown_field", f"{what} {key!r}", field=str(key)) for key in body if key not in allowed]
