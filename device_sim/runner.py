@@ -23,6 +23,8 @@ from device_sim.transport import Api, RetryPolicy
 from device_sim.verify import DeviceExpectation, verify_with_rechecks
 
 if TYPE_CHECKING:
+    from device_sim.fleet import DeviceIdentity
+    from device_sim.profiles import DeviceType
     from device_sim.wamp import WampDevice
 
 
@@ -55,32 +57,13 @@ async def run_simulation(
         start = time.monotonic()
         end = start + cfg.duration if cfg.count is None else None
         control = RunControl(start, end)
-        wamp_devices: list[WampDevice] = []
-        devices: Sequence[Device]
-        if cfg.transport == "wamp":
-            from device_sim.wamp import make_wamp_devices  # autobahn only when it is used
-
-            devices = wamp_devices = make_wamp_devices(identities, types, cfg, api, stats, control)
-            for device in wamp_devices:
-                device.link.start()
-        else:
-            devices = make_devices(identities, types, cfg, api, stats, control)
+        devices, wamp_devices = _fleet_devices(cfg, identities, types, api, stats, control)
 
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             _install_sigint(loop, control)
         done = asyncio.Event()
-        progress_task: asyncio.Task[None] | None = None
-        if cfg.progress:
-            view = LiveProgress(
-                stats,
-                console,
-                devices=n,
-                duration=cfg.duration if cfg.count is None else None,
-                total_records=cfg.count * n if cfg.count is not None else None,
-                buffered=lambda: sum(d.buffered for d in devices),
-            )
-            progress_task = asyncio.create_task(view.run(done))
+        progress_task = _start_progress(cfg, stats, console, n, devices, done) if cfg.progress else None
         try:
             await run_devices(devices)
             sent_at = time.monotonic()
@@ -97,23 +80,7 @@ async def run_simulation(
                     loop.remove_signal_handler(signal.SIGINT)
         duration = sent_at - start  # --linger excluded
 
-        verify_dict: dict[str, Any] | None = None
-        if cfg.verify:
-            expectations = [
-                DeviceExpectation(
-                    d.identity.id,
-                    d.acked,
-                    d.uncertain,
-                    d.first_ts,
-                    (d.last_ts or d.first_ts) + 1,
-                )
-                for d in devices
-                if d.first_ts is not None
-            ]
-            result = await verify_with_rechecks(
-                api, cfg.admin_token, expectations, cfg.verify_rechecks
-            )
-            verify_dict = result.as_dict()
+        verify_dict = await _verify(api, cfg, devices) if cfg.verify else None
 
     return build_report(
         stats,
@@ -129,6 +96,57 @@ async def run_simulation(
         ws_url=cfg.ws_url if cfg.transport == "wamp" else None,
         wamp=wamp_section(merge_wamp_stats(d.wamp for d in wamp_devices)) if cfg.transport == "wamp" else None,
     )
+
+
+def _fleet_devices(
+    cfg: SimConfig,
+    identities: Sequence[DeviceIdentity],
+    types: Sequence[DeviceType],
+    api: Api,
+    stats: Stats,
+    control: RunControl,
+) -> tuple[Sequence[Device], list[WampDevice]]:
+    """The simulated devices (and, over WAMP, the same devices with their links started)."""
+    if cfg.transport != "wamp":
+        return make_devices(identities, types, cfg, api, stats, control), []
+    from device_sim.wamp import make_wamp_devices  # autobahn only when it is used
+
+    wamp_devices = make_wamp_devices(identities, types, cfg, api, stats, control)
+    for device in wamp_devices:
+        device.link.start()
+    return wamp_devices, wamp_devices
+
+
+def _start_progress(
+    cfg: SimConfig, stats: Stats, console: Console, n: int, devices: Sequence[Device], done: asyncio.Event
+) -> asyncio.Task[None]:
+    """The live progress display of `n` devices, running until `done`."""
+    view = LiveProgress(
+        stats,
+        console,
+        devices=n,
+        duration=cfg.duration if cfg.count is None else None,
+        total_records=cfg.count * n if cfg.count is not None else None,
+        buffered=lambda: sum(d.buffered for d in devices),
+    )
+    return asyncio.create_task(view.run(done))
+
+
+async def _verify(api: Api, cfg: SimConfig, devices: Sequence[Device]) -> dict[str, Any]:
+    """Read the telemetry back: every acked reading of every device must be stored."""
+    expectations = [
+        DeviceExpectation(
+            d.identity.id,
+            d.acked,
+            d.uncertain,
+            d.first_ts,
+            (d.last_ts or d.first_ts) + 1,
+        )
+        for d in devices
+        if d.first_ts is not None
+    ]
+    result = await verify_with_rechecks(api, cfg.admin_token, expectations, cfg.verify_rechecks)
+    return result.as_dict()
 
 
 def _install_sigint(loop: asyncio.AbstractEventLoop, control: RunControl) -> None:
