@@ -121,7 +121,6 @@ def run_chunked(fleet: list[list[list[dict[str, Any]]]]) -> dict[str, Any]:
     items = _scan_items(dynamodb, settings.readings_table)
     devices = _scan_items(dynamodb, settings.devices_table)
     readings = accepted
-    chunk_wcu = sum(write_units(i) for i in items)
     # Every ingest request also updates its device's item once.
     device_item_wcu = statistics.mean(write_units(d) for d in devices)
     encoded = [json.dumps(records).encode() for device in fleet for records in device]
@@ -130,19 +129,8 @@ def run_chunked(fleet: list[list[list[dict[str, Any]]]]) -> dict[str, Any]:
         parsed = parse_payload(body, "application/json", START_MS + 3_600_000 * 3, settings.limits)
         make_chunks("bench-device", deduplicate(parsed.readings))
 
-    return {
-        "design": "chunked (iotcloud)",
-        "requests": requests,
-        "readings": readings,
-        "items": len(items),
-        "dynamodb_requests_per_ingest_request": sum(calls.values()) / requests,
-        "dynamodb_calls": dict(calls),
-        "write_units_per_reading": chunk_wcu / readings,
-        "write_units_per_reading_with_state": (chunk_wcu + device_item_wcu * requests) / readings,
-        "stored_bytes_per_reading": sum(item_size(i) for i in items) / readings,
-        "hot_path_cpu_us_per_reading": _cpu_per_reading(hot_path, encoded, readings),
-        "wall_s_in_process": wall,
-    }
+    cpu_us = _cpu_per_reading(hot_path, encoded, readings)
+    return _figures("chunked (iotcloud)", items, calls, requests, readings, device_item_wcu * requests, cpu_us, wall)
 
 
 def run_naive(fleet: list[list[list[dict[str, Any]]]]) -> dict[str, Any]:
@@ -177,19 +165,34 @@ def run_naive(fleet: list[list[list[dict[str, Any]]]]) -> dict[str, Any]:
     wall = time.perf_counter() - start
     stored = _scan_items(dynamodb, NAIVE_TABLE)
     encoded = [json.dumps(records).encode() for device in fleet for records in device]
+    cpu_us = _cpu_per_reading(lambda body: [i.serialize() for i in items_of("bench-device", body)], encoded, readings)
+    return _figures("naive (one item per reading)", stored, calls, requests, readings, 0, cpu_us, wall)
+
+
+def _figures(
+    design: str,
+    items: list[dict[str, Any]],
+    calls: Counter[str],
+    requests: int,
+    readings: int,
+    state_wcu: float,
+    cpu_us: float,
+    wall: float,
+) -> dict[str, Any]:
+    """A design's figures from its stored items and calls; `state_wcu`: the write units of the
+    device-state updates, beyond the readings' own items (0 for a design without them)."""
+    wcu = sum(write_units(i) for i in items)
     return {
-        "design": "naive (one item per reading)",
+        "design": design,
         "requests": requests,
         "readings": readings,
-        "items": len(stored),
+        "items": len(items),
         "dynamodb_requests_per_ingest_request": sum(calls.values()) / requests,
         "dynamodb_calls": dict(calls),
-        "write_units_per_reading": sum(write_units(i) for i in stored) / readings,
-        "write_units_per_reading_with_state": sum(write_units(i) for i in stored) / readings,
-        "stored_bytes_per_reading": sum(item_size(i) for i in stored) / readings,
-        "hot_path_cpu_us_per_reading": _cpu_per_reading(
-            lambda body: [i.serialize() for i in items_of("bench-device", body)], encoded, readings
-        ),
+        "write_units_per_reading": wcu / readings,
+        "write_units_per_reading_with_state": (wcu + state_wcu) / readings,
+        "stored_bytes_per_reading": sum(item_size(i) for i in items) / readings,
+        "hot_path_cpu_us_per_reading": cpu_us,
         "wall_s_in_process": wall,
     }
 
