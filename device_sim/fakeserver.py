@@ -29,9 +29,8 @@ from urllib.parse import unquote
 
 import httpx
 
-from device_sim.model import DEVICE_ID_RE, MAX_FUTURE_MS, MIN_TS_MS, Identity, Value
+from device_sim.model import DEVICE_ID_RE, MAX_FUTURE_MS, METRIC_RE, MIN_TS_MS, Identity, Value
 
-METRIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]{0,127}$")
 SENML_NS = "{urn:ietf:params:xml:ns:senml}"
 
 

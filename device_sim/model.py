@@ -25,6 +25,12 @@ MAX_READ_LIMIT = 10_000
 DEVICE_ID_CHARS = r"A-Za-z0-9\-_.:"
 MAX_DEVICE_ID_LEN = 64
 DEVICE_ID_RE = re.compile(rf"^[A-Za-z0-9][{DEVICE_ID_CHARS}]{{0,{MAX_DEVICE_ID_LEN - 1}}}$")
+# The server's metric-name rule (chalicelib/domain/rules.py METRIC_PATTERN; a unit test keeps the
+# two equal): a letter or digit, then letters, digits and -:./_, at most MAX_METRIC_LEN in all.
+_METRIC_FIRST = "[A-Za-z0-9]"
+_METRIC_REST = r"[A-Za-z0-9\-:./_]"
+METRIC_CHARS_RE = re.compile(f"^{_METRIC_FIRST}{_METRIC_REST}*$")  # the characters, any length
+METRIC_RE = re.compile(f"^{_METRIC_FIRST}{_METRIC_REST}{{0,{MAX_METRIC_LEN - 1}}}$")
 
 
 @dataclass(frozen=True, slots=True)

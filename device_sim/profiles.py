@@ -16,7 +16,6 @@ import hashlib
 import json
 import math
 import random
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from device_sim.model import (
     MAX_METRIC_LEN,
     MAX_METRICS_PER_RECORD,
     MAX_STRING_BYTES,
+    METRIC_CHARS_RE,
     Sample,
     Value,
 )
@@ -36,7 +36,6 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "profiles"
 DEFAULT_PROFILE = "default"
 DEFAULT_DECIMALS = 2
 LOCATION_DEFAULT_DECIMALS = 6
-METRIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]*$")
 METERS_PER_DEGREE = 111_320.0
 
 GENERATOR_KINDS: tuple[str, ...] = (
@@ -130,8 +129,8 @@ def _string_value_ok(value: str, where: str) -> None:
 
 
 def _metric_name_ok(name: str, where: str) -> None:
-    if not METRIC_RE.match(name):
-        raise _fail(where, f"invalid metric name {name!r} (must match {METRIC_RE.pattern})")
+    if not METRIC_CHARS_RE.match(name):
+        raise _fail(where, f"invalid metric name {name!r} (must match {METRIC_CHARS_RE.pattern})")
     if len(name) > MAX_METRIC_LEN:
         raise _fail(where, f"metric name longer than {MAX_METRIC_LEN} characters")
 

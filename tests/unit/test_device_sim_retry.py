@@ -545,6 +545,14 @@ def test_provisioning_gives_up_at_its_deadline() -> None:
     assert not server.devices
 
 
+def test_simulator_metric_names_follow_the_servers_rule() -> None:
+    from chalicelib.domain.rules import MAX_METRIC_CHARS, METRIC_CHARACTERS, METRIC_PATTERN
+    from device_sim.model import MAX_METRIC_LEN, METRIC_CHARS_RE, METRIC_RE
+
+    assert METRIC_RE.pattern == METRIC_PATTERN.pattern and MAX_METRIC_LEN == MAX_METRIC_CHARS
+    assert METRIC_CHARS_RE.pattern == f"^{METRIC_CHARACTERS}$"
+
+
 def test_simulator_ids_follow_the_servers_device_id_rule() -> None:
     from chalicelib.domain.devices import ID_PATTERN
     from device_sim.fleet import sim_device_id
