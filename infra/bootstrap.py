@@ -678,14 +678,16 @@ def _recording(args: argparse.Namespace, settings: Settings) -> bool:
     return bool(args.record) if args.record is not None else settings.aws_endpoint_url is None
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _parser(command: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand's parser ("" for the default, ensure) with the options every subcommand takes."""
+    parser = argparse.ArgumentParser(prog=f"python -m infra.bootstrap {command}".rstrip(), description=description)
     parser.add_argument("--stage", default="dev")
     parser.add_argument("--config", type=Path, default=CHALICE_CONFIG, help="the Chalice config (%(default)s)")
+    return parser
 
 
 def _main_ensure(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.bootstrap", description="ensure a stage's resources")
-    _common(parser)
+    parser = _parser("", "ensure a stage's resources")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing (no AWS call)")
     parser.add_argument(
         "--record",
@@ -727,11 +729,9 @@ def _main_ensure(argv: list[str]) -> int:
 def _main_admin_token(argv: list[str]) -> int:
     from chalicelib.domain.tokens import hash_token, new_admin_token
 
-    parser = argparse.ArgumentParser(
-        prog="python -m infra.bootstrap admin-token",
-        description="make an admin token: print it once, add its SHA-256 to the stage's ADMIN_TOKEN_HASHES",
+    parser = _parser(
+        "admin-token", "make an admin token: print it once, add its SHA-256 to the stage's ADMIN_TOKEN_HASHES"
     )
-    _common(parser)
     parser.add_argument("--replace", action="store_true", help="drop every other admin token of the stage")
     parser.add_argument("--no-record", dest="record", action="store_false", help="only print the token and its hash")
     args = parser.parse_args(argv)
@@ -751,11 +751,7 @@ def _main_admin_token(argv: list[str]) -> int:
 
 
 def _main_post_deploy(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m infra.bootstrap post-deploy",
-        description="after `chalice deploy`: let stream and queue handlers report batch item failures",
-    )
-    _common(parser)
+    parser = _parser("post-deploy", "after `chalice deploy`: let stream and queue handlers report batch item failures")
     parser.add_argument("--project-dir", type=Path, default=CHALICE_CONFIG.parent.parent)
     args = parser.parse_args(argv)
     settings = _settings(args.stage, args.config)
@@ -767,11 +763,7 @@ def _main_post_deploy(argv: list[str]) -> int:
 
 
 def _main_teardown(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m infra.bootstrap teardown",
-        description="delete what bootstrap made for a stage (run `chalice delete` for the rest)",
-    )
-    _common(parser)
+    parser = _parser("teardown", "delete what bootstrap made for a stage (run `chalice delete` for the rest)")
     parser.add_argument("--force", action="store_true", help="also delete tables, bucket and queue holding data")
     parser.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
     parser.add_argument("--record", action=argparse.BooleanOptionalAction, default=None)
