@@ -214,66 +214,68 @@ class Api:
         attempt = 0
         while True:
             attempt += 1
-            status: int | None = None
-            data: Any = None
-            retry_after: float | None = None
-            failure: str
-            message = ""
-            try:
-                async with self._semaphore:
-                    if stats is not None:
-                        stats.requests += 1
-                    started = time.perf_counter()
-                    response = await self._client.request(
-                        method, url, headers=headers, content=content, params=params
-                    )
-                    latency_ms = (time.perf_counter() - started) * 1000.0
-            except httpx.UnsupportedProtocol:
-                raise
-            except (httpx.TransportError, httpx.TimeoutException) as exc:
-                failure = "transport"
-                message = f"{type(exc).__name__}: {exc}"
-                if stats is not None:
-                    stats.transport_errors += 1
-            else:
-                status = response.status_code
-                data = _decode_json(response)
-                kind = classify_status(status)
-                if kind == "ok":
-                    if stats is not None:
-                        stats.latencies_ms.append(latency_ms)
-                    return SendResult(Outcome.OK, status, None, data, attempt, latency_ms, None)
-                message = error_message(data)
-                if kind == "rejected":
-                    code = error_code(status, data)
-                    return SendResult(
-                        Outcome.REJECTED, status, code, data, attempt, None, None, message
-                    )
-                failure = kind
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                if stats is not None:
-                    if kind == "throttled":
-                        stats.throttled += 1
-                    elif kind == "server_error":
-                        stats.server_errors += 1
-                    else:
-                        stats.transport_errors += 1
+            answer = await self._attempt(method, url, headers, content, params, stats, attempt)
+            if isinstance(answer, SendResult):
+                return answer
             # A retryable failure.
             if attempt > retries_allowed:
-                return self._gave_up(status, data, attempt, failure, message)
+                return self._gave_up(answer.status, answer.data, attempt, answer.failure, answer.message)
             delay = backoff_delay(
                 attempt,
-                retry_after,
+                answer.retry_after,
                 self.rng,
                 base=self.policy.base,
                 cap=self.policy.cap,
                 max_retry_after=self.policy.max_retry_after,
             )
             if deadline is not None and self.clock() + delay > deadline:
-                return self._gave_up(status, data, attempt, failure, message)
+                return self._gave_up(answer.status, answer.data, attempt, answer.failure, answer.message)
             if stats is not None:
                 stats.retries += 1
             await self.sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        content: bytes | None,
+        params: Mapping[str, str | int] | None,
+        stats: Stats | None,
+        attempt: int,
+    ) -> SendResult | _Retryable:
+        """One attempt: its final result (ok, rejected), or the retryable failure it met."""
+        try:
+            async with self._semaphore:
+                if stats is not None:
+                    stats.requests += 1
+                started = time.perf_counter()
+                response = await self._client.request(method, url, headers=headers, content=content, params=params)
+                latency_ms = (time.perf_counter() - started) * 1000.0
+        except httpx.UnsupportedProtocol:
+            raise
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            if stats is not None:
+                stats.transport_errors += 1
+            return _Retryable(None, None, None, "transport", f"{type(exc).__name__}: {exc}")
+        status = response.status_code
+        data = _decode_json(response)
+        kind = classify_status(status)
+        if kind == "ok":
+            if stats is not None:
+                stats.latencies_ms.append(latency_ms)
+            return SendResult(Outcome.OK, status, None, data, attempt, latency_ms, None)
+        message = error_message(data)
+        if kind == "rejected":
+            return SendResult(Outcome.REJECTED, status, error_code(status, data), data, attempt, None, None, message)
+        if stats is not None:
+            if kind == "throttled":
+                stats.throttled += 1
+            elif kind == "server_error":
+                stats.server_errors += 1
+            else:
+                stats.transport_errors += 1
+        return _Retryable(status, data, parse_retry_after(response.headers.get("Retry-After")), kind, message)
 
     @staticmethod
     def _gave_up(
@@ -281,6 +283,17 @@ class Api:
     ) -> SendResult:
         code = error_code(status, data) if status is not None else failure
         return SendResult(Outcome.GAVE_UP, status, code, data, attempts, None, failure, message)
+
+
+@dataclass(frozen=True)
+class _Retryable:
+    """An attempt's retryable failure: what it answered (if anything) and why it may be retried."""
+
+    status: int | None
+    data: Any
+    retry_after: float | None
+    failure: str
+    message: str
 
 
 def _decode_json(response: httpx.Response) -> Any:
