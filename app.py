@@ -13,7 +13,7 @@ from chalicelib.api.devices import devices_api
 from chalicelib.api.openapi import openapi_api
 from chalicelib.api.reports import reports_api
 from chalicelib.api.telemetry import telemetry_api
-from chalicelib.config import call_timeout_queue_name, deploy_value, readings_stream_arn
+from chalicelib.config import call_timeout_queue_name, deploy_value, in_lambda, readings_stream_arn
 
 app = Chalice(app_name="iotcloud")
 app.register_blueprint(devices_api)
@@ -28,7 +28,7 @@ app.register_blueprint(dashboard_api)
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 
 
-if logs.in_lambda():  # JSON log lines with the request and device ids (the local stack logs as text)
+if in_lambda():  # JSON log lines with the request and device ids (the local stack logs as text)
     logs.install(app.log)
 
 

@@ -168,6 +168,11 @@ def stage_environment(stage: str, config_file: Path = CHALICE_CONFIG) -> dict[st
     return env
 
 
+def in_lambda() -> bool:
+    """Whether this process is a Lambda function (the runtime sets the function's name)."""
+    return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+
 def deploy_value(name: str, default: str) -> str:
     """A value Chalice needs when it loads app.py (at deploy time), such as a stream ARN.
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -52,10 +51,6 @@ def bind_request(request_id: str | None) -> None:
 
 def bind_device(device_id: str | None) -> None:
     DEVICE_ID.set(device_id)
-
-
-def in_lambda() -> bool:
-    return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 
 
 def install(*loggers: logging.Logger) -> None:
