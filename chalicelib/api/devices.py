@@ -5,56 +5,130 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import DEVICES_QUERY, device_param, query_params, raw_body, read_query
-from chalicelib.api.responses import json_body, json_response
+from chalicelib.api.operations import Answer, Op, json_body_of, ok
+from chalicelib.api.params import DEVICE_ID, DEVICES_QUERY, query_params, read_query
+from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
-from chalicelib.domain.devices import new_device_id, validate_changes
+from chalicelib.domain.devices import ATTRIBUTES, DEVICE_CREATE, DEVICE_PATCH, new_device_id, validate_changes
+from chalicelib.domain.schema import Arr, Bool, Int, Member, Named, Obj, Str, nullable
 from chalicelib.domain.tokens import hash_token, new_device_token
 
 devices_api = Blueprint(__name__)
 
+_STR = Str()
+_TOKEN = Member(Str(), required=True)
+DEVICE = Named(
+    "Device",
+    Obj(
+        members={
+            "id": Member(_STR, required=True),
+            "name": Member(_STR, required=True),
+            "type": Member(_STR, required=True),
+            "attributes": Member(ATTRIBUTES, required=True),
+            "disabled": Member(Bool(), required=True),
+            "created_at": Member(Int(), required=True),
+            "updated_at": Member(Int()),
+            "last_seen": Member(nullable(Int()), "absent from lists"),
+        }
+    ),
+)
+DEVICE_WITH_TOKEN = Named(
+    "DeviceWithToken",
+    Obj(members={**DEVICE.schema.members, "token": _TOKEN}),  # type: ignore[attr-defined]
+)
+DEVICE_PAGE = Obj(
+    members={"devices": Member(Arr(DEVICE), required=True), "next_cursor": Member(nullable(_STR), required=True)}
+)
 
-@route(devices_api, "/v1/devices", "POST", auth=Auth.ADMIN)
-def create_device() -> Response:
-    request = devices_api.current_request
-    changes = validate_changes(json_body(raw_body(request)), creating=True)
+CREATE_DEVICE = Op(
+    "createDevice",
+    "Register a device (admin); the answer holds its token, shown once",
+    description="To make the create safe to retry, choose the device's `id`: a retry can then "
+    "never create a second device. If an attempt's answer was lost (connection reset, timeout, "
+    "5xx) and the retry answers 409 `device_exists`, that attempt most likely created the device: "
+    "GET it, check it is the one you asked for, and rotate its token "
+    "(POST /v1/devices/{device_id}/token) to get a token you know, since the first was shown once. "
+    "The server keeps only a hash of each token, so it cannot show the first one again.",
+    body=json_body_of(Named("DeviceCreate", DEVICE_CREATE), "the device"),
+    answers={201: ok(DEVICE_WITH_TOKEN, "created"), 409: "a device with this id exists (device_exists)"},
+)
+
+
+@route(devices_api, "/v1/devices", "POST", auth=Auth.ADMIN, doc=CREATE_DEVICE)
+def create_device(body: dict[str, object]) -> Response:
+    changes = validate_changes(body, creating=True)
     token = new_device_token()
     device = wiring.devices().create(changes.device_id or new_device_id(), changes, hash_token(token), now_ms())
     return json_response({**device.as_dict(), "token": token}, 201)
 
 
-@route(devices_api, "/v1/devices", "GET", auth=Auth.ADMIN, query=DEVICES_QUERY)
+LIST_DEVICES = Op(
+    "listDevices", "List devices in id order (admin), paged with an opaque cursor", answers={200: ok(DEVICE_PAGE)}
+)
+
+
+@route(devices_api, "/v1/devices", "GET", auth=Auth.ADMIN, query=DEVICES_QUERY, doc=LIST_DEVICES)
 def list_devices() -> Response:
     values = read_query(DEVICES_QUERY, query_params(devices_api.current_request))
     page, next_cursor = wiring.devices().list_page(values["limit"], values["cursor"])
     return json_response({"devices": [d.as_dict(with_last_seen=False) for d in page], "next_cursor": next_cursor})
 
 
-@route(devices_api, "/v1/devices/{device_id}", "GET", auth=Auth.ADMIN)
+GET_DEVICE = Op("getDevice", "One device (admin)", path=(DEVICE_ID,), answers={200: ok(DEVICE)})
+
+
+@route(devices_api, "/v1/devices/{device_id}", "GET", auth=Auth.ADMIN, doc=GET_DEVICE)
 def get_device(device_id: str) -> Response:
-    return json_response(wiring.devices().get(device_param(device_id)).as_dict())
+    return json_response(wiring.devices().get(device_id).as_dict())
 
 
-@route(devices_api, "/v1/devices/{device_id}", "PATCH", auth=Auth.ADMIN)
-def patch_device(device_id: str) -> Response:
-    request = devices_api.current_request
-    changes = validate_changes(json_body(raw_body(request)), creating=False)
-    device = wiring.devices().update(device_param(device_id), changes, now_ms())
+UPDATE_DEVICE = Op(
+    "updateDevice",
+    "Change name, type, attributes or disabled (admin)",
+    path=(DEVICE_ID,),
+    body=json_body_of(Named("DevicePatch", DEVICE_PATCH), "the device"),
+    answers={200: ok(DEVICE)},
+)
+
+
+@route(devices_api, "/v1/devices/{device_id}", "PATCH", auth=Auth.ADMIN, doc=UPDATE_DEVICE)
+def patch_device(device_id: str, body: dict[str, object]) -> Response:
+    changes = validate_changes(body, creating=False)
+    device = wiring.devices().update(device_id, changes, now_ms())
     wiring.authenticator().forget(device_id)
     return json_response(device.as_dict())
 
 
-@route(devices_api, "/v1/devices/{device_id}", "DELETE", auth=Auth.ADMIN)
+DELETE_DEVICE = Op(
+    "deleteDevice",
+    "Delete a device (admin); its token stops working at once",
+    path=(DEVICE_ID,),
+    answers={204: Answer("deleted")},
+)
+
+
+@route(devices_api, "/v1/devices/{device_id}", "DELETE", auth=Auth.ADMIN, doc=DELETE_DEVICE)
 def delete_device(device_id: str) -> Response:
-    wiring.devices().delete(device_param(device_id))
+    wiring.devices().delete(device_id)
     wiring.authenticator().forget(device_id)
     return Response(body="", status_code=204)
 
 
-@route(devices_api, "/v1/devices/{device_id}/token", "POST", auth=Auth.ADMIN)
+ROTATE_TOKEN = Op(
+    "rotateToken",
+    "Issue a new token (admin); the old one stops working at once",
+    description="Safe to retry: each call replaces the token, and the one from the last call the "
+    "server completed is in force; a client that retried can confirm its token with a read the "
+    "device may make (GET /v1/devices/{device_id}/telemetry?limit=1 with that token).",
+    path=(DEVICE_ID,),
+    answers={200: ok(Obj(members={"id": Member(_STR, required=True), "token": _TOKEN}))},
+)
+
+
+@route(devices_api, "/v1/devices/{device_id}/token", "POST", auth=Auth.ADMIN, doc=ROTATE_TOKEN)
 def rotate_token(device_id: str) -> Response:
     token = new_device_token()
-    wiring.devices().set_token_hash(device_param(device_id), hash_token(token), now_ms())
+    wiring.devices().set_token_hash(device_id, hash_token(token), now_ms())
     wiring.authenticator().forget(device_id)
     return json_response({"id": device_id, "token": token})

@@ -19,9 +19,10 @@ from chalicelib.api.alerts_doc import OPENAPI_PATHS as ALERTS_PATHS
 from chalicelib.api.alerts_doc import OPENAPI_SCHEMAS as ALERTS_SCHEMAS
 from chalicelib.api.dashboard_doc import OPENAPI_PATHS as DASHBOARD_PATHS
 from chalicelib.api.dashboard_doc import OPENAPI_SECURITY_SCHEMES as DASHBOARD_SECURITY
-from chalicelib.api.routing import spec_of
-from chalicelib.domain.devices import ID_PATTERN, MAX_NAME
+from chalicelib.api.operations import Answer, Header, Op
+from chalicelib.api.routing import Auth, RouteSpec, spec_of
 from chalicelib.domain.rules import MAX_METRIC_CHARS, MAX_STRING_BYTES
+from chalicelib.domain.schema import Named
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _READING = {
@@ -87,102 +88,6 @@ DOCUMENT: dict[str, Any] = {
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
     "paths": {
-        "/v1/devices": {
-            "post": {
-                "operationId": "createDevice",
-                "summary": "Register a device (admin); the answer holds its token, shown once",
-                "description": "To make the create safe to retry, choose the device's `id`: a retry can then "
-                "never create a second device. If an attempt's answer was lost (connection reset, timeout, "
-                "5xx) and the retry answers 409 `device_exists`, that attempt most likely created the device: "
-                "GET it, check it is the one you asked for, and rotate its token "
-                "(POST /v1/devices/{device_id}/token) to get a token you know, since the first was shown once. "
-                "The server keeps only a hash of each token, so it cannot show the first one again.",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DeviceCreate"}}},
-                },
-                "responses": {
-                    "201": _json({"$ref": "#/components/schemas/DeviceWithToken"}, "created"),
-                    "400": _error("malformed JSON"),
-                    **_AUTH_ERRORS,
-                    "409": _error("a device with this id exists (device_exists)"),
-                    "422": _error("invalid fields"),
-                    "503": _error("storage unavailable"),
-                },
-            },
-            "get": {
-                "operationId": "listDevices",
-                "summary": "List devices in id order (admin), paged with an opaque cursor",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["devices", "next_cursor"],
-                            "properties": {
-                                "devices": {"type": "array", "items": {"$ref": "#/components/schemas/Device"}},
-                                "next_cursor": {"type": "string", "nullable": True},
-                            },
-                        }
-                    ),
-                    "400": _error("bad limit or cursor"),
-                    **_AUTH_ERRORS,
-                    "503": _error("storage unavailable"),
-                },
-            },
-        },
-        "/v1/devices/{device_id}": {
-            "parameters": [_DEVICE_PATH],
-            "get": {
-                "operationId": "getDevice",
-                "summary": "One device (admin)",
-                "responses": {
-                    "200": _json({"$ref": "#/components/schemas/Device"}),
-                    **_AUTH_ERRORS,
-                    "404": _error("no such device"),
-                },
-            },
-            "patch": {
-                "operationId": "updateDevice",
-                "summary": "Change name, type, attributes or disabled (admin)",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DevicePatch"}}},
-                },
-                "responses": {
-                    "200": _json({"$ref": "#/components/schemas/Device"}),
-                    "400": _error("malformed JSON"),
-                    **_AUTH_ERRORS,
-                    "404": _error("no such device"),
-                    "422": _error("invalid fields"),
-                },
-            },
-            "delete": {
-                "operationId": "deleteDevice",
-                "summary": "Delete a device (admin); its token stops working at once",
-                "responses": {"204": {"description": "deleted"}, **_AUTH_ERRORS, "404": _error("no such device")},
-            },
-        },
-        "/v1/devices/{device_id}/token": {
-            "parameters": [_DEVICE_PATH],
-            "post": {
-                "operationId": "rotateToken",
-                "summary": "Issue a new token (admin); the old one stops working at once",
-                "description": "Safe to retry: each call replaces the token, and the one from the last call the "
-                "server completed is in force; a client that retried can confirm its token with a read the "
-                "device may make (GET /v1/devices/{device_id}/telemetry?limit=1 with that token).",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["id", "token"],
-                            "properties": {"id": {"type": "string"}, "token": {"type": "string"}},
-                        }
-                    ),
-                    **_AUTH_ERRORS,
-                    "404": _error("no such device"),
-                },
-            },
-        },
         "/v1/devices/{device_id}/telemetry": {
             "parameters": [_DEVICE_PATH],
             "get": {
@@ -447,57 +352,6 @@ DOCUMENT: dict[str, Any] = {
                     }
                 },
             },
-            "Device": {
-                "type": "object",
-                "required": ["id", "name", "type", "attributes", "disabled", "created_at"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "type": {"type": "string"},
-                    "attributes": {
-                        "type": "object",
-                        "additionalProperties": {
-                            "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
-                        },
-                    },
-                    "disabled": {"type": "boolean"},
-                    "created_at": {"type": "integer"},
-                    "updated_at": {"type": "integer"},
-                    "last_seen": {"type": "integer", "nullable": True},
-                },
-            },
-            "DeviceWithToken": {
-                "allOf": [
-                    {"$ref": "#/components/schemas/Device"},
-                    {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}},
-                ]
-            },
-            "DeviceCreate": {
-                "type": "object",
-                "required": ["name"],
-                "additionalProperties": False,
-                "properties": {
-                    "id": {
-                        "type": "string",
-                        "pattern": ID_PATTERN.pattern,
-                        "description": "chosen by the client (default: the server picks one); makes the create "
-                        "retryable, see createDevice",
-                    },
-                    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
-                    "type": {"type": "string", "default": "generic"},
-                    "attributes": {"type": "object"},
-                },
-            },
-            "DevicePatch": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
-                    "type": {"type": "string"},
-                    "attributes": {"type": "object"},
-                    "disabled": {"type": "boolean"},
-                },
-            },
             "Record": {
                 "type": "object",
                 "required": ["values"],
@@ -653,23 +507,108 @@ DOCUMENT["paths"].update(DASHBOARD_PATHS)
 DOCUMENT["components"]["securitySchemes"].update(DASHBOARD_SECURITY)
 
 
-def document(routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
-    """The served document: DOCUMENT, each declared route's query parameters generated from its declaration.
+# Authenticating a token reads the devices table: any call with a token may answer these.
+TOKEN_ERRORS = {
+    401: "missing or unknown token",
+    403: "not allowed (or device disabled)",
+    503: "storage unavailable: retry after Retry-After seconds",
+}
+_SECURITY: dict[Auth, list[dict[str, list[str]]]] = {Auth.NONE: [], Auth.SESSION: [{"dashboardSession": []}]}
 
-    `routes`: the app's route table (path -> method -> entry). A route that declares no query
-    parameters has none in the document; one not declared through `routing.route(query=...)`
-    (the dashboard's pages, for now) keeps the hand-written ones.
+
+def _answer(answer: Answer | str) -> dict[str, Any]:
+    if isinstance(answer, str):
+        return _error(answer)
+    doc: dict[str, Any] = {"description": answer.description}
+    if answer.content:
+        doc["content"] = {media: {"schema": schema.doc()} for media, schema in answer.content.items()}
+    if answer.headers:
+        doc["headers"] = {name: {"schema": {"type": "string"}} for name in answer.headers}
+    return doc
+
+
+def _answers(spec: RouteSpec, op: Op) -> dict[str, Any]:
+    """The declared answers, and those every JSON route of its kind has (unless it says otherwise)."""
+    answers: dict[int, Answer | str] = dict(op.answers)
+    if not spec.page:
+        if spec.query_params():
+            answers.setdefault(400, "bad parameter")
+        if op.body is not None:
+            answers.setdefault(400, "malformed body")
+        if op.body is not None and op.body.validated:
+            answers.setdefault(422, "invalid fields: details names each")
+        for param in op.path:
+            if param.not_found is not None:
+                answers.setdefault(404, f"no such {param.name.removesuffix('_id')}")
+        if spec.auth not in _SECURITY:
+            for status, text in TOKEN_ERRORS.items():
+                answers.setdefault(status, text)
+    return {str(status): _answer(answers[status]) for status in sorted(answers)}
+
+
+def operation(spec: RouteSpec, op: Op) -> dict[str, Any]:
+    """The document's operation for a route, from its declaration."""
+    doc: dict[str, Any] = {"operationId": op.id, "summary": op.summary}
+    if op.description:
+        doc["description"] = op.description
+    if op.tags:
+        doc["tags"] = list(op.tags)
+    if spec.auth in _SECURITY:
+        doc["security"] = _SECURITY[spec.auth]
+    parameters = [param.openapi() for param in op.path]
+    parameters += [_header(header) for header in op.headers]
+    parameters += [param.openapi() for param in spec.query_params() or ()]
+    if parameters:
+        doc["parameters"] = parameters
+    if op.body is not None:
+        content = {media: {"schema": schema.doc()} for media, schema in op.body.content.items()}
+        doc["requestBody"] = {"required": True, "content": content}
+    doc["responses"] = _answers(spec, op)
+    return doc
+
+
+def _header(header: Header) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": header.name, "in": "header", "schema": header.schema.doc()}
+    if header.description:
+        doc["description"] = header.description
+    return doc
+
+
+def _named(op: Op) -> list[Named]:
+    schemas = [schema for schema in (op.body.content.values() if op.body else ())]
+    for answer in op.answers.values():
+        if not isinstance(answer, str):
+            schemas += answer.content.values()
+    return [named for schema in schemas for named in schema.named()]
+
+
+def document(routes: Mapping[str, Mapping[str, RouteEntry]]) -> dict[str, Any]:
+    """The served document: each declared operation generated from its route's declaration.
+
+    `routes`: the app's route table (path -> method -> entry). A route declared with
+    `routing.route(doc=...)` is generated whole (its named schemas become components); one
+    not yet declared that way keeps DOCUMENT's hand-written operation, with its query
+    parameters generated from its declaration.
     """
     doc = copy.deepcopy(DOCUMENT)
+    components = doc["components"]["schemas"]
     for path, methods in routes.items():
         for method, entry in methods.items():
             spec = spec_of(entry.view_function)
+            if spec is not None and spec.op is not None:
+                item = doc["paths"].setdefault(path, {})
+                item[method.lower()] = operation(spec, spec.op)
+                for named in _named(spec.op):
+                    generated = named.schema.doc()
+                    if components.setdefault(named.name, generated) != generated:
+                        raise ValueError(f"two schemas are named {named.name}")
+                continue
             query = spec.query_params() if spec is not None else None
             if query is None:
                 continue
-            operation = doc["paths"][path][method.lower()]
-            others = [p for p in operation.get("parameters", []) if p.get("in") != "query"]
-            operation.pop("parameters", None)
+            hand_written = doc["paths"][path][method.lower()]
+            others = [p for p in hand_written.get("parameters", []) if p.get("in") != "query"]
+            hand_written.pop("parameters", None)
             if parameters := others + [param.openapi() for param in query]:
-                operation["parameters"] = parameters
+                hand_written["parameters"] = parameters
     return doc

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request
 
+from chalicelib.api.operations import PathParam
 from chalicelib.domain.auth import Principal
 from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.devices import ID_PATTERN
@@ -328,3 +329,8 @@ def report_param(report_id: str) -> str:
     if not REPORT_ID.match(report_id):
         raise ReportNotFoundError(f"no report {report_id!r}")
     return report_id
+
+
+# Path parameters: a value that cannot name a resource is its 404 (checked by the route).
+DEVICE_ID = PathParam("device_id", ID_PATTERN, DeviceNotFoundError)
+REPORT_PATH = PathParam("report_id", REPORT_ID, ReportNotFoundError)

@@ -11,10 +11,14 @@ Every route of the JSON API and of the dashboard is declared with `route(...)`, 
   with the status of `errors.HTTP_STATUS`; anything else is a logged 500.
 
 - the query parameters (`query`, `api.params.Param`s): the view reads its request through
-  them and the OpenAPI document generates each operation's `parameters` from them.
+  them and the OpenAPI document generates each operation's `parameters` from them;
+- the operation (`doc`, an `api.operations.Op`): its path parameters are checked (an id that
+  cannot exist is that resource's 404) and its JSON body is validated against its declared
+  schema before the view runs (the view receives the object as `body`); the OpenAPI document
+  generates the operation from the same declaration.
 
 Keeping the declaration in one call is what lets the OpenAPI document read each route's
-auth mode and parameters from the same place as the route itself.
+auth mode, parameters, body and answers from the same place as the route itself.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from typing import Any
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import Query
-from chalicelib.api.responses import error_response
+from chalicelib.api.operations import Op
+from chalicelib.api.params import Query, raw_body
+from chalicelib.api.responses import error_response, json_body
 from chalicelib.domain.auth import bearer_token
 from chalicelib.errors import ForbiddenError, IotCloudError
 
@@ -68,6 +73,7 @@ class RouteSpec:
     # read the alerts modules, which load with their routes only). None: not declared here (the
     # dashboard's pages, whose documentation is still written by hand).
     query: QuerySource | None = None
+    op: Op | None = None  # the operation (None: documented by hand, for now)
 
     def query_params(self) -> Query | None:
         """The declared query parameters (None when the route declares none here)."""
@@ -127,6 +133,7 @@ def route(
     wrong_kind: str = "",
     on_error: ErrorHook | None = None,
     query: QuerySource | None = None,
+    doc: Op | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a view on `blueprint` for `method path`, behind `auth`.
 
@@ -135,7 +142,8 @@ def route(
     ThingsBoard path carries it in the URL). `wrong_kind`: the 403 message for an authenticated
     caller of the wrong kind. `on_error`: told of every domain error before it is answered
     (telemetry counts its rejections). `query`: the query parameters the view reads (a JSON
-    route that declares none takes none; a dashboard page's are not declared yet).
+    route that declares none takes none; a dashboard page's are not declared yet). `doc`: the
+    operation; its path parameters are checked and its validated body handed to the view as `body`.
     """
     render = _page_error if page else _json_error
     internal = PAGE_INTERNAL if page else JSON_INTERNAL
@@ -146,7 +154,8 @@ def route(
         def handle(**params: str) -> Any:
             request = blueprint.current_request
             try:
-                return view(*_caller(auth, request, params, token, wrong_kind), **params)
+                caller = _caller(auth, request, params, token, wrong_kind)
+                return view(*caller, **params, **_declared(doc, request, params))
             except IotCloudError as e:
                 if on_error is not None:
                     on_error(e)
@@ -157,12 +166,23 @@ def route(
                 logger.exception("unhandled error")
                 return render(request, IotCloudError(internal))
 
-        handle.spec = RouteSpec(method, path, auth, page, view.__name__, declared)  # type: ignore[attr-defined]
+        handle.spec = RouteSpec(method, path, auth, page, view.__name__, declared, doc)  # type: ignore[attr-defined]
         options: dict[str, Any] = {"cors": True} if cors else {}  # else the app's default
         blueprint.route(path, methods=[method], content_types=ANY_CONTENT_TYPE, **options)(handle)
         return handle
 
     return register
+
+
+def _declared(doc: Op | None, request: Request, params: dict[str, str]) -> dict[str, Any]:
+    """Check the declared path parameters; the validated body, if the operation declares one."""
+    if doc is None:
+        return {}
+    for param in doc.path:
+        param.check(params[param.name])
+    if doc.body is None or not doc.body.validated:
+        return {}
+    return {"body": doc.body.schema.validate(json_body(raw_body(request)), doc.body.what)}
 
 
 def spec_of(view: Callable[..., Any]) -> RouteSpec | None:

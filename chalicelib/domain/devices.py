@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chalicelib.domain.rules import MAX_ID_CHARS, json_object, unknown_fields
-from chalicelib.errors import Problem, ValidationError
+from chalicelib.domain.rules import MAX_ID_CHARS
+from chalicelib.domain.schema import Bool, Member, Num, Obj, OneOf, Str
 
 ID_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9\-_.:]{{0,{MAX_ID_CHARS - 1}}}$")
 TYPE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_.:/]{0,63}$")
 MAX_NAME = 128
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE = 256
+MAX_ATTRIBUTE_KEY = 64
+MAX_NUMBER = 1e38  # DynamoDB numbers: 38 digits
+MIN_MAGNITUDE = 1e-130  # and no smaller non-zero magnitude
+DEFAULT_TYPE = "generic"
 
 
 @dataclass(frozen=True)
@@ -61,58 +65,68 @@ def new_device_id() -> str:
     return "dev-" + uuid.uuid4().hex[:20]
 
 
-def _check_attributes(value: object, problems: list[Problem]) -> dict[str, Any] | None:
-    if not isinstance(value, dict):
-        problems.append(Problem("invalid_field", "attributes must be an object of scalars", field="attributes"))
-        return None
-    if len(value) > MAX_ATTRIBUTES:
-        problems.append(Problem("invalid_field", f"at most {MAX_ATTRIBUTES} attributes", field="attributes"))
-    for key, item in value.items():
-        ok_key = isinstance(key, str) and 0 < len(key) <= 64
-        ok_value = (
-            isinstance(item, bool)
-            or (isinstance(item, int) and abs(item) < 10**38)  # DynamoDB numbers: 38 digits
-            or (isinstance(item, float) and (item == 0 or 1e-130 <= abs(item) < 1e126))  # and this magnitude
-            or (isinstance(item, str) and len(item) <= MAX_ATTRIBUTE_VALUE)
+@dataclass(frozen=True)
+class StorableNumber(Num):
+    """A number DynamoDB stores: at most 38 digits, and none too small but zero (its magnitude: 1e-130 up)."""
+
+    def _accepts(self, value: object) -> bool:
+        return super()._accepts(value) and (value == 0 or abs(value) >= MIN_MAGNITUDE)  # type: ignore[arg-type]
+
+
+ATTRIBUTES = Obj(
+    keys=Str(min_length=1, max_length=MAX_ATTRIBUTE_KEY),
+    values=OneOf(
+        options=(
+            Str(max_length=MAX_ATTRIBUTE_VALUE),
+            StorableNumber(above=-MAX_NUMBER, below=MAX_NUMBER, description="non-zero magnitude at least 1e-130"),
+            Bool(),
         )
-        if not (ok_key and ok_value):
-            problems.append(
-                Problem(
-                    "invalid_field",
-                    f"attribute {key!r}: keys are 1-64 chars, values strings (<= {MAX_ATTRIBUTE_VALUE}),"
-                    " numbers (at most 38 digits, magnitude 1e-130 to 1e126) or booleans",
-                    field="attributes",
-                )
-            )
-    return value
+    ),
+    max_members=MAX_ATTRIBUTES,
+)
+_ATTRIBUTES = Member(
+    ATTRIBUTES,
+    f"attributes: at most {MAX_ATTRIBUTES}, keys of 1-{MAX_ATTRIBUTE_KEY} chars, values strings"
+    f" (<= {MAX_ATTRIBUTE_VALUE}), numbers (at most 38 digits, magnitude 1e-130 to 1e38) or booleans",
+)
+_NAME = Str(min_length=1, max_length=MAX_NAME, pattern=re.compile(r"\S"))
+_TYPE = Str(pattern=TYPE_PATTERN)
+_NAME_PROBLEM = f"name: a non-empty string of at most {MAX_NAME} chars"
+_TYPE_PROBLEM = "type: 1-64 of A-Z a-z 0-9 - _ . : /"
+DEVICE_CREATE = Obj(
+    members={
+        "id": Member(
+            Str(
+                pattern=ID_PATTERN,
+                description="chosen by the client (default: the server picks one); makes the create retryable",
+            ),
+            "id: 1-64 of A-Z a-z 0-9 - _ . :, starting alphanumeric",
+        ),
+        "name": Member(_NAME, _NAME_PROBLEM, required=True),
+        "type": Member(replace(_TYPE, default=DEFAULT_TYPE), _TYPE_PROBLEM),
+        "attributes": _ATTRIBUTES,
+    },
+    null_is_absent=True,
+)
+DEVICE_PATCH = Obj(
+    members={
+        "name": Member(_NAME, _NAME_PROBLEM),
+        "type": Member(_TYPE, _TYPE_PROBLEM),
+        "attributes": _ATTRIBUTES,
+        "disabled": Member(Bool(), "disabled: true or false"),
+    },
+    null_is_absent=True,
+)
 
 
 def validate_changes(body: object, *, creating: bool) -> DeviceChanges:
     """Validate a POST (creating=True) or PATCH body of /v1/devices; raise ValidationError."""
-    body = json_object(body)
-    allowed = {"id", "name", "type", "attributes"} if creating else {"name", "type", "attributes", "disabled"}
-    problems = unknown_fields(body, allowed)
-    device_id = body.get("id")
-    if device_id is not None and not (isinstance(device_id, str) and ID_PATTERN.match(device_id)):
-        problems.append(Problem("invalid_field", "id: 1-64 of A-Z a-z 0-9 - _ . :, starting alphanumeric", field="id"))
+    body = (DEVICE_CREATE if creating else DEVICE_PATCH).validate(body, "the device")
     name = body.get("name")
-    if (creating or name is not None) and not (isinstance(name, str) and 0 < len(name.strip()) <= MAX_NAME):
-        problems.append(Problem("invalid_field", f"name: a non-empty string of at most {MAX_NAME} chars", field="name"))
-    device_type = body.get("type", "generic" if creating else None)
-    if device_type is not None and not (isinstance(device_type, str) and TYPE_PATTERN.match(device_type)):
-        problems.append(Problem("invalid_field", "type: 1-64 of A-Z a-z 0-9 - _ . : /", field="type"))
-    attributes = body.get("attributes", {} if creating else None)
-    if attributes is not None:
-        attributes = _check_attributes(attributes, problems)
-    disabled = body.get("disabled")
-    if disabled is not None and not isinstance(disabled, bool):
-        problems.append(Problem("invalid_field", "disabled: true or false", field="disabled"))
-    if problems:
-        raise ValidationError(f"{len(problems)} problems in the device", problems)
     return DeviceChanges(
-        device_id=device_id,
+        device_id=body.get("id"),
         name=name.strip() if isinstance(name, str) else None,
-        device_type=device_type,
-        attributes=attributes,
-        disabled=disabled,
+        device_type=body.get("type", DEFAULT_TYPE if creating else None),
+        attributes=body.get("attributes", {} if creating else None),
+        disabled=body.get("disabled"),
     )
