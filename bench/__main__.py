@@ -18,6 +18,7 @@ import platform
 import sys
 import time
 from contextlib import redirect_stdout
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -232,7 +233,12 @@ def print_cold_start(console: Console, cold: dict[str, Any]) -> None:
             f"<= {cold['target_ratio']}",
         )
     console.print(t)
-    z = cold["zip"]
+    _print_zip(console, cold["zip"])
+    if cold["slow_imports"]:
+        _print_slow_imports(console, cold["slow_imports"])
+
+
+def _print_zip(console: Console, z: dict[str, Any]) -> None:
     if z.get("zip_bytes"):
         mb = 1024 * 1024
         biggest = ", ".join(f"{p['name']} {p['compressed_bytes'] / mb:.2f} MB" for p in z["biggest_packages"][:5])
@@ -242,24 +248,25 @@ def print_cold_start(console: Console, cold: dict[str, Any]) -> None:
         )
     else:
         console.print(f"Lambda zip: not measured ({z.get('package_error')})")
-    slow = cold["slow_imports"]
-    if slow:
-        prof = slow["profile_of_import_app_after_bare"]
-        t = table(
-            f"import app: modules only the app imports "
-            f"({slow['app_only_modules']}, {slow['app_only_self_ms']:.0f} ms self), python -X importtime",
-            "module",
-            "self ms",
-            "cumulative ms",
-        )
-        for m in slow["top_modules_self_ms"][:10]:
-            t.add_row(m["module"], f"{m['self_ms']:.1f}", f"{m['cumulative_ms']:.1f}")
-        console.print(t)
-        console.print(
-            f"profile of `import app` after the bare imports: {prof['dataclass_decoration']['calls']} dataclasses "
-            f"take {prof['dataclass_share']:.0%} of it; regex compilation {prof['regex_compilation']['ms']:.0f} ms "
-            f"(profiled times are inflated; the shares are what matter)"
-        )
+
+
+def _print_slow_imports(console: Console, slow: dict[str, Any]) -> None:
+    prof = slow["profile_of_import_app_after_bare"]
+    t = table(
+        f"import app: modules only the app imports "
+        f"({slow['app_only_modules']}, {slow['app_only_self_ms']:.0f} ms self), python -X importtime",
+        "module",
+        "self ms",
+        "cumulative ms",
+    )
+    for m in slow["top_modules_self_ms"][:10]:
+        t.add_row(m["module"], f"{m['self_ms']:.1f}", f"{m['cumulative_ms']:.1f}")
+    console.print(t)
+    console.print(
+        f"profile of `import app` after the bare imports: {prof['dataclass_decoration']['calls']} dataclasses "
+        f"take {prof['dataclass_share']:.0%} of it; regex compilation {prof['regex_compilation']['ms']:.0f} ms "
+        f"(profiled times are inflated; the shares are what matter)"
+    )
 
 
 def print_e2e(console: Console, e2e: dict[str, Any]) -> None:
@@ -369,6 +376,34 @@ def print_capacity(console: Console, cap: dict[str, Any]) -> None:
     console.print(t)
 
 
+@dataclass
+class _Run:
+    """One `python -m bench`: the figures so far, each section's time, the sections that failed."""
+
+    console: Console
+    figures: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+
+    def timed(self, name: str, fn: Any) -> Any:
+        """Run a section; a section that fails is reported and recorded, and the others still run."""
+        self.console.print(f"[bold]{name}[/] ...")
+        t0 = time.perf_counter()
+        try:
+            with redirect_stdout(io.StringIO()):  # EMF lines the app prints
+                return fn()
+        except Exception as e:
+            self.failed.append(name)
+            self.console.print_exception()
+            return {"error": f"{type(e).__name__}: {e}"}
+        finally:
+            self.timings[name] = time.perf_counter() - t0
+
+    def shown(self, name: str, printer: Any) -> None:
+        if "error" not in self.figures[name]:
+            printer(self.console, self.figures[name])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help=f"comma-separated sections of: {', '.join(SECTIONS)}")
@@ -376,35 +411,32 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
     console = Console(width=max(120, Console().width))
     started = time.perf_counter()
-    figures: dict[str, Any] = {
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "command": "make bench (python -m bench)",
-    }
-    timings: dict[str, float] = {}
+    run = _Run(
+        console,
+        {
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+            "command": "make bench (python -m bench)",
+        },
+    )
+    _run_sections(run, only)
+    figures, timings = run.figures, run.timings
+    timings["total"] = time.perf_counter() - started
+    figures["timings_s"] = timings
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / ("figures.json" if only == set(SECTIONS) else "figures-partial.json")
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    console.print(f"written to {out} in {timings['total']:.0f} s")
+    if run.failed:
+        console.print(f"[red]failed sections: {', '.join(run.failed)}[/]")
+    return 1 if run.failed else 0
 
-    failed: list[str] = []
 
-    def timed(name: str, fn: Any) -> Any:
-        """Run a section; a section that fails is reported and recorded, and the others still run."""
-        console.print(f"[bold]{name}[/] ...")
-        t0 = time.perf_counter()
-        try:
-            with redirect_stdout(io.StringIO()):  # EMF lines the app prints
-                return fn()
-        except Exception as e:
-            failed.append(name)
-            console.print_exception()
-            return {"error": f"{type(e).__name__}: {e}"}
-        finally:
-            timings[name] = time.perf_counter() - t0
-
-    def shown(name: str, printer: Any) -> None:
-        if "error" not in figures[name]:
-            printer(console, figures[name])
-
+def _run_sections(run: _Run, only: set[str]) -> None:
+    """The sections in `only`, in their order, each printed as it ends; capacity whenever cost ran."""
     from bench import archive, coldstart, e2e, fleet, ingest, measure, model
 
+    figures, timed, shown = run.figures, run.timed, run.shown
     if "ingest" in only:
         figures["ingest"] = timed("ingest", lambda: ingest.run(measure_imports=False))
         shown("ingest", print_ingest)
@@ -418,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             job_cpu = figures["archive"]["chunked"]["rollup_and_index_job_cpu_s_per_million_readings"]
             job = {**model.job_outputs_per_reading(), "cpu_s_per_million_readings": job_cpu}
             figures.update(model.costs(figures["measure"], job))
-            print_cost(console, figures)
+            print_cost(run.console, figures)
     if "cold_start" in only:
         figures["cold_start"] = timed("cold_start", coldstart.run)
         shown("cold_start", print_cold_start)
@@ -440,16 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         shown("local_stack", print_local_stack)
     if "cost" in figures:
         figures["capacity"] = model.capacity(figures["measure"], figures["cost"], figures["cost"]["job_outputs"])
-        print_capacity(console, figures["capacity"])
-    timings["total"] = time.perf_counter() - started
-    figures["timings_s"] = timings
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("figures.json" if only == set(SECTIONS) else "figures-partial.json")
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    console.print(f"written to {out} in {timings['total']:.0f} s")
-    if failed:
-        console.print(f"[red]failed sections: {', '.join(failed)}[/]")
-    return 1 if failed else 0
+        print_capacity(run.console, figures["capacity"])
 
 
 if __name__ == "__main__":

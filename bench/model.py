@@ -153,59 +153,19 @@ def _profile(measured: dict[str, Any], design: str, batch_one: dict[str, Any]) -
 
 def per_million(profile: dict[str, Any], functions: dict[str, dict[str, Any]], job: dict[str, Any]) -> dict[str, Any]:
     """Units and USD per million readings of one design at one batch size."""
-    p = prices()
-    requests = MILLION / profile["readings_per_request"]
+    n = _counts_per_million(profile, job)
+    requests, records, wru, rru = n["requests"], n["records"], n["wru"], n["rru"]
     api_fn, archive_fn, live_fn, rollup_fn = (
         functions[f] for f in ("api_handler", "archive_readings", "live", "rollups")
     )
     api = lambda_cost(requests, profile["handler_ms"], api_fn["memory_mb"], api_fn["architecture"])
     api_x3 = lambda_cost(requests, 3 * profile["handler_ms"], api_fn["memory_mb"], api_fn["architecture"])
-    records = requests * profile["stream_records_per_request"]
-    archive_invocations = records / 1000
-    live_invocations = records / 100
     archive_ms = 1000 * profile["archive_ms_per_record"]
-    archiver = lambda_cost(archive_invocations, archive_ms, archive_fn["memory_mb"], archive_fn["architecture"])
+    archiver = lambda_cost(n["archive_invocations"], archive_ms, archive_fn["memory_mb"], archive_fn["architecture"])
     live_ms = 100 * profile["live_ms_per_record"]
-    live = lambda_cost(live_invocations, live_ms, live_fn["memory_mb"], live_fn["architecture"])
-    wru = {
-        "readings_items": requests * profile["item_write_units_per_request"],
-        "device_state": requests * profile["device_write_units_per_request"],
-        "active_hour_index": requests * profile["active_index_write_units_per_request"],
-        "rollup_and_index_items": MILLION * job["write_units_per_reading"] * ROLLUP_RERUN_FACTOR,
-    }
-    rru = {
-        "token_lookup": requests * profile["read_units_per_request"],
-        "live_handler": records * profile["live_read_units_per_record"],
-    }
-    puts = archive_invocations * profile["archive_puts_per_invocation"]
-    s3_gb = MILLION * profile["archived_bytes_per_reading"] / 1e9
-    ddb_gb = MILLION * (profile["stored_bytes_per_reading"] + 100 * profile["items_per_reading"]) / 1e9
-    archive_log = profile["archive_emf_bytes_per_invocation"] + PLATFORM_LOG_BYTES + APP_LOG_BYTES_ARCHIVER
-    log_bytes = (
-        requests * (profile["emf_bytes_per_request"] + PLATFORM_LOG_BYTES)
-        + archive_invocations * archive_log
-        + live_invocations * PLATFORM_LOG_BYTES
-    )
-    job_seconds = job["cpu_s_per_million_readings"] * ROLLUP_RERUN_FACTOR
-    rollup_lambda = lambda_cost(1, job_seconds * 1000, rollup_fn["memory_mb"], rollup_fn["architecture"])
-    month = RETENTION_DAYS * 86400 / SECONDS_PER_MONTH
-    usd = {
-        "api_gateway_requests": requests / MILLION * p["api_gateway"]["rest_requests_per_million"],
-        "lambda_api": api["requests_usd"] + api["compute_usd"],
-        "dynamodb_writes": dynamodb_on_demand_usd(sum(wru.values()) - wru["rollup_and_index_items"], 0),
-        "dynamodb_writes_rollup_items": dynamodb_on_demand_usd(wru["rollup_and_index_items"], 0),
-        "dynamodb_reads": dynamodb_on_demand_usd(0, sum(rru.values())),
-        "dynamodb_stream_reads": records / 100_000 * p["dynamodb"]["streams_read_by_lambda_trigger_per_100k"],
-        "lambda_stream_consumers": archiver["requests_usd"]
-        + archiver["compute_usd"]
-        + live["requests_usd"]
-        + live["compute_usd"],
-        "s3_puts": puts / 1000 * p["s3"]["put_per_1000"],
-        "s3_storage_30_days": s3_gb * p["s3"]["standard_gb_month"] * month,
-        "dynamodb_storage_30_days": ddb_gb * p["dynamodb"]["storage_gb_month"] * month,
-        "cloudwatch_logs": log_bytes / 1e9 * p["cloudwatch"]["logs_ingest_gb"],
-        "rollup_job_lambda_and_s3_gets": rollup_lambda["compute_usd"] + 2 * puts / 1000 * p["s3"]["get_per_1000"],
-    }
+    live = lambda_cost(n["live_invocations"], live_ms, live_fn["memory_mb"], live_fn["architecture"])
+    rollup_lambda = lambda_cost(1, n["job_seconds"] * 1000, rollup_fn["memory_mb"], rollup_fn["architecture"])
+    usd = _usd_per_million(n, api, archiver, live, rollup_lambda)
     total = sum(usd.values())
     request_path = (
         usd["api_gateway_requests"]
@@ -228,15 +188,79 @@ def per_million(profile: dict[str, Any], functions: dict[str, dict[str, Any]], j
             "dynamodb_write_units": wru,
             "dynamodb_read_units": rru,
             "stream_records": records,
-            "archiver_invocations": archive_invocations,
-            "live_invocations": live_invocations,
+            "archiver_invocations": n["archive_invocations"],
+            "live_invocations": n["live_invocations"],
             "stream_consumer_gb_seconds": archiver["gb_seconds"] + live["gb_seconds"],
-            "s3_puts": puts,
-            "s3_gb_stored": s3_gb,
-            "dynamodb_gb_stored": ddb_gb,
-            "log_bytes": log_bytes,
+            "s3_puts": n["puts"],
+            "s3_gb_stored": n["s3_gb"],
+            "dynamodb_gb_stored": n["ddb_gb"],
+            "log_bytes": n["log_bytes"],
             "rollup_job_gb_seconds": rollup_lambda["gb_seconds"],
         },
+    }
+
+
+def _counts_per_million(profile: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """What a million readings make: requests, stream records and invocations, units, bytes, job seconds."""
+    requests = MILLION / profile["readings_per_request"]
+    records = requests * profile["stream_records_per_request"]
+    archive_invocations = records / 1000
+    live_invocations = records / 100
+    archive_log = profile["archive_emf_bytes_per_invocation"] + PLATFORM_LOG_BYTES + APP_LOG_BYTES_ARCHIVER
+    return {
+        "requests": requests,
+        "records": records,
+        "archive_invocations": archive_invocations,
+        "live_invocations": live_invocations,
+        "wru": {
+            "readings_items": requests * profile["item_write_units_per_request"],
+            "device_state": requests * profile["device_write_units_per_request"],
+            "active_hour_index": requests * profile["active_index_write_units_per_request"],
+            "rollup_and_index_items": MILLION * job["write_units_per_reading"] * ROLLUP_RERUN_FACTOR,
+        },
+        "rru": {
+            "token_lookup": requests * profile["read_units_per_request"],
+            "live_handler": records * profile["live_read_units_per_record"],
+        },
+        "puts": archive_invocations * profile["archive_puts_per_invocation"],
+        "s3_gb": MILLION * profile["archived_bytes_per_reading"] / 1e9,
+        "ddb_gb": MILLION * (profile["stored_bytes_per_reading"] + 100 * profile["items_per_reading"]) / 1e9,
+        "log_bytes": (
+            requests * (profile["emf_bytes_per_request"] + PLATFORM_LOG_BYTES)
+            + archive_invocations * archive_log
+            + live_invocations * PLATFORM_LOG_BYTES
+        ),
+        "job_seconds": job["cpu_s_per_million_readings"] * ROLLUP_RERUN_FACTOR,
+    }
+
+
+def _usd_per_million(
+    n: dict[str, Any],
+    api: dict[str, float],
+    archiver: dict[str, float],
+    live: dict[str, float],
+    rollup_lambda: dict[str, float],
+) -> dict[str, float]:
+    """USD per item of the cost table, from the counts and the four functions' Lambda costs."""
+    p = prices()
+    wru, rru, puts = n["wru"], n["rru"], n["puts"]
+    month = RETENTION_DAYS * 86400 / SECONDS_PER_MONTH
+    return {
+        "api_gateway_requests": n["requests"] / MILLION * p["api_gateway"]["rest_requests_per_million"],
+        "lambda_api": api["requests_usd"] + api["compute_usd"],
+        "dynamodb_writes": dynamodb_on_demand_usd(sum(wru.values()) - wru["rollup_and_index_items"], 0),
+        "dynamodb_writes_rollup_items": dynamodb_on_demand_usd(wru["rollup_and_index_items"], 0),
+        "dynamodb_reads": dynamodb_on_demand_usd(0, sum(rru.values())),
+        "dynamodb_stream_reads": n["records"] / 100_000 * p["dynamodb"]["streams_read_by_lambda_trigger_per_100k"],
+        "lambda_stream_consumers": archiver["requests_usd"]
+        + archiver["compute_usd"]
+        + live["requests_usd"]
+        + live["compute_usd"],
+        "s3_puts": puts / 1000 * p["s3"]["put_per_1000"],
+        "s3_storage_30_days": n["s3_gb"] * p["s3"]["standard_gb_month"] * month,
+        "dynamodb_storage_30_days": n["ddb_gb"] * p["dynamodb"]["storage_gb_month"] * month,
+        "cloudwatch_logs": n["log_bytes"] / 1e9 * p["cloudwatch"]["logs_ingest_gb"],
+        "rollup_job_lambda_and_s3_gets": rollup_lambda["compute_usd"] + 2 * puts / 1000 * p["s3"]["get_per_1000"],
     }
 
 
@@ -415,26 +439,23 @@ def _capacity_at(
     api_concurrency = requests_per_s * duration_s
     units = c["units"]
     scale = READINGS_PER_S / MILLION  # per-million figures -> per second
-    writes, reads = units["dynamodb_write_units"], units["dynamodb_read_units"]
-    readings_wru = writes["readings_items"] * scale
-    devices_wru = (writes["device_state"] + writes["active_hour_index"]) * scale
-    devices_rru = reads["token_lookup"] * scale
-    realtime_rru = reads["live_handler"] * scale
+    dynamodb = _dynamodb_at(b, m, c)
+    readings_wru = dynamodb["readings_table_wru_per_s"]
     stream_records_per_s = units["stream_records"] * scale
     shards = max(1, math.ceil(readings_wru / 1000))  # at least one partition per 1,000 WCU/s of writes
     live_per_shard = 1000 / m["stream"]["live"]["ms_per_record"]  # records/s one live invocation at a time takes
     archive_per_shard = 1000 / m["stream"]["archive"]["ms_per_record"]
     consumer_concurrency = 2 * shards
-    hot_key_wcu = DEVICES / (60 * b)  # new-hour puts to one active_hour key value
-    device_partition_wcu = (1 / (60 * b)) * (m["item_write_units_per_request"] + 1)
     s3_puts_per_s = units["s3_puts"] * scale
     rollup_cpu_s = job["cpu_s_per_million_readings"] * READINGS_PER_DAY / MILLION * ROLLUP_RERUN_FACTOR
     usage = {
         "api_gateway_rps": requests_per_s,
         "lambda_concurrency": api_concurrency + consumer_concurrency,
-        "dynamodb_table_wru": max(readings_wru, devices_wru),
-        "dynamodb_table_rru": max(devices_rru, realtime_rru),
-        "dynamodb_partition_wcu": max(hot_key_wcu, device_partition_wcu),
+        "dynamodb_table_wru": max(readings_wru, dynamodb["devices_table_wru_per_s"]),
+        "dynamodb_table_rru": max(dynamodb["devices_table_rru_per_s"], dynamodb["realtime_table_rru_per_s"]),
+        "dynamodb_partition_wcu": max(
+            dynamodb["active_hour_key_wcu_per_s_at_top_of_hour"], dynamodb["one_device_wcu_per_s"]
+        ),
         "dynamodb_stream_readers": 2,
         "s3_put_rps_per_prefix": s3_puts_per_s,
         "lambda_timeout_s": rollup_cpu_s,
@@ -449,20 +470,7 @@ def _capacity_at(
         "lambda_api_concurrency": api_concurrency,
         "lambda_api_concurrency_at_3x_duration": 3 * api_concurrency,
         "stream_consumer_concurrency": consumer_concurrency,
-        "dynamodb": {
-            "readings_table_wru_per_s": readings_wru,
-            "devices_table_wru_per_s": devices_wru,
-            "devices_table_rru_per_s": devices_rru,
-            "realtime_table_rru_per_s": realtime_rru,
-            "rollup_items_wru_per_s_mean": writes["rollup_and_index_items"] * scale,
-            "active_hour_key_wcu_per_s_at_top_of_hour": hot_key_wcu,
-            "one_device_wcu_per_s": device_partition_wcu,
-            "on_demand_usd_month": (
-                c["usd"]["dynamodb_writes"] + c["usd"]["dynamodb_writes_rollup_items"] + c["usd"]["dynamodb_reads"]
-            )
-            * READINGS_PER_MONTH
-            / MILLION,
-        },
+        "dynamodb": dynamodb,
         "stream": {
             "records_per_s": stream_records_per_s,
             "shards_lower_bound": shards,
@@ -479,6 +487,26 @@ def _capacity_at(
             "live_handler_records_per_s_per_shard": live_per_shard / (stream_records_per_s / shards),
             "archiver_records_per_s_per_shard": archive_per_shard / (stream_records_per_s / shards),
         },
+    }
+
+
+def _dynamodb_at(b: int, m: dict[str, Any], c: dict[str, Any]) -> dict[str, float]:
+    """DynamoDB at `b` records per request: units per second per table and on the hottest keys, USD a month."""
+    scale = READINGS_PER_S / MILLION  # per-million figures -> per second
+    writes, reads = c["units"]["dynamodb_write_units"], c["units"]["dynamodb_read_units"]
+    return {
+        "readings_table_wru_per_s": writes["readings_items"] * scale,
+        "devices_table_wru_per_s": (writes["device_state"] + writes["active_hour_index"]) * scale,
+        "devices_table_rru_per_s": reads["token_lookup"] * scale,
+        "realtime_table_rru_per_s": reads["live_handler"] * scale,
+        "rollup_items_wru_per_s_mean": writes["rollup_and_index_items"] * scale,
+        "active_hour_key_wcu_per_s_at_top_of_hour": DEVICES / (60 * b),  # new-hour puts to one active_hour key value
+        "one_device_wcu_per_s": (1 / (60 * b)) * (m["item_write_units_per_request"] + 1),
+        "on_demand_usd_month": (
+            c["usd"]["dynamodb_writes"] + c["usd"]["dynamodb_writes_rollup_items"] + c["usd"]["dynamodb_reads"]
+        )
+        * READINGS_PER_MONTH
+        / MILLION,
     }
 
 

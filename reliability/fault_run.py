@@ -14,13 +14,14 @@ its retries absorb most of the 30 %, so one post runs while every UpdateItem is 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.faults import FaultPlan
+from devstack.faults import FaultPlan, FaultStats
 from devstack.stack import LocalStack
 from reliability.common import Client, PartResult, local_stack, run_simulator
-from reliability.reconcile import check_reconciled, reconcile
+from reliability.reconcile import Reconciliation, check_reconciled, reconcile
 
 HOUR_MS = 3_600_000
 MULTI_HOUR_POSTS = 20
@@ -70,6 +71,21 @@ def _drain(stack: LocalStack) -> int:
     return stack.emulator.drain(timeout=240)
 
 
+@dataclass
+class _Probe:
+    """The probe device's own posts (besides the simulator's): what was acked, how many 503s, how many posts."""
+
+    acked: set[tuple[str, int]]
+    answers_503: int
+    posts: int = 1
+
+    def multi_hour(self, client: Client, token: str, round_: int) -> None:
+        more, refused = _multi_hour_post(client, token, round_)
+        self.acked |= more
+        self.answers_503 += refused
+        self.posts += 1
+
+
 def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0) -> PartResult:
     result = PartResult("faults")
     plan = FaultPlan(seed=seed)
@@ -77,13 +93,9 @@ def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0) ->
         probe = client.create_device("faults-hours")
         # Multi-hour posts first: BatchWriteItem calls of several items (partly processed faults need
         # them) and archiver batches of several partitions (the crash needs one).
-        probe_acked, probe_503 = _storm_post(client, plan, probe["token"])
-        probe_posts = 1
+        posted = _Probe(*_storm_post(client, plan, probe["token"]))
         for round_ in range(MULTI_HOUR_POSTS):
-            more, refused = _multi_hour_post(client, probe["token"], round_)
-            probe_acked |= more
-            probe_503 += refused
-            probe_posts += 1
+            posted.multi_hour(client, probe["token"], round_)
         report_path = work / "simulator.json"
         args = [
             "--devices", str(devices), "--duration", str(duration), "--interval", "0.5", "--batch", "5",
@@ -94,48 +106,31 @@ def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0) ->
         for round_ in range(MULTI_HOUR_POSTS, MULTI_HOUR_POSTS + 3):  # no crash yet: another multi-hour batch
             if plan.stats.crashes:
                 break
-            more, refused = _multi_hour_post(client, probe["token"], round_)
-            probe_acked |= more
-            probe_503 += refused
-            probe_posts += 1
+            posted.multi_hour(client, probe["token"], round_)
             delivered += _drain(stack)
         rec = reconcile(stack, work)
-        stored, archived = rec.stored, rec.archived
-        probe_stored = {(m, ts) for d, m, _u, ts in stored if d == probe["id"]}
+        probe_stored = {(m, ts) for d, m, _u, ts in rec.stored if d == probe["id"]}
         assert stack.emulator is not None
         pumps = {p.name: vars(p.stats) for p in stack.emulator.pumps}
     stats = plan.stats
-    verify = sim.get("verify") or {}
-    acked = int(sim.get("readings_acked") or 0) + len(probe_acked)
-    answers_503 = int(sim.get("throttled") or 0) + probe_503
-    rejected = sum((sim.get("rejected_by_code") or {}).values())
-    answers_2xx = int(sim.get("requests") or 0) - int(sim.get("throttled") or 0) - int(sim.get("server_errors") or 0)
-    answers_2xx -= int(sim.get("transport_errors") or 0) + rejected
-    lost = int(verify.get("missing", 0)) + len(probe_acked - probe_stored)
     result.figures = {
         "devices": devices,
         "duration_s": duration,
-        "acked": acked,
-        "stored": len(stored),
-        "archived": len(archived),
-        "lost": lost,
-        "duplicated": int(verify.get("duplicated", 0)) + len(rec.unexplained_duplicates),
-        "archived_twice_by_moto_stream_race": len(rec.duplicated_by_stream_race),
-        "answers_200": answers_2xx + probe_posts,
-        "answers_503": answers_503,
-        "server_errors": int(sim.get("server_errors") or 0),
+        **_counts(sim, posted, probe_stored, rec),
         "injected": {
             "dynamodb": stats.dynamodb_faults,
             "s3": stats.s3_faults,
             "crashes": stats.crashes,
         },
         "fault_rates": {
-            "batch_write": _rate(stats.batch_write_throttled + stats.batch_write_unprocessed_all
-                                 + stats.batch_write_unprocessed_part, stats.batch_write_calls),
+            "batch_write": _rate(
+                stats.batch_write_throttled + stats.batch_write_unprocessed_all + stats.batch_write_unprocessed_part,
+                stats.batch_write_calls,
+            ),
             "update_item": _rate(stats.update_throttled, stats.update_calls),
             "query": _rate(stats.query_throttled, stats.query_calls),
             "s3_put": _rate(stats.s3_faults, stats.s3_puts),
-        },  # fmt: skip
+        },
         "archive_objects": rec.archive_objects,
         "stream_records_delivered": delivered,
     }
@@ -148,13 +143,39 @@ def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0) ->
         "simulator_exit_code": sim_exit,
         "reconciliation": rec.as_dict(),
     }  # fmt: skip
-    check_reconciled(result, sim_exit, sim, rec, acked)
+    check_reconciled(result, sim_exit, sim, rec, result.figures["acked"])
+    _check_injected(result, stats)
+    return result
+
+
+def _check_injected(result: PartResult, stats: FaultStats) -> None:
+    """The faults reached the app: both stores failed, the archiver crashed once, a device saw a 503."""
     result.check(stats.dynamodb_faults > 0 and stats.s3_faults > 0, "no DynamoDB or no S3 fault was injected")
     result.check(stats.crashes == 1, f"{stats.crashes} archiver crashes injected (one expected)")
     if not stats.batch_write_unprocessed_part:  # a matter of the seed: tests/reliability covers it always
         result.notes.append("no BatchWriteItem call of several items drew the partly-processed fault this run")
-    result.check(answers_503 > 0, "no 503 answer: the faults never reached a device")
-    return result
+    result.check(result.figures["answers_503"] > 0, "no 503 answer: the faults never reached a device")
+
+
+def _counts(
+    sim: dict[str, Any], posted: _Probe, probe_stored: set[tuple[str, int]], rec: Reconciliation
+) -> dict[str, Any]:
+    """The run's answers and readings, the simulator's and the probe's together: acked, stored, lost, twice."""
+    verify = sim.get("verify") or {}
+    rejected = sum((sim.get("rejected_by_code") or {}).values())
+    answers_2xx = int(sim.get("requests") or 0) - int(sim.get("throttled") or 0) - int(sim.get("server_errors") or 0)
+    answers_2xx -= int(sim.get("transport_errors") or 0) + rejected
+    return {
+        "acked": int(sim.get("readings_acked") or 0) + len(posted.acked),
+        "stored": len(rec.stored),
+        "archived": len(rec.archived),
+        "lost": int(verify.get("missing", 0)) + len(posted.acked - probe_stored),
+        "duplicated": int(verify.get("duplicated", 0)) + len(rec.unexplained_duplicates),
+        "archived_twice_by_moto_stream_race": len(rec.duplicated_by_stream_race),
+        "answers_200": answers_2xx + posted.posts,
+        "answers_503": int(sim.get("throttled") or 0) + posted.answers_503,
+        "server_errors": int(sim.get("server_errors") or 0),
+    }
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -120,53 +120,9 @@ def run(work: Path, max_examples: int = 25, seed: int = 1) -> PartResult:
     totals = {"operations": 0, "test_cases": 0, "failures": 0, "errors": 0, "server_errors": 0, "schema_mismatches": 0}
     per_run: dict[str, Any] = {}
     for name, outcome in runs.items():
-        report = outcome["report"]
-        if not report:
-            result.fail(f"{name} run: no report (exit {outcome['exit_code']}); see {outcome['log']}")
-            continue
-        cases = report.get("test_cases", {})
-        failures = report.get("failures", [])
-        errors = report.get("errors", [])
-        operations = report.get("operations", {})
-        totals["operations"] += int(operations.get("tested", 0))
-        totals["test_cases"] += int(cases.get("generated", 0))
-        totals["failures"] += sum(int(f.get("count", 1)) for f in failures)
-        totals["errors"] += len(errors)
-        for failure in failures:
-            count = int(failure.get("count", 1))
-            if failure.get("code") == "ST101":  # Server error
-                totals["server_errors"] += count
-            if "schema" in str(failure.get("title", "")).lower():
-                totals["schema_mismatches"] += count
-            ops = ", ".join(failure.get("operations", [])[:8])
-            result.fail(f"{name} run: {failure.get('code')} {failure.get('title')} x{count}: {ops}")
-        for error in errors:
-            result.fail(f"{name} run: error: {json.dumps(error)[:300]}")
-        unauthenticated = report.get("warnings", {}).get("missing_auth", [])
-        if name == "device":
-            # The device's own reads must have got through: otherwise the run fuzzed only the 401 path.
-            for operation in ("GET /v1/devices/{device_id}/state", "GET /v1/devices/{device_id}/telemetry"):
-                result.check(operation not in unauthenticated, f"device run: {operation} was only ever refused")
-        looser = report.get("warnings", {}).get("validation_mismatch", [])
-        if looser:
-            result.findings.append(
-                f"{name} run: the API refused most of what the document allows for {', '.join(looser)}: "
-                "their request schemas are looser than the validation (the document could say more)"
-            )
-        if outcome["exit_code"] != 0 and not failures and not errors:
-            result.fail(f"{name} run: schemathesis exited {outcome['exit_code']}; see {outcome['log']}")
-        per_run[name] = {
-            "exit_code": outcome["exit_code"],
-            "operations_tested": operations.get("tested"),
-            "test_cases": cases,
-            "phases": {k: v.get("status") for k, v in report.get("phases", {}).items()},
-            "warnings": report.get("warnings", {}),
-            "running_time_s": report.get("running_time"),
-            "failures": failures,
-            "errors": errors,
-            "failures_text": outcome["failures_text"],
-            "log": outcome["log"],
-        }
+        summary = _read_run(result, name, outcome, totals)
+        if summary is not None:
+            per_run[name] = summary
     result.figures = {**totals, "max_examples": max_examples, "checks": list(CHECKS)}
     result.details = per_run
     result.notes = [
@@ -175,3 +131,55 @@ def run(work: Path, max_examples: int = 25, seed: int = 1) -> PartResult:
         "SenML XML bodies are generated as plain strings: schemathesis cannot build XML from the document",
     ]
     return result
+
+
+def _read_run(result: PartResult, name: str, outcome: dict[str, Any], totals: dict[str, int]) -> dict[str, Any] | None:
+    """One schemathesis run's report: added to `totals`, its failures to `result`; its details (None: no report)."""
+    report = outcome["report"]
+    if not report:
+        result.fail(f"{name} run: no report (exit {outcome['exit_code']}); see {outcome['log']}")
+        return None
+    cases = report.get("test_cases", {})
+    failures = report.get("failures", [])
+    errors = report.get("errors", [])
+    operations = report.get("operations", {})
+    totals["operations"] += int(operations.get("tested", 0))
+    totals["test_cases"] += int(cases.get("generated", 0))
+    totals["failures"] += sum(int(f.get("count", 1)) for f in failures)
+    totals["errors"] += len(errors)
+    for failure in failures:
+        count = int(failure.get("count", 1))
+        if failure.get("code") == "ST101":  # Server error
+            totals["server_errors"] += count
+        if "schema" in str(failure.get("title", "")).lower():
+            totals["schema_mismatches"] += count
+        ops = ", ".join(failure.get("operations", [])[:8])
+        result.fail(f"{name} run: {failure.get('code')} {failure.get('title')} x{count}: {ops}")
+    for error in errors:
+        result.fail(f"{name} run: error: {json.dumps(error)[:300]}")
+    unauthenticated = report.get("warnings", {}).get("missing_auth", [])
+    if name == "device":
+        # The device's own reads must have got through: otherwise the run fuzzed only the 401 path.
+        for operation in ("GET /v1/devices/{device_id}/state", "GET /v1/devices/{device_id}/telemetry"):
+            result.check(operation not in unauthenticated, f"device run: {operation} was only ever refused")
+    looser = report.get("warnings", {}).get("validation_mismatch", [])
+    if looser:
+        result.findings.append(
+            f"{name} run: the API refused most of what the document allows for {', '.join(looser)}: "
+            "their request schemas are looser than the validation (the document could say more)"
+        )
+    if outcome["exit_code"] != 0 and not failures and not errors:
+        result.fail(f"{name} run: schemathesis exited {outcome['exit_code']}; see {outcome['log']}")
+    return {
+        "exit_code": outcome["exit_code"],
+        "operations_tested": operations.get("tested"),
+        "test_cases": cases,
+        "phases": {k: v.get("status") for k, v in report.get("phases", {}).items()},
+        "warnings": report.get("warnings", {}),
+        "running_time_s": report.get("running_time"),
+        "failures": failures,
+        "errors": errors,
+        "failures_text": outcome["failures_text"],
+        "log": outcome["log"],
+    }
+

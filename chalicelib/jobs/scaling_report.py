@@ -128,6 +128,24 @@ class ScalingReportJob:
         )
 
 
+@dataclass(frozen=True)
+class _Window:
+    """The report's window: whole periods ending at the last complete one."""
+
+    period: int  # seconds
+    start_ms: int
+    end_ms: int
+
+
+@dataclass
+class _Evaluated:
+    """What the targets' evaluation gathers for the report and its chart."""
+
+    results: list[TargetResult]
+    skipped: list[dict[str, Any]]
+    panels: list[ChartPanel]
+
+
 def run_scaling_report(
     *,
     stage: str,
@@ -144,91 +162,107 @@ def run_scaling_report(
 ) -> ReportRun:
     """Evaluate every target over the window, act on `apply` targets, store and mail the report."""
     period = int(config.get("period_s", 60))
-    window_ms = int(config.get("window_s", 3600)) * 1000
     end_ms = now_ms - now_ms % (period * 1000)  # the last complete period ends here
-    start_ms = end_ms - window_ms
-    results: list[TargetResult] = []
-    skipped: list[dict[str, Any]] = []
-    panels: list[ChartPanel] = []
+    window = _Window(period, end_ms - int(config.get("window_s", 3600)) * 1000, end_ms)
+    evaluated = _Evaluated([], [], [])
     for target in targets_from_config(config):
-        assert target.metric is not None
-        metric = {
-            "namespace": target.metric.namespace,
-            "name": target.metric.metric_name,
-            "dimensions": dict(target.metric.dimensions),
-            "stat": target.metric.stat,
-            "per_second": _per_second(config, target.name),
-        }
-        # Look back far enough that the first evaluations see what CloudWatch would.
-        lookback = (max(target.policy.scale_up.range_periods, target.policy.scale_down.range_periods) - 1) * period
-        points = metric_series(cloudwatch, metric, start_ms - lookback * 1000, end_ms, period)
-        capacity = capacities.current(target.kind, target.resource)
-        if capacity is None or capacity <= 0:
-            entry: dict[str, Any] = {
-                "name": target.name,
-                "kind": target.kind,
-                "resource": target.resource,
-                "reason": "no provisioned capacity to scale (missing, on demand, or unreserved)",
-            }
-            if target.kind == "dynamodb":
-                load = [v for ts, v in points if ts >= start_ms] or [0.0]
-                entry["cost"] = dynamodb_write_costs(sum(load) / len(load), max(load))
-            skipped.append(entry)
-            continue
-        stats = period_stats(points, start_ms - lookback * 1000, end_ms, period, target.total_capacity(capacity))
-        state = store.last_action(target.name) or {}
-        decision = decide(
-            target,
-            stats,
-            capacity,
-            end_ms,
-            state.get("last_action_ms"),
-            up_previous=state.get("up_state", "INSUFFICIENT_DATA"),
-            down_previous=state.get("down_state", "INSUFFICIENT_DATA"),
-        )
-        applied = False
-        if target.mode == "apply" and decision.action != "hold":
-            capacities.apply(target.kind, target.resource, decision.to_capacity)
-            applied = True
-        store.record_action(
-            target.name,
-            {
-                "last_action_ms": end_ms if applied else state.get("last_action_ms"),
-                "up_state": decision.up_alarm.state,
-                "down_state": decision.down_alarm.state,
-            },
-        )
-        trend = projection(points, target.total_capacity(capacity), target.policy.scale_up.threshold, end_ms)
-        results.append(TargetResult(target, stats, decision, applied=applied, projection=trend))
-        timeline = capacity_timeline([decision] if applied else [], capacity, start_ms)
-        panels.append(
-            ChartPanel(
-                f"{target.name} ({target.kind} {target.resource})",
-                [s for s in stats if s.start_ms >= start_ms],
-                target.policy.scale_up.threshold,
-                target.policy.scale_down.threshold,
-                timeline,
-            )
-        )
+        _evaluate_target(target, _per_second(config, target.name), window, cloudwatch, capacities, store, evaluated)
     report_id = f"{now_ms:013d}-{secrets.token_hex(4)}"
     report = report_document(
         report_id=report_id,
         stage=stage,
         generated_at_ms=now_ms,
-        window_start_ms=start_ms,
-        window_end_ms=end_ms,
+        window_start_ms=window.start_ms,
+        window_end_ms=window.end_ms,
         period_s=period,
-        results=results,
+        results=evaluated.results,
         trigger="alarm" if trigger == "alarm" else "schedule",
         alarm_name=alarm_name if trigger == "alarm" else None,
     )
-    report["skipped"] = skipped
-    chart = multi_target_chart(panels, title=f"iotcloud {stage}: scaling report {report_id}")
+    report["skipped"] = evaluated.skipped
+    chart = multi_target_chart(evaluated.panels, title=f"iotcloud {stage}: scaling report {report_id}")
     keys = store.save(report, chart)
     mail_id = None
     if mailer is not None and mail_from and recipients:
         mail_id = mailer.send(_mail(report, chart, mail_from, recipients))
     return ReportRun(report, keys, recipients if mail_id else (), mail_id)
+
+
+def _evaluate_target(
+    target: Target,
+    per_second: bool,
+    window: _Window,
+    cloudwatch: Any,
+    capacities: Capacities,
+    store: ReportStore,
+    into: _Evaluated,
+) -> None:
+    """One target: its series, its decision (applied in `apply` mode), its state, its chart panel."""
+    assert target.metric is not None
+    metric = {
+        "namespace": target.metric.namespace,
+        "name": target.metric.metric_name,
+        "dimensions": dict(target.metric.dimensions),
+        "stat": target.metric.stat,
+        "per_second": per_second,
+    }
+    period, start_ms, end_ms = window.period, window.start_ms, window.end_ms
+    # Look back far enough that the first evaluations see what CloudWatch would.
+    lookback = (max(target.policy.scale_up.range_periods, target.policy.scale_down.range_periods) - 1) * period
+    points = metric_series(cloudwatch, metric, start_ms - lookback * 1000, end_ms, period)
+    capacity = capacities.current(target.kind, target.resource)
+    if capacity is None or capacity <= 0:
+        into.skipped.append(_skipped(target, points, start_ms))
+        return
+    stats = period_stats(points, start_ms - lookback * 1000, end_ms, period, target.total_capacity(capacity))
+    state = store.last_action(target.name) or {}
+    decision = decide(
+        target,
+        stats,
+        capacity,
+        end_ms,
+        state.get("last_action_ms"),
+        up_previous=state.get("up_state", "INSUFFICIENT_DATA"),
+        down_previous=state.get("down_state", "INSUFFICIENT_DATA"),
+    )
+    applied = False
+    if target.mode == "apply" and decision.action != "hold":
+        capacities.apply(target.kind, target.resource, decision.to_capacity)
+        applied = True
+    store.record_action(
+        target.name,
+        {
+            "last_action_ms": end_ms if applied else state.get("last_action_ms"),
+            "up_state": decision.up_alarm.state,
+            "down_state": decision.down_alarm.state,
+        },
+    )
+    trend = projection(points, target.total_capacity(capacity), target.policy.scale_up.threshold, end_ms)
+    into.results.append(TargetResult(target, stats, decision, applied=applied, projection=trend))
+    timeline = capacity_timeline([decision] if applied else [], capacity, start_ms)
+    into.panels.append(
+        ChartPanel(
+            f"{target.name} ({target.kind} {target.resource})",
+            [s for s in stats if s.start_ms >= start_ms],
+            target.policy.scale_up.threshold,
+            target.policy.scale_down.threshold,
+            timeline,
+        )
+    )
+
+
+def _skipped(target: Target, points: list[tuple[int, float]], start_ms: int) -> dict[str, Any]:
+    """The report's entry for a target without provisioned capacity (a DynamoDB one shows its write costs)."""
+    entry: dict[str, Any] = {
+        "name": target.name,
+        "kind": target.kind,
+        "resource": target.resource,
+        "reason": "no provisioned capacity to scale (missing, on demand, or unreserved)",
+    }
+    if target.kind == "dynamodb":
+        load = [v for ts, v in points if ts >= start_ms] or [0.0]
+        entry["cost"] = dynamodb_write_costs(sum(load) / len(load), max(load))
+    return entry
 
 
 def _per_second(config: dict[str, Any], name: str) -> bool:
