@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.domain.wamp.protocol import MAX_ID, Code
 
@@ -18,6 +18,9 @@ def encode(message: Sequence[Any]) -> str:
 def encoded_size(message: Sequence[Any]) -> int:
     """Bytes a message takes on the wire."""
     return len(encode(message).encode())
+
+
+T = TypeVar("T")
 
 
 class ProtocolViolation(Exception):
@@ -48,15 +51,13 @@ def _id(value: Any, what: str) -> int:
     return value
 
 
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ProtocolViolation(f"{what} must be a dict")
-    return value
+_KIND_NAMES: dict[type, str] = {dict: "a dict", str: "a string"}
 
 
-def _str(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ProtocolViolation(f"{what} must be a string")
+def _expect(kind: type[T], value: Any, what: str) -> T:
+    """`value`, checked to be of `kind` (dict or str); else the message's `what` breaks the protocol."""
+    if not isinstance(value, kind):
+        raise ProtocolViolation(f"{what} must be {_KIND_NAMES[kind]}")
     return value
 
 
@@ -113,11 +114,13 @@ def decode(text: str) -> Incoming:
         raise ProtocolViolation(f"{code.name} must have {shape[0]} to {shape[1]} elements")
     name = code.name
     if code is Code.HELLO:
-        return Incoming(code, uri=_str(msg[1], "HELLO.Realm"), options=_dict(msg[2], "HELLO.Details"))
+        return Incoming(code, uri=_expect(str, msg[1], "HELLO.Realm"), options=_expect(dict, msg[2], "HELLO.Details"))
     if code is Code.AUTHENTICATE:
-        return Incoming(code, signature=_str(msg[1], "Signature"), options=_dict(msg[2], "Extra"))
+        return Incoming(code, signature=_expect(str, msg[1], "Signature"), options=_expect(dict, msg[2], "Extra"))
     if code in (Code.ABORT, Code.GOODBYE):
-        return Incoming(code, options=_dict(msg[1], f"{name}.Details"), uri=_str(msg[2], f"{name}.Reason"))
+        return Incoming(
+            code, options=_expect(dict, msg[1], f"{name}.Details"), uri=_expect(str, msg[2], f"{name}.Reason")
+        )
     if code is Code.ERROR:
         if type(msg[1]) is not int:
             raise ProtocolViolation("ERROR.REQUEST.Type must be an integer")
@@ -126,20 +129,22 @@ def decode(text: str) -> Incoming:
             code,
             ref=msg[1],
             request=_id(msg[2], "ERROR.Request"),
-            options=_dict(msg[3], "ERROR.Details"),
-            uri=_str(msg[4], "ERROR.Error"),
+            options=_expect(dict, msg[3], "ERROR.Details"),
+            uri=_expect(str, msg[4], "ERROR.Error"),
             args=args,
             kwargs=kwargs,
         )
     request = _id(msg[1], f"{name}.Request")
     if code in (Code.UNSUBSCRIBE, Code.UNREGISTER):
         return Incoming(code, request=request, ref=_id(msg[2], f"{name} id"))
-    options = _dict(msg[2], f"{name}.Options")
+    options = _expect(dict, msg[2], f"{name}.Options")
     if code in (Code.CANCEL, Code.YIELD):
         args, kwargs = _payload(msg, 3, name)
         return Incoming(code, request=request, options=options, args=args, kwargs=kwargs)
     args, kwargs = _payload(msg, 4, name)
-    return Incoming(code, request=request, options=options, uri=_str(msg[3], f"{name} URI"), args=args, kwargs=kwargs)
+    return Incoming(
+        code, request=request, options=options, uri=_expect(str, msg[3], f"{name} URI"), args=args, kwargs=kwargs
+    )
 
 
 def option(options: dict[str, Any], key: str, kind: type, default: Any) -> Any:
