@@ -6,10 +6,16 @@ the messages to post to connection ids. The package, one job per module:
 
 - `protocol`: the specification's vocabulary: message codes, error and close URIs, the URI
   rule, ids, the realm and this router's limits.
-- `codec`: text frames to messages and back (decode with shape checks, encode, sizes).
+- `codec`: text frames to messages (`Incoming`) and the answers (`Outgoing`) to text: decode
+  with shape checks, encode, sizes.
 - `store`: the state the router keeps (sessions, subscriptions, registrations, pending calls)
   and `RouterStore`, the protocol its storage adapters implement.
-- `router`: `Router`, the broker and dealer: sessions, publish/subscribe and calls.
+- `sessions`: HELLO, the ticket challenge, WELCOME, ABORT and the end of a session.
+- `broker`: publish/subscribe: SUBSCRIBE, UNSUBSCRIBE, PUBLISH and the EVENTs.
+- `dealer`: calls: REGISTER, UNREGISTER, CALL, CANCEL, YIELD, a callee's ERROR, call timeouts
+  and the calls made for HTTP commands.
+- `router`: `Router`, the one entry point: checks each frame against the session's state and
+  hands it to the session, broker or dealer.
 
 References are to the WAMP specification (wamp-proto.org, draft-oberstet-hybi-crossbar-wamp),
 Basic Profile (BP) and Advanced Profile (AP) sections:

@@ -1,4 +1,5 @@
-"""WAMP's JSON serialization: a client's text frame to a shape-checked `Incoming`, messages to text."""
+"""WAMP's JSON serialization: a client's text frame to a shape-checked `Incoming`, and the router's
+answers (`Outgoing`) to text."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from chalicelib.domain.wamp.protocol import MAX_ID, Code
+from chalicelib.domain.wamp.protocol import MAX_ID, MAX_MESSAGE_BYTES, Code
 
 
 def encode(message: Sequence[Any]) -> str:
@@ -18,6 +19,11 @@ def encode(message: Sequence[Any]) -> str:
 def encoded_size(message: Sequence[Any]) -> int:
     """Bytes a message takes on the wire."""
     return len(encode(message).encode())
+
+
+def too_large(message: Sequence[Any]) -> bool:
+    """Whether a message would exceed the transport's limit (MAX_MESSAGE_BYTES)."""
+    return encoded_size(message) > MAX_MESSAGE_BYTES
 
 
 T = TypeVar("T")
@@ -169,3 +175,21 @@ def payload_tail(args: list[Any] | None, kwargs: dict[str, Any] | None) -> list[
 def error_message(request_type: Code, request: int, uri: str, text: str | None = None) -> list[Any]:
     """ERROR for a request; router-made errors carry a human-readable reason as Arguments[0]."""
     return [Code.ERROR, request_type, request, {}, uri, *([[text]] if text else [])]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to post to a connection; `close` means: then close that connection."""
+
+    connection_id: str
+    message: list[Any]
+    close: bool = False
+
+    @property
+    def text(self) -> str:
+        return encode(self.message)
+
+
+def refusal(connection_id: str, request: Incoming, uri: str, text: str | None = None) -> list[Outgoing]:
+    """The ERROR answering a client's request (same type and request id), as the one message to post."""
+    return [Outgoing(connection_id, error_message(request.code, request.request, uri, text))]

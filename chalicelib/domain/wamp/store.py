@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from chalicelib.domain.wamp.codec import ProtocolViolation
 from chalicelib.domain.wamp.protocol import device_prefix
 
 CHALLENGING: Literal["challenging"] = "challenging"
@@ -48,6 +49,14 @@ class Session:
     session_id: int = 0
     requested_authid: str | None = None
     identity: Identity | None = None
+
+
+def identity_of(session: Session) -> Identity:
+    """Whom an established session belongs to (it always has an identity; a stored session
+    without one is a broken record, refused like a broken message)."""
+    if session.identity is None:
+        raise ProtocolViolation("session without identity")
+    return session.identity
 
 
 @dataclass(frozen=True)
