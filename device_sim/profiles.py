@@ -220,9 +220,14 @@ class _Sinusoid:
     def next(self, step: int, elapsed_s: float) -> tuple[Value, ...]:
         s = self.spec
         value = s.offset + s.amplitude * math.sin(2 * math.pi * elapsed_s / s.period + self.phase)
-        if s.noise > 0:
-            value += self.rng.gauss(0.0, s.noise)
-        return (round_value(value, self.decimals),)
+        return (_noisy(value, s.noise, self.rng, self.decimals),)
+
+
+def _noisy(value: float, noise: float, rng: random.Random, decimals: int) -> int | float:
+    """`value` plus Gaussian noise of standard deviation `noise` (none when 0), rounded."""
+    if noise > 0:
+        value += rng.gauss(0.0, noise)
+    return round_value(value, decimals)
 
 
 @dataclass(frozen=True)
@@ -245,9 +250,7 @@ class _Decay:
     def next(self, step: int, elapsed_s: float) -> tuple[Value, ...]:
         s = self.spec
         value = s.floor + (s.start - s.floor) * math.exp(-s.rate * elapsed_s)
-        if s.noise > 0:
-            value += self.rng.gauss(0.0, s.noise)
-        return (round_value(value, self.decimals),)
+        return (_noisy(value, s.noise, self.rng, self.decimals),)
 
 
 @dataclass(frozen=True)

@@ -43,15 +43,7 @@ async def run_simulation(
     n = cfg.fleet_size()
     types = assign_types(cfg.profile, n)
     stats = Stats()
-    api = Api(
-        cfg.url,
-        timeout=cfg.timeout,
-        concurrency=cfg.concurrency,
-        policy=RetryPolicy(max_retries=cfg.max_retries, base=cfg.retry_base, cap=cfg.retry_cap),
-        rng=random.Random(run_seed(cfg.seed)),
-        transport=transport,
-    )
-    async with api:
+    async with _api(cfg, transport) as api:
         identities, _reused = await provision_fleet(api, cfg, types)
         started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         start = time.monotonic()
@@ -95,6 +87,18 @@ async def run_simulation(
         transport=cfg.transport,
         ws_url=cfg.ws_url if cfg.transport == "wamp" else None,
         wamp=wamp_section(merge_wamp_stats(d.wamp for d in wamp_devices)) if cfg.transport == "wamp" else None,
+    )
+
+
+def _api(cfg: SimConfig, transport: httpx.AsyncBaseTransport | None) -> Api:
+    """The run's HTTP client: its timeout, concurrency and retry policy, retries jittered from the run's seed."""
+    return Api(
+        cfg.url,
+        timeout=cfg.timeout,
+        concurrency=cfg.concurrency,
+        policy=RetryPolicy(max_retries=cfg.max_retries, base=cfg.retry_base, cap=cfg.retry_cap),
+        rng=random.Random(run_seed(cfg.seed)),
+        transport=transport,
     )
 
 

@@ -198,14 +198,7 @@ def _evaluate_target(
     into: _Evaluated,
 ) -> None:
     """One target: its series, its decision (applied in `apply` mode), its state, its chart panel."""
-    assert target.metric is not None
-    metric = {
-        "namespace": target.metric.namespace,
-        "name": target.metric.metric_name,
-        "dimensions": dict(target.metric.dimensions),
-        "stat": target.metric.stat,
-        "per_second": per_second,
-    }
+    metric = _metric_query(target, per_second)
     period, start_ms, end_ms = window.period, window.start_ms, window.end_ms
     # Look back far enough that the first evaluations see what CloudWatch would.
     lookback = (max(target.policy.scale_up.range_periods, target.policy.scale_down.range_periods) - 1) * period
@@ -249,6 +242,18 @@ def _evaluate_target(
             timeline,
         )
     )
+
+
+def _metric_query(target: Target, per_second: bool) -> dict[str, Any]:
+    """The target's metric as metric_series reads it."""
+    assert target.metric is not None
+    return {
+        "namespace": target.metric.namespace,
+        "name": target.metric.metric_name,
+        "dimensions": dict(target.metric.dimensions),
+        "stat": target.metric.stat,
+        "per_second": per_second,
+    }
 
 
 def _skipped(target: Target, points: list[tuple[int, float]], start_ms: int) -> dict[str, Any]:
