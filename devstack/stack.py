@@ -128,16 +128,9 @@ class LocalStack:
         )
         _wait_http(f"{self.moto_url}/moto-api/")
 
-    def _start_app(self) -> None:
-        from chalice.cli import factory as chalice_factory
-
-        from chalicelib import wiring
-        from chalicelib.config import stage_environment
-        from infra.bootstrap import bootstrap
-
-        self.ws_port = self.ws_port or free_port()
-        self.ws_management_port = self.ws_management_port or free_port()
-        overrides = {
+    def _app_overrides(self) -> dict[str, str]:
+        """What this stack's app reads instead of the stage's variables: moto, local WebSockets, the mail sink."""
+        return {
             **self.aws_environment(),
             # The local gateway speaks plain http: the app must not derive https://<domain>/<stage>.
             "WEBSOCKET_MANAGEMENT_URL": self.ws_management_url,
@@ -153,6 +146,17 @@ class LocalStack:
             "MAIL_FROM": os.environ.get("MAIL_FROM", "iotcloud@localhost.localdomain"),
             "REPORT_RECIPIENTS": os.environ.get("REPORT_RECIPIENTS", "ops@localhost.localdomain"),
         }
+
+    def _start_app(self) -> None:
+        from chalice.cli import factory as chalice_factory
+
+        from chalicelib import wiring
+        from chalicelib.config import stage_environment
+        from infra.bootstrap import bootstrap
+
+        self.ws_port = self.ws_port or free_port()
+        self.ws_management_port = self.ws_management_port or free_port()
+        overrides = self._app_overrides()
         os.environ.update({**stage_environment(self.stage), **overrides})
         wiring.reset()
         settings = wiring.bound_settings()

@@ -96,26 +96,7 @@ def stage_policy(stage: str, config_file: Path = CHALICE_CONFIG) -> dict[str, An
             ],
         )
     ]
-    streams = []
-    for name, model in stage_tables(settings).items():
-        key = model.__name__
-        if key not in TABLE_ACTIONS:
-            raise KeyError(f"infra/policies.py: declare what the app does to {key} ({name}) in TABLE_ACTIONS")
-        label = _sid(name.removeprefix(function_prefix + "-")) + "Table"
-        statements.append(_statement(label, [f"dynamodb:{a}" for a in TABLE_ACTIONS[key]], [_table_arn(name)]))
-        indexes = sorted(index.Meta.index_name for index in model._indexes.values())
-        if indexes and INDEX_ACTIONS.get(key):
-            statements.append(
-                _statement(
-                    label.removesuffix("Table") + "Indexes",
-                    [f"dynamodb:{a}" for a in INDEX_ACTIONS[key]],
-                    [f"{_table_arn(name)}/index/{index}" for index in indexes],
-                )
-            )
-        if getattr(model.Meta, "stream_view_type", None):
-            streams.append(f"{_table_arn(name)}/stream/*")
-    if streams:
-        statements.append(_statement("ReadingsStream", STREAM_READ, streams))
+    statements += _table_statements(settings, function_prefix)
     if settings.call_timeout_queue:
         queue = f"arn:aws:sqs:*:*:{settings.call_timeout_queue}"
         statements.append(_statement("CallTimeoutQueue", sorted(set(QUEUE_ACTIONS + QUEUE_CONSUME)), [queue]))
@@ -141,21 +122,53 @@ def stage_policy(stage: str, config_file: Path = CHALICE_CONFIG) -> dict[str, An
                 Condition={"StringLike": {"s3:prefix": [f"{p}*" for p in LIST_PREFIXES]}},
             )
         )
-    targets = load_targets_config(stage, settings.scaling_file)["targets"]
+    statements += _scaling_statements(load_targets_config(stage, settings.scaling_file)["targets"])
+    statements.append(_statement("ReportMail", ["ses:SendRawEmail"], ["arn:aws:ses:*:*:identity/*"]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _table_statements(settings: Settings, function_prefix: str) -> list[dict[str, Any]]:
+    """Per table what the app does to it and to its indexes; the readings stream, if a table has one."""
+    out: list[dict[str, Any]] = []
+    streams = []
+    for name, model in stage_tables(settings).items():
+        key = model.__name__
+        if key not in TABLE_ACTIONS:
+            raise KeyError(f"infra/policies.py: declare what the app does to {key} ({name}) in TABLE_ACTIONS")
+        label = _sid(name.removeprefix(function_prefix + "-")) + "Table"
+        out.append(_statement(label, [f"dynamodb:{a}" for a in TABLE_ACTIONS[key]], [_table_arn(name)]))
+        indexes = sorted(index.Meta.index_name for index in model._indexes.values())
+        if indexes and INDEX_ACTIONS.get(key):
+            out.append(
+                _statement(
+                    label.removesuffix("Table") + "Indexes",
+                    [f"dynamodb:{a}" for a in INDEX_ACTIONS[key]],
+                    [f"{_table_arn(name)}/index/{index}" for index in indexes],
+                )
+            )
+        if getattr(model.Meta, "stream_view_type", None):
+            streams.append(f"{_table_arn(name)}/stream/*")
+    if streams:
+        out.append(_statement("ReadingsStream", STREAM_READ, streams))
+    return out
+
+
+def _scaling_statements(targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The scaling report's reads of its metrics and of each target, and changes of `apply` targets."""
+    out: list[dict[str, Any]] = []
     if targets:
-        statements.append(_statement("ScalingMetrics", ["cloudwatch:GetMetricData"], ["*"]))
+        out.append(_statement("ScalingMetrics", ["cloudwatch:GetMetricData"], ["*"]))
     for target in targets:
         read, change = TARGET_ACTIONS[target["kind"]]
         actions = [read] + ([change] if target.get("mode", "report") == "apply" else [])
         scoped = [a for a in actions if a not in UNSCOPED]
         if read in UNSCOPED:
-            statements.append(_statement(f"Scaling{_sid(target['name'])}Read", [read], ["*"]))
+            out.append(_statement(f"Scaling{_sid(target['name'])}Read", [read], ["*"]))
         if scoped:
-            statements.append(
+            out.append(
                 _statement(f"Scaling{_sid(target['name'])}", scoped, [_target_arn(target["kind"], target["resource"])])
             )
-    statements.append(_statement("ReportMail", ["ses:SendRawEmail"], ["arn:aws:ses:*:*:identity/*"]))
-    return {"Version": "2012-10-17", "Statement": statements}
+    return out
 
 
 def policy_files(config_file: Path = CHALICE_CONFIG) -> dict[Path, str]:

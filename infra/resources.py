@@ -198,6 +198,40 @@ def _az(value: str) -> Any:
     return value
 
 
+def _group_resource(kw: dict[str, Any], template: str) -> dict[str, Any]:
+    """The Auto Scaling group of a create_auto_scaling_group call; `template` its launch template's logical id."""
+    # CloudFormation takes no "$Latest": the template's latest version number instead.
+    return {
+        "Type": "AWS::AutoScaling::AutoScalingGroup",
+        "Properties": {
+            "AutoScalingGroupName": kw["AutoScalingGroupName"],
+            "LaunchTemplate": {
+                "LaunchTemplateId": {"Ref": template},
+                "Version": {"Fn::GetAtt": [template, "LatestVersionNumber"]},
+            },
+            "MinSize": str(kw["MinSize"]),
+            "MaxSize": str(kw["MaxSize"]),
+            "DesiredCapacity": str(kw["DesiredCapacity"]),
+            "Cooldown": str(kw["DefaultCooldown"]),
+            "AvailabilityZones": [_az(z) for z in kw["AvailabilityZones"]],
+        },
+    }
+
+
+def _policy_resource(kw: dict[str, Any], group: str) -> dict[str, Any]:
+    """The scaling policy of a put_scaling_policy call; `group` its group's logical id."""
+    return {
+        "Type": "AWS::AutoScaling::ScalingPolicy",
+        "Properties": {
+            "AutoScalingGroupName": {"Ref": group},
+            "PolicyType": kw["PolicyType"],
+            "AdjustmentType": kw["AdjustmentType"],
+            "ScalingAdjustment": kw["ScalingAdjustment"],
+            "Cooldown": str(kw["Cooldown"]),
+        },
+    }
+
+
 def monitoring_resources(settings: Settings) -> dict[str, Any]:
     capture = _Capture()
     config = load_targets_config(settings.stage, settings.scaling_file)
@@ -223,37 +257,12 @@ def monitoring_resources(settings: Settings) -> dict[str, Any]:
         elif operation == "create_auto_scaling_group":
             lid = logical(kw["AutoScalingGroupName"], "Group")
             ids[kw["AutoScalingGroupName"]] = lid
-            template = ids[kw["LaunchTemplate"]["LaunchTemplateName"]]
-            # CloudFormation takes no "$Latest": the template's latest version number instead.
-            resources[lid] = {
-                "Type": "AWS::AutoScaling::AutoScalingGroup",
-                "Properties": {
-                    "AutoScalingGroupName": kw["AutoScalingGroupName"],
-                    "LaunchTemplate": {
-                        "LaunchTemplateId": {"Ref": template},
-                        "Version": {"Fn::GetAtt": [template, "LatestVersionNumber"]},
-                    },
-                    "MinSize": str(kw["MinSize"]),
-                    "MaxSize": str(kw["MaxSize"]),
-                    "DesiredCapacity": str(kw["DesiredCapacity"]),
-                    "Cooldown": str(kw["DefaultCooldown"]),
-                    "AvailabilityZones": [_az(z) for z in kw["AvailabilityZones"]],
-                },
-            }
+            resources[lid] = _group_resource(kw, ids[kw["LaunchTemplate"]["LaunchTemplateName"]])
         elif operation == "put_scaling_policy":
             # CloudFormation names scaling policies itself; alarms reach them by Ref (their ARN).
             lid = logical(kw["PolicyName"], "Policy")
             ids[f"<policy:{kw['PolicyName']}>"] = lid
-            resources[lid] = {
-                "Type": "AWS::AutoScaling::ScalingPolicy",
-                "Properties": {
-                    "AutoScalingGroupName": {"Ref": ids[kw["AutoScalingGroupName"]]},
-                    "PolicyType": kw["PolicyType"],
-                    "AdjustmentType": kw["AdjustmentType"],
-                    "ScalingAdjustment": kw["ScalingAdjustment"],
-                    "Cooldown": str(kw["Cooldown"]),
-                },
-            }
+            resources[lid] = _policy_resource(kw, ids[kw["AutoScalingGroupName"]])
         elif operation == "put_metric_alarm":
             properties = dict(kw)
             properties["AlarmActions"] = [{"Ref": ids[a]} if a in ids else a for a in kw.get("AlarmActions", [])]

@@ -68,15 +68,7 @@ def build_message(
         raise ValueError("a message needs at least one recipient")
     if _CONTROL.search(subject):
         raise ValueError("the subject must be one line without control characters")
-    for attachment in attachments:
-        _check_attachment(attachment)
-    inline = [a for a in attachments if a.inline]
-    files = [a for a in attachments if not a.inline]
-    if inline and html is None:
-        raise ValueError("inline attachments need an HTML body that refers to them by cid")
-    cids = [a.cid for a in inline]
-    if len(set(cids)) != len(cids):
-        raise ValueError("inline attachments need distinct cids")
+    inline, files = _inline_and_files(attachments, has_html=html is not None)
 
     msg = EmailMessage()
     msg["From"] = from_address
@@ -109,6 +101,22 @@ def build_message(
         if part is not msg:
             del part["MIME-Version"]
     return msg
+
+
+def _inline_and_files(
+    attachments: Sequence[Attachment], *, has_html: bool
+) -> tuple[list[Attachment], list[Attachment]]:
+    """The checked attachments, inline ones (which need an HTML body and distinct cids) and files."""
+    for attachment in attachments:
+        _check_attachment(attachment)
+    inline = [a for a in attachments if a.inline]
+    files = [a for a in attachments if not a.inline]
+    if inline and not has_html:
+        raise ValueError("inline attachments need an HTML body that refers to them by cid")
+    cids = [a.cid for a in inline]
+    if len(set(cids)) != len(cids):
+        raise ValueError("inline attachments need distinct cids")
+    return inline, files
 
 
 def _address(value: str, role: str) -> Address:
