@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 from device_sim.config import SKEW_TOLERANCE_MS, SimConfig
@@ -332,6 +332,21 @@ class Device:
         self.sched_step = 0
         self.next_step = 0  # the step the producer makes next
 
+    @classmethod
+    def fleet(
+        cls,
+        identities: Sequence[DeviceIdentity],
+        types: Sequence[DeviceType],
+        cfg: SimConfig,
+        api: Api,
+        stats: Stats,
+        control: RunControl,
+    ) -> list[Self]:
+        """One device of this class per identity, with its type and its ordinal among the devices
+        of that type (a scripted anomaly may apply to the first N devices of a type)."""
+        ordinals = type_ordinals(types)
+        return [cls(ident, types[ident.index], cfg, api, stats, control, ordinals[ident.index]) for ident in identities]
+
     # ----------------------------------------------------------------- producing
 
     def target_time(self, step: int) -> float:
@@ -618,16 +633,7 @@ class Device:
         self.buffered = 0
 
 
-def make_devices(
-    identities: Sequence[DeviceIdentity],
-    types: Sequence[DeviceType],
-    cfg: SimConfig,
-    api: Api,
-    stats: Stats,
-    control: RunControl,
-) -> list[Device]:
-    ordinals = type_ordinals(types)  # a scripted anomaly may apply to the first N devices of a type
-    return [Device(ident, types[ident.index], cfg, api, stats, control, ordinals[ident.index]) for ident in identities]
+make_devices = Device.fleet  # the HTTP devices of a run (device_sim.wamp.make_wamp_devices: over WAMP)
 
 
 async def run_devices(devices: Sequence[Device]) -> None:

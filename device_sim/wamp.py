@@ -52,7 +52,7 @@ from device_sim.config import SimConfig  # noqa: E402
 from device_sim.fleet import Device, DeviceIdentity, RunControl, Wake  # noqa: E402
 from device_sim.model import Record, Sample  # noqa: E402
 from device_sim.payloads import Body, encode, json_items  # noqa: E402
-from device_sim.profiles import DeviceType, device_rng, type_ordinals  # noqa: E402
+from device_sim.profiles import DeviceType, device_rng  # noqa: E402
 from device_sim.report import WAMP_PROCEDURES, Stats, WampStats  # noqa: E402
 from device_sim.transport import Api, Outcome, SendResult, backoff_delay, classify_status  # noqa: E402
 
@@ -665,15 +665,4 @@ class WampDevice(Device):
             await asyncio.sleep(delay)
 
 
-def make_wamp_devices(
-    identities: Sequence[DeviceIdentity],
-    types: Sequence[DeviceType],
-    cfg: SimConfig,
-    api: Api,
-    stats: Stats,
-    control: RunControl,
-) -> list[WampDevice]:
-    ordinals = type_ordinals(types)
-    return [
-        WampDevice(ident, types[ident.index], cfg, api, stats, control, ordinals[ident.index]) for ident in identities
-    ]
+make_wamp_devices = WampDevice.fleet  # the devices of a run over WAMP (their links not yet started)
