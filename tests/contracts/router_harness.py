@@ -70,6 +70,10 @@ class Harness:
         assert welcome.message[0] == Code.WELCOME, welcome
         return int(welcome.message[1])
 
+    def join_device_and_admin(self) -> tuple[int, int]:
+        """The two sessions most tests start with, `dev` (device d1) and `adm` (an admin); their ids."""
+        return self.join("dev", "t-d1"), self.join("adm", "t-admin")
+
     def subscribe(self, conn: str, topic: str, request: int = 1, **options: Any) -> int:
         """SUBSCRIBE, answered SUBSCRIBED; the subscription's id."""
         (answer,) = self.send(conn, [32, request, options, topic])

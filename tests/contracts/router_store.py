@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from chalicelib.domain.wamp.store import (
     ESTABLISHED,
@@ -24,6 +24,8 @@ from chalicelib.domain.wamp.store import (
 START_MS = 1_764_061_200_000
 DEVICE = Identity("device", "d1", "d1")
 TOPIC = "iotcloud.device.d1.telemetry"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class StoreKit(Protocol):
@@ -108,11 +110,9 @@ class MemoryStore:
         return self.subs.setdefault(key, subscription).subscription_id
 
     def remove_subscription(self, connection_id: str, subscription_id: int) -> bool:
-        for key, sub in list(self.subs.items()):
-            if sub.connection_id == connection_id and sub.subscription_id == subscription_id:
-                del self.subs[key]
-                return True
-        return False
+        return _remove_first(
+            self.subs, lambda sub: sub.connection_id == connection_id and sub.subscription_id == subscription_id
+        )
 
     def subscribers(self, topic: str, *, include_prefix: bool = False) -> list[Subscription]:
         return [
@@ -129,11 +129,9 @@ class MemoryStore:
         return True
 
     def remove_registration(self, connection_id: str, registration_id: int) -> bool:
-        for procedure, reg in list(self.regs.items()):
-            if reg.connection_id == connection_id and reg.registration_id == registration_id:
-                del self.regs[procedure]
-                return True
-        return False
+        return _remove_first(
+            self.regs, lambda reg: reg.connection_id == connection_id and reg.registration_id == registration_id
+        )
 
     def registration(self, procedure: str) -> Registration | None:
         return self.regs.get(procedure)
@@ -173,6 +171,15 @@ class MemoryStore:
             return False
         command.update(status=status, result=result, error=error)
         return True
+
+
+def _remove_first(items: dict[K, V], found: Callable[[V], bool]) -> bool:
+    """Delete the first value `found` accepts; whether there was one."""
+    for key, value in list(items.items()):
+        if found(value):
+            del items[key]
+            return True
+    return False
 
 
 class MemoryKit:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from autobahn.asyncio.wamp import ApplicationSession
 from autobahn.wamp.types import CallOptions, PublishOptions, SubscribeOptions
 
 from devstack.stack import LocalStack, free_port
@@ -37,6 +38,11 @@ def _device(stack: LocalStack, http: httpx.Client, name: str) -> dict[str, Any]:
     answer = http.post("/v1/devices", json={"name": name}, headers={"Authorization": f"Bearer {stack.admin_token}"})
     assert answer.status_code == 201, answer.text
     return dict(answer.json())
+
+
+async def device_and_admin(stack: LocalStack, device: dict[str, Any]) -> tuple[ApplicationSession, ApplicationSession]:
+    """A session of `device` (with its token) and one of the admin, in that order."""
+    return await connect(stack.ws_url, device["token"]), await connect(stack.ws_url, stack.admin_token)
 
 
 def run(coroutine: Any) -> Any:
@@ -75,8 +81,7 @@ def test_rpc_round_trip_errors_missing_procedure_and_timeout(stack: LocalStack, 
     prefix = f"iotcloud.device.{device['id']}."
 
     async def scenario() -> None:
-        callee = await connect(stack.ws_url, device["token"])
-        caller = await connect(stack.ws_url, stack.admin_token)
+        callee, caller = await device_and_admin(stack, device)
 
         def fail() -> None:
             raise ApplicationError("com.example.overheated", "too hot", celsius=90)
@@ -111,8 +116,7 @@ def test_callee_disconnecting_mid_call_fails_the_call(stack: LocalStack, http: h
     procedure = f"iotcloud.device.{device['id']}.hang"
 
     async def scenario() -> None:
-        callee = await connect(stack.ws_url, device["token"])
-        caller = await connect(stack.ws_url, stack.admin_token)
+        callee, caller = await device_and_admin(stack, device)
         invoked = asyncio.Event()
 
         async def hang() -> None:

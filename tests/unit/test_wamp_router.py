@@ -172,8 +172,7 @@ def test_an_oversize_frame_aborts(h: Harness) -> None:
 
 
 def test_publish_delivers_args_and_kwargs_to_subscribers(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.join("adm2", "t-admin")
     sid = h.subscribe("adm", D1 + "telemetry")
     sid2 = h.subscribe("adm2", D1 + "telemetry")
@@ -186,8 +185,7 @@ def test_publish_delivers_args_and_kwargs_to_subscribers(h: Harness) -> None:
 
 
 def test_empty_payloads_are_left_out(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     sid = h.subscribe("adm", D1 + "t")
     (event,) = h.send("dev", [16, 1, {}, D1 + "t"])
     assert len(event.message) == 4
@@ -206,8 +204,7 @@ def test_publisher_is_excluded_unless_it_asks(h: Harness) -> None:
 
 
 def test_acknowledged_publish_gets_published_with_the_publication_id(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.subscribe("adm", D1 + "t")
     event, published = h.send("dev", [16, 9, {"acknowledge": True}, D1 + "t", [1]])
     assert published == Outgoing("dev", [Code.PUBLISHED, 9, event.message[2]])
@@ -216,16 +213,14 @@ def test_acknowledged_publish_gets_published_with_the_publication_id(h: Harness)
 
 
 def test_publisher_identification(h: Harness) -> None:
-    session_id = h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    session_id, _ = h.join_device_and_admin()
     h.subscribe("adm", D1 + "t")
     (event,) = h.send("dev", [16, 1, {"disclose_me": True}, D1 + "t"])
     assert event.message[3] == {"publisher": session_id, "publisher_authid": "d1", "publisher_authrole": "device"}
 
 
 def test_unsubscribe_stops_events(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     sid = h.subscribe("adm", D1 + "t")
     assert h.send("adm", [34, 2, sid]) == [Outgoing("adm", [Code.UNSUBSCRIBED, 2])]
     assert h.send("dev", [16, 1, {}, D1 + "t", [1]]) == []
@@ -298,8 +293,7 @@ def test_server_side_publish(h: Harness) -> None:
 
 
 def test_rpc_round_trip(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     rid = h.register("dev", D1 + "reboot")
     (invocation,) = h.send("adm", [48, 5, {}, D1 + "reboot", [1], {"force": True}])
     assert invocation == Outgoing("dev", [Code.INVOCATION, 1, rid, {}, [1], {"force": True}])
@@ -313,16 +307,14 @@ def test_rpc_round_trip(h: Harness) -> None:
 
 
 def test_caller_identification(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    session_id = h.join("adm", "t-admin")
+    _, session_id = h.join_device_and_admin()
     h.register("dev", D1 + "p")
     (invocation,) = h.send("adm", [48, 1, {"disclose_me": True}, D1 + "p"])
     assert invocation.message[3] == {"caller": session_id, "caller_authid": "admin", "caller_authrole": "admin"}
 
 
 def test_callee_error_reaches_the_caller(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.register("dev", D1 + "p")
     h.send("adm", [48, 5, {}, D1 + "p"])
     out = h.send("dev", [8, 68, 1, {}, "com.example.busy", ["try later"], {"retry_s": 5}])
@@ -336,16 +328,14 @@ def test_unknown_procedure(h: Harness) -> None:
 
 
 def test_procedure_already_exists(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.register("dev", D1 + "p")
     (error,) = h.send("adm", [64, 1, {}, D1 + "p"])
     assert error.message == [Code.ERROR, Code.REGISTER, 1, {}, "wamp.error.procedure_already_exists"]
 
 
 def test_unregister(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     rid = h.register("dev", D1 + "p")
     assert h.send("dev", [66, 2, rid]) == [Outgoing("dev", [Code.UNREGISTERED, 2])]
     (error,) = h.send("adm", [48, 1, {}, D1 + "p"])
@@ -363,8 +353,7 @@ def test_registration_options_and_reserved_uris(h: Harness) -> None:
 
 
 def test_call_timeout_answers_the_caller_and_a_late_yield_is_ignored(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.register("dev", D1 + "slow")
     h.send("adm", [48, 5, {"timeout": 5000}, D1 + "slow"])
     (call,) = h.scheduled
@@ -381,8 +370,7 @@ def test_call_timeout_answers_the_caller_and_a_late_yield_is_ignored(h: Harness)
 
 
 def test_default_call_timeout(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.register("dev", D1 + "p")
     h.send("adm", [48, 1, {}, D1 + "p"])
     h.send("adm", [48, 2, {"timeout": 0}, D1 + "p"])
@@ -390,8 +378,7 @@ def test_default_call_timeout(h: Harness) -> None:
 
 
 def test_callee_leaving_mid_call(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.register("dev", D1 + "p")
     h.send("adm", [48, 5, {}, D1 + "p"])
     (error,) = h.router.on_disconnect("dev")
@@ -403,8 +390,7 @@ def test_callee_leaving_mid_call(h: Harness) -> None:
 
 
 def test_caller_leaving_drops_its_calls(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.register("dev", D1 + "p")
     h.send("adm", [48, 5, {}, D1 + "p"])
     assert h.router.on_disconnect("adm") == []
@@ -412,8 +398,7 @@ def test_caller_leaving_drops_its_calls(h: Harness) -> None:
 
 
 def test_cancel_answers_canceled_and_drops_the_answer(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.register("dev", D1 + "p")
     h.send("adm", [48, 5, {}, D1 + "p"])
     (error,) = h.send("adm", [49, 5, {"mode": "kill"}])
@@ -459,8 +444,7 @@ def test_an_admin_may_do_anything(h: Harness) -> None:
 
 
 def test_oversize_messages_are_not_sent_and_the_originator_is_told(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.subscribe("adm", D1 + "t")
     h.register("dev", D1 + "p")
 
@@ -511,8 +495,7 @@ def test_subscriptions_are_deduplicated_and_removable(h: Harness) -> None:
 
 
 def test_callee_error_timeout_and_late_yield(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.register("dev", D1 + "p")
     h.send("adm", [48, 1, {}, D1 + "p"])
     (error,) = h.send("dev", [8, 68, 1, {}, "com.example.busy", ["later"]])
@@ -528,8 +511,7 @@ def test_callee_error_timeout_and_late_yield(h: Harness) -> None:
 
 
 def test_caller_disconnect_and_cancel(h: Harness) -> None:
-    h.join("dev", "t-d1")
-    h.join("adm", "t-admin")
+    h.join_device_and_admin()
     h.register("dev", D1 + "p")
     h.send("adm", [48, 1, {}, D1 + "p"])
     (error,) = h.send("adm", [49, 1, {}])
