@@ -84,7 +84,7 @@ class Interpreter:
 
 def lambda_like(task: Path, runtime: Path, stage: str) -> Interpreter:
     """The unzipped package as Lambda imports it (see the module's docstring), with the stage's variables."""
-    from chalicelib.config import stage_environment
+    from infra.stages import stage_environment
 
     env = {"PATH": os.environ.get("PATH", ""), "AWS_REGION": "us-east-1", "LANG": "C.UTF-8"}
     env.update(stage_environment(stage))

@@ -105,9 +105,9 @@ def moto_stage(**overrides: str) -> Iterator[Any]:
     from moto import mock_aws
 
     from chalicelib import wiring
-    from chalicelib.config import stage_environment
     from chalicelib.domain.tokens import hash_token
     from infra.bootstrap import ensure_tables
+    from infra.stages import stage_environment
 
     saved = dict(os.environ)
     os.environ.update(

@@ -8,11 +8,9 @@ local stack and the tests set the same variables.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from chalicelib.domain.readings import Limits
 
@@ -153,19 +151,6 @@ def from_env(env: Mapping[str, str]) -> Settings:
 def settings() -> Settings:
     """The process's settings, read from os.environ on first use."""
     return from_env(os.environ)
-
-
-CHALICE_CONFIG = Path(__file__).resolve().parent.parent / ".chalice" / "config.json"
-
-
-def stage_environment(stage: str, config_file: Path = CHALICE_CONFIG) -> dict[str, str]:
-    """The environment variables Chalice gives a stage's functions (top level + stage)."""
-    doc = json.loads(config_file.read_text())
-    if stage not in doc.get("stages", {}):
-        raise KeyError(f"no stage {stage!r} in {config_file}")
-    env = dict(doc.get("environment_variables", {}))
-    env.update(doc["stages"][stage].get("environment_variables", {}))
-    return env
 
 
 def in_lambda() -> bool:

@@ -69,9 +69,9 @@ def cmd_run_job(args: argparse.Namespace) -> int:
     """Run a scheduled handler in this process against the running stack's moto."""
     from chalice.cli import factory as chalice_factory
 
-    from chalicelib.config import stage_environment
     from devstack.events import EventEmulator
     from devstack.stack import ROOT
+    from infra.stages import stage_environment
 
     conn = _connection(Path(args.state_dir))
     stack = LocalStack(stage=conn["stage"], moto_port=int(conn["aws_endpoint_url"].rsplit(":", 1)[1]))

@@ -151,8 +151,8 @@ class LocalStack:
         from chalice.cli import factory as chalice_factory
 
         from chalicelib import wiring
-        from chalicelib.config import stage_environment
         from infra.bootstrap import bootstrap
+        from infra.stages import stage_environment
 
         self.ws_port = self.ws_port or free_port()
         self.ws_management_port = self.ws_management_port or free_port()

@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from email.utils import parseaddr
@@ -38,9 +37,10 @@ from pynamodb.attributes import TTLAttribute
 from pynamodb.models import Model
 
 from chalicelib import models
-from chalicelib.config import CHALICE_CONFIG, Settings, from_env, stage_environment
+from chalicelib.config import Settings
 from chalicelib.domain.scaling.targets import alarm_name, load_targets_config
 from infra.bootstrap_monitoring import ensure_monitoring
+from infra.stages import CHALICE_CONFIG, machine_aws_environment, stage_environment, stage_settings
 
 Clients = Callable[[str], Any]
 
@@ -654,13 +654,6 @@ def record_environment(stage: str, values: dict[str, str | None], config_file: P
     return True
 
 
-def _settings(stage: str, config_file: Path) -> Settings:
-    # The stage as deployed, with this machine's AWS region and endpoint: the operator's shell decides
-    # where the resources go (AWS_ENDPOINT_URL points at moto in the local stack's tests).
-    overrides = {k: os.environ[k] for k in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL") if k in os.environ}
-    return from_env({**stage_environment(stage, config_file), **overrides})
-
-
 def _boto_clients(settings: Settings) -> Clients:
     import boto3
 
@@ -697,7 +690,7 @@ def _main_ensure(argv: list[str]) -> int:
         "(default: yes, unless AWS_ENDPOINT_URL points at another endpoint)",
     )
     args = parser.parse_args(argv)
-    settings = _settings(args.stage, args.config)
+    settings = stage_settings(args.stage, args.config, overrides=machine_aws_environment())
     for step in plan(settings):
         print(("would ensure " if args.dry_run else "ensure ") + step)
     if args.dry_run:
@@ -754,7 +747,7 @@ def _main_post_deploy(argv: list[str]) -> int:
     parser = _parser("post-deploy", "after `chalice deploy`: let stream and queue handlers report batch item failures")
     parser.add_argument("--project-dir", type=Path, default=CHALICE_CONFIG.parent.parent)
     args = parser.parse_args(argv)
-    settings = _settings(args.stage, args.config)
+    settings = stage_settings(args.stage, args.config, overrides=machine_aws_environment())
     mappings = deployed_event_sources(args.stage, args.project_dir)
     done = report_batch_failures(_boto_clients(settings)("lambda"), mappings)
     for line in done or [f"no changes: {len(mappings)} event source mappings already report batch item failures"]:
@@ -768,7 +761,7 @@ def _main_teardown(argv: list[str]) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
     parser.add_argument("--record", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args(argv)
-    settings = _settings(args.stage, args.config)
+    settings = stage_settings(args.stage, args.config, overrides=machine_aws_environment())
     clients = _boto_clients(settings)
     try:
         done = teardown(settings, clients, force=args.force, dry_run=args.dry_run)

@@ -22,9 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import CHALICE_CONFIG, Settings, from_env, stage_environment
+from chalicelib.config import Settings
 from chalicelib.domain.scaling.targets import load_targets_config
 from infra.bootstrap import stage_tables
+from infra.stages import CHALICE_CONFIG, stage_settings
 
 # What the code does to each table (by the model that defines it), and to its indexes.
 # (TransactWriteItems needs the actions of its parts: PutItem, UpdateItem, DeleteItem.)
@@ -84,7 +85,7 @@ def _sid(name: str) -> str:
 def stage_policy(stage: str, config_file: Path = CHALICE_CONFIG) -> dict[str, Any]:
     """The policy document of a stage."""
     doc = json.loads(config_file.read_text())
-    settings: Settings = from_env(stage_environment(stage, config_file))
+    settings: Settings = stage_settings(stage, config_file)
     function_prefix = f"{doc['app_name']}-{stage}"
     statements = [
         _statement(

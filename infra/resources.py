@@ -36,7 +36,7 @@ from chalice.app import Chalice, DynamoDBEventConfig, KinesisEventConfig, SQSEve
 from chalice.config import Config
 from chalice.utils import to_cfn_resource_name
 
-from chalicelib.config import CHALICE_CONFIG, Settings, from_env, stage_environment
+from chalicelib.config import Settings
 from chalicelib.domain.scaling.targets import load_targets_config
 from infra.bootstrap import (
     ARCHIVE_LIFECYCLE,
@@ -51,14 +51,10 @@ from infra.bootstrap import (
     ttl_attribute,
 )
 from infra.bootstrap_monitoring import ensure_monitoring
+from infra.stages import CHALICE_CONFIG, stage_environment, stage_settings
 
 RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 REGION_TOKEN = "${AWS::Region}"
-
-
-def stage_settings_of(stage: str, config_file: Path = CHALICE_CONFIG) -> Settings:
-    """The stage as deployed: its environment variables only (no local overrides)."""
-    return from_env(stage_environment(stage, config_file))
 
 
 def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -333,7 +329,7 @@ def chalice_fixes(app: Chalice, stage: str, config_file: Path) -> dict[str, Any]
 
 def merge_template(stage: str, config_file: Path = CHALICE_CONFIG, app: Chalice | None = None) -> dict[str, Any]:
     """The merge template of a stage."""
-    settings = stage_settings_of(stage, config_file)
+    settings = stage_settings(stage, config_file)
     tags = stage_tags(stage, config_file)
     resources = table_resources(settings, tags)
     outputs: dict[str, Any] = {}

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import stage_environment
 from chalicelib.domain.tokens import hash_token
+from infra.stages import stage_environment
 from tests.deploy import iam_recorder
 
 # Before any botocore session exists: record every AWS call the suite makes (tests/deploy).

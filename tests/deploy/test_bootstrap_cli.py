@@ -11,9 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.config import from_env, stage_environment
+from chalicelib.config import from_env
 from chalicelib.domain.tokens import hash_token
 from infra.bootstrap import STREAM_ARN_VARIABLE, main
+from infra.stages import stage_environment
 from tests.deploy import iam_recorder
 
 READS = ("Describe", "Get", "List", "Head", "Scan", "Query")

@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 from chalice.app import DynamoDBEventConfig, SQSEventConfig
 
-from chalicelib.config import from_env, stage_environment
 from chalicelib.domain.scaling.targets import load_targets_config
+from infra.stages import stage_settings
 from tests.deploy import iam_recorder
 from tests.deploy.conftest import ROOT
 from tests.deploy.iam import ACCOUNT, REGION, Policy, Request, UnmappedCallError, requests_of
@@ -66,7 +66,7 @@ def _local_only(call: Call) -> bool:
 @cache
 def stage_names(stage: str) -> tuple[str, ...]:
     """The stage's resource names, in an order shared by every stage (so they map one to one)."""
-    settings = from_env(stage_environment(stage, CONFIG))
+    settings = stage_settings(stage, CONFIG)
     names = [
         value
         for field, value in sorted(vars(settings).items())
@@ -111,7 +111,7 @@ def service_requests(stage: str) -> list[Request]:
         out += [
             Request(a, stream, why=f"Lambda logs of {function}") for a in ("logs:CreateLogStream", "logs:PutLogEvents")
         ]
-    settings = from_env(stage_environment(stage, CONFIG))
+    settings = stage_settings(stage, CONFIG)
     for source in app.event_sources:
         if isinstance(source, DynamoDBEventConfig):
             table = source.stream_arn.split(":table/", 1)[1].split("/stream/", 1)[0]

@@ -10,9 +10,10 @@ import pytest
 from chalice.app import DynamoDBEventConfig, SQSEventConfig
 from moto import mock_aws
 
-from chalicelib.config import Settings, from_env, stage_environment
+from chalicelib.config import Settings
 from infra.bootstrap import bootstrap
 from infra.resources import merge_template
+from infra.stages import stage_settings
 from tests.deploy.conftest import ROOT, Clients
 
 CONFIG = ROOT / ".chalice" / "config.json"
@@ -29,7 +30,7 @@ def template() -> dict[str, Any]:
 def made(clients: Clients, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        settings = from_env(stage_environment("test", CONFIG))
+        settings = stage_settings("test", CONFIG)
         bootstrap(settings, clients, CONFIG)
         yield settings
 

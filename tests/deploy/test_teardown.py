@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from chalicelib.config import Settings, from_env, stage_environment
+from chalicelib.config import Settings
 from infra.bootstrap import bootstrap, describe_stage, main, teardown
+from infra.stages import stage_settings
 from tests.deploy.conftest import Clients
 
 
@@ -17,7 +18,7 @@ from tests.deploy.conftest import Clients
 def stage(stage_config: Path, clients: Clients, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        settings = from_env(stage_environment("test", stage_config))
+        settings = stage_settings("test", stage_config)
         bootstrap(settings, clients, stage_config)
         yield settings
 
