@@ -536,20 +536,24 @@ def teardown(settings: Settings, clients: Clients, *, force: bool = False, dry_r
     return done
 
 
+def _existing(described: dict[str, Any]) -> list[str]:
+    """The names describe_stage found (it maps each name to its description, or None when absent)."""
+    return [name for name, found in described.items() if found is not None]
+
+
 def _delete_monitoring(state: dict[str, Any], clients: Clients, verb: str, dry_run: bool) -> list[str]:
     """The stage's alarms and dashboard."""
     done: list[str] = []
     cloudwatch = clients("cloudwatch")
-    alarms = [name for name, alarm in state["alarms"].items() if alarm is not None]
+    alarms = _existing(state["alarms"])
     if alarms:
         if not dry_run:
             cloudwatch.delete_alarms(AlarmNames=alarms)
         done += [f"{verb} alarm {name}" for name in alarms]
-    for name, body in state["dashboard"].items():
-        if body is not None:
-            if not dry_run:
-                cloudwatch.delete_dashboards(DashboardNames=[name])
-            done.append(f"{verb} dashboard {name}")
+    for name in _existing(state["dashboard"]):
+        if not dry_run:
+            cloudwatch.delete_dashboards(DashboardNames=[name])
+        done.append(f"{verb} dashboard {name}")
     return done
 
 
@@ -557,42 +561,38 @@ def _delete_scaling(state: dict[str, Any], clients: Clients, verb: str, dry_run:
     """The scenario's auto scaling groups (with their policies) and launch templates."""
     done: list[str] = []
     autoscaling, ec2 = clients("autoscaling"), clients("ec2")
-    for group, found in state["groups"].items():
-        if found is not None:
-            if not dry_run:
-                autoscaling.delete_auto_scaling_group(AutoScalingGroupName=group, ForceDelete=True)
-            done.append(f"{verb} auto scaling group {group} and its policies")
-    for template, found in state["launch_templates"].items():
-        if found is not None:
-            if not dry_run:
-                ec2.delete_launch_template(LaunchTemplateName=template)
-            done.append(f"{verb} launch template {template}")
+    for group in _existing(state["groups"]):
+        if not dry_run:
+            autoscaling.delete_auto_scaling_group(AutoScalingGroupName=group, ForceDelete=True)
+        done.append(f"{verb} auto scaling group {group} and its policies")
+    for template in _existing(state["launch_templates"]):
+        if not dry_run:
+            ec2.delete_launch_template(LaunchTemplateName=template)
+        done.append(f"{verb} launch template {template}")
     return done
 
 
 def _delete_queue(state: dict[str, Any], clients: Clients, verb: str, dry_run: bool) -> list[str]:
     done: list[str] = []
-    for queue, found in state.get("queue", {}).items():
-        if found is not None:
-            if not dry_run:
-                sqs = clients("sqs")
-                sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=queue)["QueueUrl"])
-            done.append(f"{verb} queue {queue}")
+    for queue in _existing(state.get("queue", {})):
+        if not dry_run:
+            sqs = clients("sqs")
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=queue)["QueueUrl"])
+        done.append(f"{verb} queue {queue}")
     return done
 
 
 def _delete_bucket(state: dict[str, Any], clients: Clients, verb: str, dry_run: bool) -> list[str]:
     """The bucket, emptied first (every object version)."""
     done: list[str] = []
-    for bucket, found in state.get("bucket", {}).items():
-        if found is not None:
-            s3 = clients("s3")
-            if dry_run:
-                done.append(f"{verb} bucket {bucket} and every object in it")
-            else:
-                objects = _empty_bucket(s3, bucket)
-                s3.delete_bucket(Bucket=bucket)
-                done.append(f"{verb} bucket {bucket} ({objects} objects)")
+    for bucket in _existing(state.get("bucket", {})):
+        s3 = clients("s3")
+        if dry_run:
+            done.append(f"{verb} bucket {bucket} and every object in it")
+        else:
+            objects = _empty_bucket(s3, bucket)
+            s3.delete_bucket(Bucket=bucket)
+            done.append(f"{verb} bucket {bucket} ({objects} objects)")
     return done
 
 
@@ -600,12 +600,11 @@ def _delete_tables(state: dict[str, Any], clients: Clients, verb: str, dry_run: 
     """The tables, each waited for until it is gone."""
     done: list[str] = []
     dynamodb = clients("dynamodb")
-    for table, found in state["tables"].items():
-        if found is not None:
-            if not dry_run:
-                dynamodb.delete_table(TableName=table)
-                dynamodb.get_waiter("table_not_exists").wait(TableName=table)
-            done.append(f"{verb} table {table}")
+    for table in _existing(state["tables"]):
+        if not dry_run:
+            dynamodb.delete_table(TableName=table)
+            dynamodb.get_waiter("table_not_exists").wait(TableName=table)
+        done.append(f"{verb} table {table}")
     return done
 
 

@@ -168,10 +168,7 @@ def _left_axis(f: _Frame) -> list[str]:
         y = f.uy(v)
         out.append(f'<line x1="{_f(f.x0)}" y1="{_f(y)}" x2="{_f(f.x1)}" y2="{_f(y)}" stroke="{GRID_COLOR}"/>')
         out.append(f'<text x="{_f(f.x0 - 6)}" y="{_f(y + 4)}" text-anchor="end" fill="{TEXT_COLOR}">{_pct(v)}</text>')
-    out.append(
-        f'<text x="14" y="{_f((f.y0 + f.y1) / 2)}" text-anchor="middle" fill="{TEXT_COLOR}" '
-        f'transform="rotate(-90 14 {_f((f.y0 + f.y1) / 2)})">utilization %</text>'
-    )
+    out.append(_axis_title(14, _f((f.y0 + f.y1) / 2), -90, TEXT_COLOR, "utilization %"))
     out.append("</g>")
     return out
 
@@ -181,13 +178,17 @@ def _right_axis(f: _Frame, width: int) -> list[str]:
     out = ['<g class="axis-right">']
     for c in range(0, f.c_max + 1, f.c_step):
         out.append(f'<text x="{_f(f.x1 + 6)}" y="{_f(f.cy(c) + 4)}" fill="{CAPACITY_COLOR}">{c}</text>')
-    mid = _f((f.y0 + f.y1) / 2)
-    out.append(
-        f'<text x="{width - 12}" y="{mid}" text-anchor="middle" fill="{CAPACITY_COLOR}" '
-        f'transform="rotate(90 {width - 12} {mid})">capacity</text>'
-    )
+    out.append(_axis_title(width - 12, _f((f.y0 + f.y1) / 2), 90, CAPACITY_COLOR, "capacity"))
     out.append("</g>")
     return out
+
+
+def _axis_title(x: int, y: str, angle: int, color: str, title: str) -> str:
+    """A vertical axis's title at (x, y), turned by `angle` degrees about that point."""
+    return (
+        f'<text x="{x}" y="{y}" text-anchor="middle" fill="{color}" '
+        f'transform="rotate({angle} {x} {y})">{title}</text>'
+    )
 
 
 def _time_axis(f: _Frame, ticks: bool) -> list[str]:

@@ -165,15 +165,6 @@ INVALID_CRON = [
 ]
 
 
-@pytest.mark.parametrize(("expression", "message"), INVALID_CRON)
-def test_what_eventbridge_refuses_is_refused_with_the_reason(expression: str, message: str) -> None:
-    with pytest.raises(ScheduleError) as caught:
-        parse_schedule(expression)
-    assert message in str(caught.value)
-    if expression.startswith("cron("):
-        assert str(caught.value).startswith(expression)  # the message names the expression
-
-
 def test_rates_count_from_the_start() -> None:
     started = at("2025-01-15T10:07:30")
     five = parse_schedule("rate(5 minutes)")
@@ -204,11 +195,13 @@ INVALID_RATE = [
 ]
 
 
-@pytest.mark.parametrize(("expression", "message"), INVALID_RATE)
-def test_invalid_rates_are_refused(expression: str, message: str) -> None:
-    with pytest.raises(ScheduleError, match="^" + expression.replace("(", r"\(").replace(")", r"\)")) as caught:
+@pytest.mark.parametrize(("expression", "message"), INVALID_CRON + INVALID_RATE)
+def test_what_eventbridge_refuses_is_refused_with_the_reason(expression: str, message: str) -> None:
+    with pytest.raises(ScheduleError) as caught:
         parse_schedule(expression)
     assert message in str(caught.value)
+    if expression.startswith(("cron(", "rate(")):
+        assert str(caught.value).startswith(expression)  # the message names the expression
 
 
 @pytest.mark.parametrize(
