@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from chalicelib.errors import Problem, ValidationError
 
@@ -45,6 +45,8 @@ class Schema:
             schema["description"] = self.description
         if self.nullable:
             schema["nullable"] = True
+            if "enum" in schema:  # OpenAPI 3.0.3: a nullable enum lists null among its values
+                schema["enum"].append(None)
         return schema
 
     def _doc(self) -> JsonSchema:
@@ -56,7 +58,10 @@ class Schema:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    # An int is finite however large (math.isfinite would overflow converting a huge one to float).
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ class Num(Schema):
     def _accepts(self, value: object) -> bool:
         if not _is_number(value):
             return False
-        number = float(value)  # type: ignore[arg-type]
+        number = cast(float, value)  # compared as is, not converted: an int may exceed every float
         if self.integer and not isinstance(value, int):
             return False
         return not (
@@ -191,6 +196,12 @@ class OneOf(Schema):
 
     def _accepts(self, value: object) -> bool:
         return sum(option.accepts(value) for option in self.options) == 1
+
+    def doc(self) -> JsonSchema:
+        schema = super().doc()
+        if schema.pop("nullable", False):  # OpenAPI 3.0.3: nullable only counts beside a type, so null is an option
+            schema["oneOf"].append({"type": "object", "nullable": True, "enum": [None]})
+        return schema
 
     def _doc(self) -> JsonSchema:
         return {"oneOf": [option.doc() for option in self.options]}
