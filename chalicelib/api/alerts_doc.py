@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain.alerts import (
+from chalicelib.domain.alert_shapes import (
     MAX_DURATION_READINGS,
     MAX_DURATION_SECONDS,
     MAX_OFFLINE_SECONDS,
     MIN_OFFLINE_SECONDS,
 )
-from chalicelib.domain.alerts import MAX_NAME as RULE_MAX_NAME
+from chalicelib.domain.alert_shapes import MAX_NAME as RULE_MAX_NAME
 from chalicelib.domain.rules import MAX_METRIC_CHARS, MAX_STRING_BYTES
 
 # --- OpenAPI: merged into chalicelib/api/openapi.py's DOCUMENT (paths and components.schemas) ------------------------

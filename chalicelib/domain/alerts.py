@@ -21,29 +21,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from email.utils import getaddresses
 from typing import Any, Literal, TypeAlias
 
-from chalicelib.domain.devices import ID_PATTERN, TYPE_PATTERN
+from chalicelib.domain.alert_shapes import ALERT_ID_PATTERN as ALERT_ID_PATTERN
+from chalicelib.domain.alert_shapes import ALERT_STATES as ALERT_STATES
+from chalicelib.domain.alert_shapes import (
+    DEFAULT_KIND,
+    DEFAULT_SEVERITY,
+    DEFAULT_TOPIC,
+    RULE_INPUT,
+    RULE_PATCH,
+    op_family,
+)
+from chalicelib.domain.alert_shapes import RULE_ID_PATTERN as RULE_ID_PATTERN
+from chalicelib.domain.alert_shapes import SEVERITIES as SEVERITIES
 from chalicelib.domain.readings import Reading, Value
-from chalicelib.domain.rules import MAX_STRING_BYTES, METRIC_PATTERN, UNIT_PATTERN, json_object, unknown_fields
-from chalicelib.errors import Problem, ValidationError
+from chalicelib.domain.rules import json_object, unknown_fields
+from chalicelib.errors import ValidationError
 
-SEVERITIES: tuple[str, ...] = ("critical", "major", "minor", "warning")
-ALERT_STATES: tuple[str, ...] = ("active", "cleared")
+# A rule's JSON (its limits, patterns and shapes) is declared in alert_shapes, which the routes read
+# when the app loads; the names re-exported above are read from here by the alerts' lazy imports.
 SEVERITY_RANK = {"critical": 4, "major": 3, "minor": 2, "warning": 1}
-DEFAULT_SEVERITY = "major"
-DEFAULT_TOPIC = "iotcloud.alerts"
-KINDS = ("threshold", "offline")
-NUMERIC_OPS = (">", ">=", "<", "<=", "==", "!=")
-STRING_OPS = ("equals", "not_equals", "contains", "not_contains")
-BOOLEAN_OPS = ("is",)
 NEGATION = {
     ">": "<=",
     ">=": "<",
@@ -56,21 +58,7 @@ NEGATION = {
     "contains": "not_contains",
     "not_contains": "contains",
 }
-MAX_NAME = 128
-MAX_EMAILS = 10
-MAX_DURATION_SECONDS = 7 * 86_400
-MAX_DURATION_READINGS = 10_000
-MIN_OFFLINE_SECONDS = 60  # the offline schedule runs every minute: shorter silences are not resolvable
-MAX_OFFLINE_SECONDS = 30 * 86_400
-WRITABLE_FIELDS = frozenset(
-    {"name", "kind", "scope", "metric", "unit", "condition", "duration", "clear", "severity", "notify", "enabled",
-     "offline"}
-)  # fmt: skip
-_UNWRITABLE = "unknown or read-only field"  # what an unknown_field problem of a rule body says
-TOPIC_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
-RULE_ID_PATTERN = re.compile(r"^rule-[0-9a-f]{20}$")
-ALERT_ID_PATTERN = re.compile(r"^\d{13}-[0-9a-f]{16}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+WRITABLE_FIELDS = frozenset(RULE_INPUT.members)
 
 
 # --- rules ----------------------------------------------------------------------------------------------------------
@@ -86,9 +74,7 @@ class Condition:
 
     @property
     def family(self) -> str:
-        if self.op in NUMERIC_OPS:
-            return "number"
-        return "string" if self.op in STRING_OPS else "boolean"
+        return op_family(self.op)
 
     def applies_to(self, value: Value) -> bool:
         """Whether a reading's value is of the kind this condition compares (else it is ignored)."""
@@ -277,210 +263,79 @@ def new_rule_id() -> str:
     return "rule-" + uuid.uuid4().hex[:20]
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def validate_rule(body: object, *, rule_id: str, created_at: int, updated_at: int) -> Rule:
+    """A rule from the API's JSON (a stored rule, or a PATCH merged by patch_rule); raise ValidationError."""
+    return rule_of(RULE_INPUT.validate(body, "the rule"), rule_id=rule_id, created_at=created_at, updated_at=updated_at)
 
 
-def _parse_condition(raw: object, where: str, problems: list[Problem]) -> Condition | None:
-    if not isinstance(raw, dict) or set(raw) != {"op", "value"}:
-        problems.append(Problem("invalid_field", f'{where}: an object {{"op", "value"}}', field=where))
-        return None
-    op, value = raw["op"], raw["value"]
-    if op in NUMERIC_OPS:
-        if not _is_number(value) or abs(value) >= 1e126:
-            problems.append(Problem("invalid_field", f"{where}: {op} compares with a finite number", field=where))
-            return None
-    elif op in STRING_OPS:
-        if not isinstance(value, str) or len(value.encode()) > MAX_STRING_BYTES:
-            problems.append(Problem("invalid_field", f"{where}: {op} compares with a string of <= 1 KiB", field=where))
-            return None
-    elif op in BOOLEAN_OPS:
-        if not isinstance(value, bool):
-            problems.append(Problem("invalid_field", f"{where}: is compares with true or false", field=where))
-            return None
-    else:
-        ops = ", ".join(NUMERIC_OPS + STRING_OPS + BOOLEAN_OPS)
-        problems.append(Problem("invalid_field", f"{where}.op: one of {ops}", field=where))
-        return None
-    return Condition(str(op), value)
-
-
-def _parse_scope(raw: object, problems: list[Problem]) -> Scope | None:
-    if isinstance(raw, dict) and len(raw) == 1:
-        (key, value), *_ = raw.items()
-        if key == "device" and isinstance(value, str) and ID_PATTERN.match(value):
-            return Scope("device", value)
-        if key == "type" and isinstance(value, str) and TYPE_PATTERN.match(value):
-            return Scope("type", value)
-        if key == "all" and value is True:
-            return Scope("all")
-    problems.append(
-        Problem(
-            "invalid_field",
-            'scope: {"device": "<device id>"}, {"type": "<device type>"} or {"all": true}',
-            field="scope",
-        )
+def rule_of(body: Mapping[str, Any], *, rule_id: str, created_at: int, updated_at: int) -> Rule:
+    """The rule a body that RULE_INPUT accepts describes (POST /v1/rules: the route validated it)."""
+    kind = body.get("kind", DEFAULT_KIND)
+    common: dict[str, Any] = {
+        "rule_id": rule_id,
+        "name": str(body["name"]).strip(),
+        "scope": _scope_of(body["scope"]),
+        "kind": kind,
+        "severity": body.get("severity", DEFAULT_SEVERITY),
+        "notify": _notify_of(body.get("notify")),
+        "enabled": body.get("enabled", True),
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+    if kind == "offline":
+        return Rule(**common, offline_seconds=body["offline"]["seconds"])
+    clear = body.get("clear")
+    return Rule(
+        **common,
+        metric=body["metric"],
+        unit=body.get("unit"),
+        condition=_condition_of(body["condition"]),
+        duration=_duration_of(body.get("duration")),
+        clear=None if clear is None else _condition_of(clear),
     )
-    return None
 
 
-def _parse_duration(raw: object, problems: list[Problem]) -> Duration:
+def _condition_of(raw: Mapping[str, Any]) -> Condition:
+    return Condition(str(raw["op"]), raw["value"])
+
+
+def _scope_of(raw: Mapping[str, Any]) -> Scope:
+    if "device" in raw:
+        return Scope("device", raw["device"])
+    return Scope("type", raw["type"]) if "type" in raw else Scope("all")
+
+
+def _duration_of(raw: Mapping[str, int] | None) -> Duration:
+    # The defaults (0 seconds, 1 reading: at once) are stored as no duration.
     if raw is None:
         return Duration()
-    if isinstance(raw, dict) and len(raw) == 1:
-        (key, value), *_ = raw.items()
-        ok_int = isinstance(value, int) and not isinstance(value, bool)
-        if key == "seconds" and ok_int and 0 <= value <= MAX_DURATION_SECONDS:
-            return Duration(seconds=value or None)
-        if key == "readings" and ok_int and 1 <= value <= MAX_DURATION_READINGS:
-            return Duration(readings=value if value > 1 else None)
-    problems.append(
-        Problem(
-            "invalid_field",
-            f'duration: {{"seconds": 0..{MAX_DURATION_SECONDS}}} or {{"readings": 1..{MAX_DURATION_READINGS}}}',
-            field="duration",
-        )
-    )
-    return Duration()
+    if "seconds" in raw:
+        return Duration(seconds=raw["seconds"] or None)
+    return Duration(readings=raw["readings"] if raw["readings"] > 1 else None)
 
 
-def _valid_email(value: object) -> bool:
-    if not isinstance(value, str) or not 3 <= len(value) <= 254 or _CONTROL.search(value):
-        return False
-    pairs = getaddresses([value])
-    if len(pairs) != 1:
-        return False
-    local, at, domain = pairs[0][1].rpartition("@")
-    return bool(at and local and "." in domain and not domain.startswith(".") and " " not in pairs[0][1])
-
-
-def _parse_notify(raw: object, problems: list[Problem]) -> Notify:
+def _notify_of(raw: Mapping[str, Any] | None) -> Notify:
     if raw is None:
         return Notify()
-    if not isinstance(raw, dict) or not set(raw) <= {"emails", "topic"}:
-        problems.append(Problem("invalid_field", 'notify: {"emails": [...], "topic": "..."}', field="notify"))
-        return Notify()
-    emails = raw.get("emails", [])
-    if not isinstance(emails, list) or len(emails) > MAX_EMAILS or not all(_valid_email(e) for e in emails):
-        problems.append(Problem("invalid_field", f"notify.emails: up to {MAX_EMAILS} email addresses", field="notify"))
-        emails = []
-    topic = raw.get("topic", DEFAULT_TOPIC)
-    if topic is not None and not (isinstance(topic, str) and len(topic) <= 255 and TOPIC_PATTERN.match(topic)):
-        problems.append(
-            Problem("invalid_field", "notify.topic: a WAMP URI such as iotcloud.alerts, or null", field="notify")
-        )
-        topic = DEFAULT_TOPIC
-    return Notify(tuple(dict.fromkeys(str(e) for e in emails)), topic)
-
-
-def validate_rule(body: object, *, rule_id: str, created_at: int, updated_at: int) -> Rule:
-    """A rule from the API's JSON (POST, or a PATCH merged by patch_rule); raise ValidationError."""
-    body = json_object(body)
-    problems = unknown_fields(body, WRITABLE_FIELDS, _UNWRITABLE)
-    name = body.get("name")
-    if not (isinstance(name, str) and 0 < len(name.strip()) <= MAX_NAME and not _CONTROL.search(name)):
-        problems.append(Problem("invalid_field", f"name: one line of 1-{MAX_NAME} characters", field="name"))
-    kind = body.get("kind", "threshold")
-    if kind not in KINDS:
-        problems.append(Problem("invalid_field", "kind: threshold or offline", field="kind"))
-        kind = "threshold"
-    scope = _parse_scope(body.get("scope"), problems)
-    severity = body.get("severity", DEFAULT_SEVERITY)
-    if severity not in SEVERITIES:
-        problems.append(Problem("invalid_field", f"severity: one of {', '.join(SEVERITIES)}", field="severity"))
-    enabled = body.get("enabled", True)
-    if not isinstance(enabled, bool):
-        problems.append(Problem("invalid_field", "enabled: true or false", field="enabled"))
-    notify = _parse_notify(body.get("notify"), problems)
-
-    metric = unit = None
-    condition = clear = None
-    duration = Duration()
-    offline_seconds = None
-    if kind == "offline":
-        offline_seconds = _parse_offline(body, problems)
-    else:
-        metric, unit, condition, duration, clear = _parse_threshold(body, problems)
-    if problems:
-        raise ValidationError(f"{len(problems)} problems in the rule", problems)
-    assert scope is not None and isinstance(name, str)
-    return Rule(
-        rule_id=rule_id,
-        name=name.strip(),
-        scope=scope,
-        kind=kind,
-        metric=metric,
-        unit=unit,
-        condition=condition,
-        duration=duration,
-        clear=clear,
-        severity=str(severity),
-        notify=notify,
-        enabled=bool(enabled),
-        offline_seconds=offline_seconds,
-        created_at=created_at,
-        updated_at=updated_at,
-    )
-
-
-def _parse_offline(body: dict[str, Any], problems: list[Problem]) -> int | None:
-    """An offline rule's own part: {"offline": {"seconds": n}}, and none of a threshold rule's fields."""
-    for key in ("metric", "unit", "condition", "duration", "clear"):
-        if key in body:
-            problems.append(Problem("invalid_field", f"{key}: not used by offline rules", field=key))
-    raw = body.get("offline")
-    seconds = raw.get("seconds") if isinstance(raw, dict) and set(raw) == {"seconds"} else None
-    offline_seconds = seconds if isinstance(seconds, int) and not isinstance(seconds, bool) else None
-    if offline_seconds is None or not MIN_OFFLINE_SECONDS <= offline_seconds <= MAX_OFFLINE_SECONDS:
-        problems.append(
-            Problem(
-                "invalid_field",
-                f'offline: {{"seconds": {MIN_OFFLINE_SECONDS}..{MAX_OFFLINE_SECONDS}}}',
-                field="offline",
-            )
-        )
-    return offline_seconds
-
-
-def _parse_threshold(
-    body: dict[str, Any], problems: list[Problem]
-) -> tuple[Any, Any, Condition | None, Duration, Condition | None]:
-    """A threshold rule's own part: metric, unit, condition, duration and clear (no "offline")."""
-    if "offline" in body:
-        problems.append(Problem("invalid_field", "offline: only for offline rules", field="offline"))
-    metric = body.get("metric")
-    if not (isinstance(metric, str) and METRIC_PATTERN.match(metric)):
-        problems.append(Problem("invalid_field", "metric: a SenML metric name", field="metric"))
-    unit = body.get("unit")
-    if unit is not None and not (isinstance(unit, str) and UNIT_PATTERN.match(unit)):
-        problems.append(Problem("invalid_field", "unit: 1-32 printable ASCII characters", field="unit"))
-    condition = clear = None
-    if "condition" not in body:
-        problems.append(Problem("invalid_field", "condition: required", field="condition"))
-    else:
-        condition = _parse_condition(body["condition"], "condition", problems)
-    duration = _parse_duration(body.get("duration"), problems)
-    if body.get("clear") is not None:
-        clear = _parse_condition(body["clear"], "clear", problems)
-        if clear is not None and condition is not None and clear.family != condition.family:
-            problems.append(
-                Problem("invalid_field", "clear: must compare the same kind of value as condition", field="clear")
-            )
-    return metric, unit, condition, duration, clear
+    emails = tuple(dict.fromkeys(str(e) for e in raw.get("emails", [])))
+    return Notify(emails, raw.get("topic", DEFAULT_TOPIC))
 
 
 def patch_rule(rule: Rule, body: object, now_ms: int) -> Rule:
-    """Merge a PATCH body into a rule: given fields replace, null resets a field to its default."""
+    """Merge a PATCH body into a rule: given fields replace, null resets a field to its default.
+
+    The merged rule is validated as a whole (RULE_INPUT), so every problem of the result is named.
+    """
     body = json_object(body)
+    unknown = unknown_fields(body, RULE_PATCH.members, RULE_PATCH.unknown)
+    if unknown:
+        raise ValidationError(f"{len(unknown)} problems in the rule", unknown)
     merged = rule.editable()
     for key, value in body.items():
         if value is None:
             merged.pop(key, None)
         else:
             merged[key] = value
-    unknown = unknown_fields(body, WRITABLE_FIELDS, _UNWRITABLE)
-    if unknown:
-        raise ValidationError(f"{len(unknown)} problems in the rule", unknown)
     return validate_rule(merged, rule_id=rule.rule_id, created_at=rule.created_at, updated_at=now_ms)
 
 
