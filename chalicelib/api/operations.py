@@ -97,6 +97,7 @@ class Header:
     name: str
     schema: Schema
     description: str = ""
+    required: bool = False
 
 
 @dataclass(frozen=True)
