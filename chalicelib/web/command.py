@@ -6,7 +6,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import wiring
-from chalicelib.api.params import device_param
 from chalicelib.domain import commands
 from chalicelib.errors import Problem, ValidationError
 from chalicelib.web.forms import form_of, require_csrf
@@ -43,7 +42,7 @@ def send_command(v: Visit, device_id: str) -> Response:
     """POST /dashboard/devices/{id}/commands: send it, then back to the device page showing it."""
     form = form_of(v.request)
     require_csrf(v, form.get("csrf"))
-    wiring.devices().get(device_param(device_id))
+    wiring.devices().get(device_id)  # the route checked the id's shape; this, that the device exists
     command = commands.send_command(
         device_id,
         commands.command_request(device_id, command_body(form)),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.api.dashboard_ops import STATES_QUERY
+from chalicelib.api.params import query_params, read_query
 from chalicelib.api.telemetry import telemetry_page
 from chalicelib.clock import now_ms
 from chalicelib.config import settings
-from chalicelib.domain.devices import ID_PATTERN
-from chalicelib.errors import InvalidParameterError, RealtimeNotConfiguredError
+from chalicelib.errors import RealtimeNotConfiguredError
 from chalicelib.web import session as sessions
 from chalicelib.web.forms import require_csrf
 from chalicelib.web.status import device_states, state_json
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
 
     from chalicelib.web.visit import Visit
 
-MAX_STATE_IDS = 100
-
 
 def telemetry_json(request: Request, device_id: str) -> dict[str, Any]:
     """The readings of a window, exactly as GET /v1/devices/{id}/telemetry answers for an admin."""
@@ -28,10 +27,7 @@ def telemetry_json(request: Request, device_id: str) -> dict[str, Any]:
 
 def states_json(request: Request) -> dict[str, Any]:
     """The live states of the devices a page shows (`ids`, comma-separated)."""
-    raw = dict(request.query_params or {}).get("ids") or ""
-    ids = list(dict.fromkeys(i for i in raw.split(",") if i))
-    if not ids or len(ids) > MAX_STATE_IDS or not all(ID_PATTERN.match(i) for i in ids):
-        raise InvalidParameterError(f"ids: 1 to {MAX_STATE_IDS} device ids, comma-separated")
+    ids = read_query(STATES_QUERY, query_params(request))["ids"]
     states = device_states(ids)
     return {"states": [state_json(states[i]) for i in ids if i in states], "now": now_ms()}
 

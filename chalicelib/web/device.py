@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING
 
 from chalicelib import wiring
 from chalicelib.adapters.alerts import AlertFilter
-from chalicelib.api.params import device_param
+from chalicelib.api.dashboard_ops import DEVICE_QUERY, WINDOWS
+from chalicelib.api.params import query_params, read_query
 from chalicelib.config import settings
-from chalicelib.domain.chunks import HOUR_MS
-from chalicelib.errors import InvalidParameterError
 from chalicelib.web.render import render
 from chalicelib.web.status import state_json, status_of
 
@@ -19,18 +18,15 @@ if TYPE_CHECKING:
 
     from chalicelib.web.visit import Visit
 
-WINDOWS = {"1h": HOUR_MS, "6h": 6 * HOUR_MS, "24h": 24 * HOUR_MS, "7d": 7 * 24 * HOUR_MS}
 DEFAULT_WINDOW = "6h"
 DEVICE_ALERTS = 20  # the most recent alerts the page lists
 
 
 def device_page(v: Visit, device_id: str) -> Response:
-    """GET /dashboard/devices/{id}: the device page."""
-    params = dict(v.request.query_params or {})
-    window = params.get("window") or DEFAULT_WINDOW
-    if window not in WINDOWS:
-        raise InvalidParameterError(f"window must be one of {', '.join(WINDOWS)}")
-    device = wiring.devices().get(device_param(device_id))
+    """GET /dashboard/devices/{id}: the device page (the route checked the id's shape)."""
+    params = read_query(DEVICE_QUERY, query_params(v.request))
+    window = params["window"] or DEFAULT_WINDOW
+    device = wiring.devices().get(device_id)
     state = wiring.devices().state(device_id)
     alerts, more_alerts = wiring.alerts().list_alerts(AlertFilter(device_id=device_id), DEVICE_ALERTS, None)
     command = None

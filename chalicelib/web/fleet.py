@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from chalicelib import wiring
 from chalicelib.adapters.alerts import AlertFilter
-from chalicelib.api.params import cursor_param, int_param
-from chalicelib.domain.devices import ID_PATTERN, Device
+from chalicelib.api.dashboard_ops import FLEET_QUERY
+from chalicelib.api.params import query_params, read_query
+from chalicelib.domain.devices import Device
 from chalicelib.web.forms import MAX_QUERY_CHARS
 from chalicelib.web.render import render
 from chalicelib.web.status import device_states, state_json, status_of
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 
     from chalicelib.web.visit import Visit
 
-FLEET_PAGE = 25
 SEARCH_SCAN_LIMIT = 1000  # devices looked at per fleet search page (a Query on the list index, never a Scan)
 ACTIVE_ALERTS_LOOKED_AT = 200
 
@@ -67,10 +67,9 @@ def _alert_counts() -> tuple[dict[str, int], int, bool]:
 
 def fleet_page(v: Visit) -> Response:
     """GET /dashboard: the fleet page."""
-    params = dict(v.request.query_params or {})
-    limit = int_param(params, "limit", FLEET_PAGE, 1, 100)
-    cursor = cursor_param(params, ID_PATTERN, "this page")
-    query = " ".join((params.get("q") or "").split())[:MAX_QUERY_CHARS]
+    values = read_query(FLEET_QUERY, query_params(v.request))
+    limit, cursor = values["limit"], values["cursor"]
+    query = " ".join((values["q"] or "").split())[:MAX_QUERY_CHARS]
     devices, next_cursor = fleet_devices(limit, cursor, query)
     states = device_states([d.device_id for d in devices])
     alerting, active_count, more_alerts = _alert_counts()

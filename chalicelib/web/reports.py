@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import Response
 
 from chalicelib import wiring
-from chalicelib.api.params import REPORT_ID, REPORTS_PAGE, cursor_param, int_param, report_param
+from chalicelib.api.dashboard_ops import REPORTS_PAGE_QUERY
+from chalicelib.api.params import query_params, read_query
 from chalicelib.web.render import render
 
 if TYPE_CHECKING:
@@ -17,21 +18,21 @@ if TYPE_CHECKING:
 
 def reports_page(v: Visit) -> Response:
     """GET /dashboard/reports."""
-    params = dict(v.request.query_params or {})
-    limit = int_param(params, "limit", REPORTS_PAGE[0], 1, REPORTS_PAGE[1])
-    rows, next_cursor = wiring.reports().page(limit, cursor_param(params, REPORT_ID, "this page"))
+    values = read_query(REPORTS_PAGE_QUERY, query_params(v.request))
+    limit = values["limit"]
+    rows, next_cursor = wiring.reports().page(limit, values["cursor"])
     return render(v, "reports.html", reports=rows, next_cursor=next_cursor, limit=limit)
 
 
 def report_page(v: Visit, report_id: str) -> Response:
-    """GET /dashboard/reports/{id}."""
-    report = wiring.reports().get(report_param(report_id))
+    """GET /dashboard/reports/{id} (the route checked the id's shape)."""
+    report = wiring.reports().get(report_id)
     return render(v, "report.html", report=report, report_json=json.dumps(report, indent=2))
 
 
 def report_chart(report_id: str) -> Response:
     """GET /dashboard/reports/{id}/chart: the report's chart as an SVG image."""
-    svg = wiring.reports().chart(report_param(report_id))
+    svg = wiring.reports().chart(report_id)
     headers: dict[str, Any] = {
         "Content-Type": "image/svg+xml",
         "Cache-Control": "private, max-age=3600",

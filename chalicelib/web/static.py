@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chalice.app import Request, Response
 
+from chalicelib.api.dashboard_ops import STATIC_NAME
 from chalicelib.errors import StaticNotFoundError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 LONG_CACHE = "public, max-age=31536000, immutable"
 SHORT_CACHE = "public, max-age=300"
@@ -38,7 +37,8 @@ class StaticFile:
 @functools.cache
 def find(name: str, suffix: str) -> StaticFile | None:
     """A static file by name (ours first, then the vendored libraries), or None."""
-    if not NAME.match(name) or not name.endswith(suffix) or suffix not in CONTENT_TYPES:
+    # Any name outside STATIC_NAME (the route documents it) is refused here: it never reaches the file system.
+    if not STATIC_NAME.match(name) or not name.endswith(suffix) or suffix not in CONTENT_TYPES:
         return None
     for folder in (STATIC_DIR, VENDOR_DIR):
         path = folder / name
