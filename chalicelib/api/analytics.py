@@ -5,21 +5,66 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import ROLLUPS_QUERY, SEARCH_QUERY, query_params, read_query, readable_device
+from chalicelib.api.operations import Op, ok
+from chalicelib.api.params import DEVICE_ID, MAX_WORD_CHARS, ROLLUPS_QUERY, SEARCH_QUERY, query_params, read_query
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
 from chalicelib.domain.auth import Principal
+from chalicelib.domain.schema import Anything, Arr, Int, Member, Named, Num, Obj, Str
 from chalicelib.errors import InvalidParameterError
 
 analytics_api = Blueprint(__name__)
 
+_STR, _INT, _NUM = Str(), Int(), Num()
+# The jobs' rows as they are stored (an open shape: the answer shows the row).
+ROLLUP = Named(
+    "Rollup",
+    Obj(
+        members={
+            "device_id": Member(_STR),
+            "metric": Member(_STR, required=True),
+            "unit": Member(_STR, required=True),
+            "hour": Member(Str(description="UTC hour, YYYY-MM-DDTHH"), required=True),
+            "count": Member(_INT, required=True),
+            "min": Member(_NUM, required=True),
+            "max": Member(_NUM, required=True),
+            "sum": Member(_NUM, required=True),
+            "mean": Member(_NUM, required=True),
+            "first_ts": Member(_INT, required=True),
+            "last_ts": Member(_INT, required=True),
+        },
+        values=Anything(),
+    ),
+)
+POSTING = Named(
+    "Posting",
+    Obj(
+        members={
+            "device_id": Member(_STR, required=True),
+            "metric": Member(_STR, required=True),
+            "count": Member(_INT, required=True),
+            "first_ts": Member(_INT, required=True),
+            "last_ts": Member(_INT, required=True),
+        },
+        values=Anything(),
+    ),
+)
+
+GET_ROLLUPS = Op(
+    "getRollups",
+    "Hourly rollups of numeric readings from the daily job (admin, or the device itself)",
+    path=(DEVICE_ID,),
+    answers={
+        200: ok(Obj(members={"device_id": Member(_STR, required=True), "rollups": Member(Arr(ROLLUP), required=True)}))
+    },
+)
 
 
-@route(analytics_api, "/v1/devices/{device_id}/rollups", "GET", auth=Auth.EITHER, query=ROLLUPS_QUERY)
+@route(analytics_api, "/v1/devices/{device_id}/rollups", "GET", auth=Auth.EITHER, query=ROLLUPS_QUERY, doc=GET_ROLLUPS)
 def get_rollups(principal: Principal, device_id: str) -> Response:
     request = analytics_api.current_request
-    readable_device(principal, device_id)
+    principal.require_device_or_admin(device_id)
     values = read_query(ROLLUPS_QUERY, query_params(request), now_ms())
     from_ms, to_ms, metric = values["from"], values["to"], values["metric"]
     if from_ms > to_ms:
@@ -30,7 +75,25 @@ def get_rollups(principal: Principal, device_id: str) -> Response:
     return json_response({"device_id": device_id, "rollups": rows})
 
 
-@route(analytics_api, "/v1/search", "GET", auth=Auth.ADMIN, query=SEARCH_QUERY)
+SEARCH = Op(
+    "search",
+    "Devices and metrics whose string readings held a word, from the daily index (admin)",
+    answers={
+        200: ok(
+            Obj(
+                members={
+                    "word": Member(_STR, required=True),
+                    "results": Member(Arr(POSTING), required=True),
+                    "count": Member(_INT, required=True),
+                }
+            )
+        ),
+        400: f"q is not one word of 1-{MAX_WORD_CHARS} letters or digits",
+    },
+)
+
+
+@route(analytics_api, "/v1/search", "GET", auth=Auth.ADMIN, query=SEARCH_QUERY, doc=SEARCH)
 def search() -> Response:
     word = read_query(SEARCH_QUERY, query_params(analytics_api.current_request))["q"]
     postings = wiring.aggregates().postings(word)

@@ -2,40 +2,91 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import COMMANDS_QUERY, device_param, query_params, raw_body, read_query
+from chalicelib.api.operations import JSON, Body, Op, ok
+from chalicelib.api.params import COMMAND_ID, COMMANDS_QUERY, DEVICE_ID, query_params, raw_body, read_query
 from chalicelib.api.responses import json_body, json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.domain import commands
-from chalicelib.domain.commands import command_request
+from chalicelib.domain.commands import COMMAND_REQUEST, COMMAND_RESULT, command_request
+from chalicelib.domain.schema import Anything, Arr, Int, Member, Named, Obj, Str
 from chalicelib.errors import CommandConflictError, CommandNotFoundError, Problem, ValidationError
 
 commands_api = Blueprint(__name__)
 
 POLL_INTERVAL_S = 1.0
+STATUSES = ("queued", "invoked", "done", "failed", "timeout")  # the realtime store's command statuses
+
+_STR, _INT, _ANY = Str(), Int(), Anything()
+COMMAND = Named(
+    "Command",
+    Obj(
+        members={
+            "id": Member(_STR, required=True),
+            "device_id": Member(_STR, required=True),
+            "procedure": Member(_STR, required=True),
+            "args": Member(Arr()),
+            "kwargs": Member(Obj(values=_ANY)),
+            "timeout_ms": Member(_INT),
+            "status": Member(Str(enum=STATUSES), required=True),
+            "created_ms": Member(_INT),
+            "updated_ms": Member(_INT),
+            "result": Member(_ANY),
+            "error": Member(_ANY),
+        },
+        values=_ANY,  # the store's record, as stored
+    ),
+)
+
+SEND_COMMAND = Op(
+    "sendCommand",
+    "Call a procedure of a device (admin): over WAMP if it has registered it, else queued "
+    "for the device's HTTP long-poll",
+    path=(DEVICE_ID,),
+    body=Body({JSON: Named("CommandRequest", COMMAND_REQUEST)}, what="the command"),
+    answers={202: ok(COMMAND, "invoked or queued"), 400: "malformed JSON", 422: "invalid fields"},
+)
 
 
-@route(commands_api, "/v1/devices/{device_id}/commands", "POST", auth=Auth.ADMIN)
-def send_command(device_id: str) -> Response:
-    wiring.devices().get(device_param(device_id))
-    request = command_request(device_id, json_body(raw_body(commands_api.current_request)))
+@route(commands_api, "/v1/devices/{device_id}/commands", "POST", auth=Auth.ADMIN, doc=SEND_COMMAND)
+def send_command(device_id: str, body: dict[str, Any]) -> Response:
+    wiring.devices().get(device_id)
+    request = command_request(device_id, body)  # the URI's length with the device's prefix (the route checked the rest)
     command = commands.send_command(
         device_id, request, store=wiring.realtime_store(), router=wiring.router(), deliver=wiring.realtime().deliver
     )
     return json_response(command, 202)
 
 
-@route(commands_api, "/v1/devices/{device_id}/commands/{command_id}", "GET", auth=Auth.ADMIN)
+# A command's own device id is not looked up: any other answers the command's 404.
+_COMMAND_DEVICE = dataclasses.replace(DEVICE_ID, not_found=None)
+GET_COMMAND = Op(
+    "getCommand",
+    "A command's status (queued, invoked, done, failed, timeout) and result (admin)",
+    path=(_COMMAND_DEVICE, COMMAND_ID),
+    answers={200: ok(COMMAND), 404: "no such command"},
+)
+
+
+@route(commands_api, "/v1/devices/{device_id}/commands/{command_id}", "GET", auth=Auth.ADMIN, doc=GET_COMMAND)
 def get_command(device_id: str, command_id: str) -> Response:
     command = wiring.realtime_store().get_command(command_id)
     if command is None or command["device_id"] != device_id:
         raise CommandNotFoundError(f"no command {command_id!r} for device {device_id!r}")
     return json_response(command)
+
+
+POLL_COMMANDS = Op(
+    "pollCommands",
+    "The device's queued commands, waiting up to `wait` seconds for one (device token)",
+    answers={200: ok(Obj(members={"commands": Member(Arr(Obj(values=_ANY)), required=True)})), 400: "bad wait"},
+)
 
 
 @route(
@@ -45,6 +96,7 @@ def get_command(device_id: str, command_id: str) -> Response:
     auth=Auth.DEVICE,
     wrong_kind="commands are fetched with the device's own token",
     query=COMMANDS_QUERY,
+    doc=POLL_COMMANDS,
 )
 def poll_commands(caller: str) -> Response:
     request = commands_api.current_request
@@ -65,12 +117,29 @@ def _for_device(command: dict[str, Any]) -> dict[str, Any]:
     return {k: command[k] for k in keys if k in command}
 
 
+POST_COMMAND_RESULT = Op(
+    "postCommandResult",
+    'The device answers a command: {"result": ...} or {"error": {...}}',
+    path=(COMMAND_ID,),
+    # Checked by the view after the command is found (a missing command is 404 whatever the body).
+    body=Body({JSON: Named("CommandResult", COMMAND_RESULT)}, validated=False),
+    answers={
+        200: ok(COMMAND),
+        400: "malformed JSON",
+        404: "no such command for this device",
+        409: "the command is already completed",
+        422: "neither or both of result and error",
+    },
+)
+
+
 @route(
     commands_api,
     "/v1/commands/{command_id}/result",
     "POST",
     auth=Auth.DEVICE,
     wrong_kind="a command's result is posted with the device's own token",
+    doc=POST_COMMAND_RESULT,
 )
 def post_command_result(caller: str, command_id: str) -> Response:
     request = commands_api.current_request
@@ -79,9 +148,9 @@ def post_command_result(caller: str, command_id: str) -> Response:
     if command is None or command["device_id"] != caller:
         raise CommandNotFoundError(f"no command {command_id!r} for this device")
     body = json_body(raw_body(request))
-    if not isinstance(body, dict) or ("result" in body) == ("error" in body):
+    if not COMMAND_RESULT.accepts(body):
         raise ValidationError(
-            "send {\"result\": ...} or {\"error\": {\"uri\": ..., \"message\": ...}}",
+            'send {"result": ...} or {"error": {"uri": ..., "message": ...}}',
             [Problem("invalid_body", "exactly one of result and error")],
         )
     if "result" in body:

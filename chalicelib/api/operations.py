@@ -112,3 +112,6 @@ class Op:
     body: Body | None = None
     headers: tuple[Header, ...] = ()
     tags: tuple[str, ...] = ()
+    # The security requirements, when the auth mode's are not the caller's (the ThingsBoard path
+    # takes the device token in the URL: no scheme, so `()`). None: those of the route's auth mode.
+    security: tuple[Mapping[str, list[str]], ...] | None = None

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import Request
 
 from chalicelib.api.operations import PathParam
-from chalicelib.domain.auth import Principal
 from chalicelib.domain.chunks import HOUR_MS
+from chalicelib.domain.commands import COMMAND_ID_PATTERN
 from chalicelib.domain.devices import ID_PATTERN
 from chalicelib.domain.parsing import parse_time
 from chalicelib.domain.query import Cursor, Window
@@ -87,19 +87,6 @@ def time_param(params: dict[str, str], name: str, default: int, now: int) -> int
     if not 0 <= ms <= MAX_QUERY_MS:  # hour buckets exist only for years 1970 to 9999
         raise InvalidParameterError(f"{name} must be between 1970 and 9999")
     return ms
-
-
-def device_param(device_id: str) -> str:
-    """A device id from a path: one that cannot exist is not found (404), not a bad request."""
-    if not ID_PATTERN.match(device_id):
-        raise DeviceNotFoundError(f"no device {device_id!r}")
-    return device_id
-
-
-def readable_device(principal: Principal, device_id: str) -> str:
-    """A device id the principal may read: the admin any, a device only its own (else 403)."""
-    principal.require_device_or_admin(device_param(device_id))
-    return device_id
 
 
 def choice(params: dict[str, str], name: str, choices: tuple[str, ...]) -> str | None:
@@ -325,12 +312,8 @@ def rule_param(rule_id: str) -> str:
     return rule_id
 
 
-def report_param(report_id: str) -> str:
-    if not REPORT_ID.match(report_id):
-        raise ReportNotFoundError(f"no report {report_id!r}")
-    return report_id
-
-
 # Path parameters: a value that cannot name a resource is its 404 (checked by the route).
 DEVICE_ID = PathParam("device_id", ID_PATTERN, DeviceNotFoundError)
 REPORT_PATH = PathParam("report_id", REPORT_ID, ReportNotFoundError)
+# Documented, not checked: the views answer a command that cannot exist with their own 404 message.
+COMMAND_ID = PathParam("command_id", COMMAND_ID_PATTERN)

@@ -5,25 +5,96 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import REPORTS_QUERY, query_params, read_query, report_param
+from chalicelib.api.operations import Answer, Op, ok
+from chalicelib.api.params import REPORT_PATH, REPORTS_QUERY, query_params, read_query
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
+from chalicelib.domain.schema import Anything, Arr, Int, Member, Named, Obj, Str, nullable
 
 reports_api = Blueprint(__name__)
 
-@route(reports_api, "/v1/reports", "GET", auth=Auth.ADMIN, query=REPORTS_QUERY)
+SVG = "image/svg+xml"
+_STR = Str()
+_OBJECT = Obj(values=Anything())  # the report job's own structure (README, "Scaling reports")
+# Reports as the job stores them (open shapes: the answer shows what was stored).
+REPORT_SUMMARY = Named(
+    "ReportSummary",
+    Obj(
+        members={
+            "id": Member(_STR, required=True),
+            "generated_at": Member(_STR, required=True),
+            "trigger": Member(_OBJECT, required=True),
+            "summary": Member(_STR, required=True),
+            "decisions": Member(Obj(values=_STR), required=True),
+            "s3": Member(_OBJECT),
+        },
+        values=Anything(),
+    ),
+)
+REPORT = Named(
+    "Report",
+    Obj(
+        members={
+            "schema_version": Member(Int(), required=True),
+            "id": Member(_STR, required=True),
+            "stage": Member(_STR, required=True),
+            "generated_at": Member(_STR, required=True),
+            "trigger": Member(_OBJECT, required=True),
+            "window": Member(_OBJECT, required=True),
+            "targets": Member(Arr(_OBJECT), required=True),
+            "skipped": Member(Arr(_OBJECT)),
+            "summary": Member(_STR, required=True),
+        },
+        values=Anything(),
+    ),
+)
+
+LIST_REPORTS = Op(
+    "listReports",
+    "Scaling reports, newest first, paged with an opaque cursor (admin)",
+    answers={
+        200: ok(
+            Obj(
+                members={
+                    "reports": Member(Arr(REPORT_SUMMARY), required=True),
+                    "next_cursor": Member(nullable(_STR), required=True),
+                }
+            )
+        ),
+        400: "bad limit or cursor",
+    },
+)
+
+
+@route(reports_api, "/v1/reports", "GET", auth=Auth.ADMIN, query=REPORTS_QUERY, doc=LIST_REPORTS)
 def list_reports() -> Response:
     values = read_query(REPORTS_QUERY, query_params(reports_api.current_request))
     rows, next_cursor = wiring.reports().page(values["limit"], values["cursor"])
     return json_response({"reports": rows, "next_cursor": next_cursor})
 
 
-@route(reports_api, "/v1/reports/{report_id}", "GET", auth=Auth.ADMIN)
+GET_REPORT = Op(
+    "getReport",
+    "One scaling report (admin); schema in README, 'Scaling reports'",
+    path=(REPORT_PATH,),
+    answers={200: ok(REPORT)},
+)
+
+
+@route(reports_api, "/v1/reports/{report_id}", "GET", auth=Auth.ADMIN, doc=GET_REPORT)
 def get_report(report_id: str) -> Response:
-    return json_response(wiring.reports().get(report_param(report_id)))
+    return json_response(wiring.reports().get(report_id))
 
 
-@route(reports_api, "/v1/reports/{report_id}/chart", "GET", auth=Auth.ADMIN)
+GET_REPORT_CHART = Op(
+    "getReportChart",
+    "The report's chart: utilization against thresholds and capacity (admin)",
+    path=(REPORT_PATH,),
+    answers={200: Answer("SVG", {SVG: _STR})},
+)
+
+
+@route(reports_api, "/v1/reports/{report_id}/chart", "GET", auth=Auth.ADMIN, doc=GET_REPORT_CHART)
 def get_report_chart(report_id: str) -> Response:
-    svg = wiring.reports().chart(report_param(report_id))
-    return Response(body=svg, status_code=200, headers={"Content-Type": "image/svg+xml"})
+    svg = wiring.reports().chart(report_id)
+    return Response(body=svg, status_code=200, headers={"Content-Type": SVG})

@@ -9,27 +9,26 @@ from typing import Any
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib import wiring
-from chalicelib.api.params import (
-    TELEMETRY_QUERY,
-    device_param,
-    query_params,
-    raw_body,
-    readable_device,
-    telemetry_window,
-)
+from chalicelib.api.operations import Answers, Body, Header, Op, PathParam, ok
+from chalicelib.api.params import DEVICE_ID, TELEMETRY_QUERY, query_params, raw_body, telemetry_window
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
 from chalicelib.domain.auth import Principal
 from chalicelib.domain.ingest import ingest
 from chalicelib.domain.parsing import parse_payload
+from chalicelib.domain.payload_shapes import DEFAULT_LIMITS, SENML_PACK, SENML_XML, TELEMETRY_JSON
 from chalicelib.domain.query import page_of
 from chalicelib.domain.readings import Reading
+from chalicelib.domain.rules import MAX_METRIC_CHARS
+from chalicelib.domain.schema import Arr, Bool, Int, Member, Named, Num, Obj, OneOf, Str, nullable
 from chalicelib.errors import InvalidParameterError, IotCloudError, UnauthorizedError
 
 telemetry_api = Blueprint(__name__)
 
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}$")
+MAX_PATH_TOKEN_CHARS = 512  # a longer ThingsBoard path token is no token
 QUERY_ITEMS_PER_PAGE = 100
 
 
@@ -43,7 +42,7 @@ def _rejected(error: IotCloudError) -> None:
 
 def _thingsboard_token(_request: Request, params: dict[str, str]) -> str:
     token = params.get("token") or ""
-    if not token or len(token) > 512:
+    if not token or len(token) > MAX_PATH_TOKEN_CHARS:
         raise UnauthorizedError("unknown token")
     return token
 
@@ -54,7 +53,7 @@ def _ingest(request: Request, device_id: str) -> Response:
     started = time.perf_counter()
     key = request.headers.get("idempotency-key")
     if key is not None and not IDEMPOTENCY_KEY.match(key):
-        raise InvalidParameterError("Idempotency-Key must be 1-128 printable ASCII characters")
+        raise InvalidParameterError(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters")
     received_at = now_ms()
     settings = wiring.bound_settings()
     parsed = parse_payload(raw_body(request), request.headers.get("content-type"), received_at, settings.limits)
@@ -73,9 +72,64 @@ def _ingest(request: Request, device_id: str) -> Response:
     return json_response({"accepted": outcome.accepted, "records": parsed.records, "ignored": parsed.ignored})
 
 
-@route(telemetry_api, "/v1/telemetry", "POST", auth=Auth.DEVICE, wrong_kind=INGEST_WRONG_KIND, on_error=_rejected)
+INGEST_RESULT = Named(
+    "IngestResult",
+    Obj(
+        members={
+            "accepted": Member(Int(description="readings stored (after de-duplication)"), required=True),
+            "records": Member(Int(), required=True),
+            "ignored": Member(Int(description="SenML records accepted but not stored (vd, s)"), required=True),
+        }
+    ),
+)
+TELEMETRY_BODY = Body(
+    {"application/json": TELEMETRY_JSON, "application/senml+json": SENML_PACK, "application/senml+xml": SENML_XML},
+    validated=False,  # parse_payload reads it (SenML's rules are not a schema)
+)
+_INGEST_ANSWERS: Answers = {
+    200: ok(INGEST_RESULT, "stored (all readings, or none on error)"),
+    400: "malformed body, bad Idempotency-Key",
+    413: f"body larger than the limit ({DEFAULT_LIMITS.max_body_bytes >> 20} MiB by default)",
+    415: "unsupported content type",
+    422: "well-formed but invalid readings: details lists every problem with index and metric",
+    503: "storage throttled or unavailable after retries: retry after Retry-After seconds",
+}
+POST_TELEMETRY = Op(
+    "postTelemetry",
+    "Post readings with the device's token; all-or-nothing",
+    headers=(
+        Header(
+            "Idempotency-Key",
+            Str(max_length=MAX_IDEMPOTENCY_KEY_CHARS, pattern=IDEMPOTENCY_KEY),
+            "a retry with the same key stores nothing twice",
+        ),
+    ),
+    body=TELEMETRY_BODY,
+    answers=_INGEST_ANSWERS,
+)
+
+
+@route(
+    telemetry_api,
+    "/v1/telemetry",
+    "POST",
+    auth=Auth.DEVICE,
+    wrong_kind=INGEST_WRONG_KIND,
+    on_error=_rejected,
+    doc=POST_TELEMETRY,
+)
 def post_telemetry(caller: str) -> Response:
     return _ingest(telemetry_api.current_request, caller)
+
+
+POST_THINGSBOARD_TELEMETRY = Op(
+    "postThingsboardTelemetry",
+    "ThingsBoard-compatible ingestion: the device token is in the path",
+    path=(PathParam("token"),),
+    security=(),  # the token is the path's, not a security scheme's
+    body=TELEMETRY_BODY,
+    answers=_INGEST_ANSWERS,
+)
 
 
 @route(
@@ -86,9 +140,20 @@ def post_telemetry(caller: str) -> Response:
     token=_thingsboard_token,
     wrong_kind=INGEST_WRONG_KIND,
     on_error=_rejected,
+    doc=POST_THINGSBOARD_TELEMETRY,
 )
 def post_thingsboard_telemetry(caller: str, token: str) -> Response:
     return _ingest(telemetry_api.current_request, caller)
+
+
+READING = Obj(
+    members={
+        "metric": Member(Str(max_length=MAX_METRIC_CHARS), required=True),
+        "unit": Member(Str(), required=True),
+        "ts": Member(Int(description="milliseconds since the Unix epoch, UTC"), required=True),
+        "value": Member(OneOf(options=(Num(), Str(), Bool())), required=True),
+    }
+)
 
 
 def reading_json(r: Reading) -> dict[str, Any]:
@@ -100,11 +165,11 @@ def telemetry_page(device_id: str, params: dict[str, str], *, check_device: bool
     """One page of a device's readings for the query `params` (the API's and the dashboard's answer).
 
     `check_device`: look the device up first, so one that does not exist is 404 (a device
-    reading its own data needs no lookup).
+    reading its own data needs no lookup). Its route has checked the id's shape (DEVICE_ID).
     """
     window, cursor = telemetry_window(params, now_ms())
     if check_device:
-        wiring.devices().get(device_param(device_id))
+        wiring.devices().get(device_id)
     low, high = window.key_range(cursor)
     chunks, more = wiring.readings().chunks(device_id, low, high, QUERY_ITEMS_PER_PAGE)
     page = page_of(chunks, more, window, cursor)
@@ -115,16 +180,63 @@ def telemetry_page(device_id: str, params: dict[str, str], *, check_device: bool
     }
 
 
-@route(telemetry_api, "/v1/devices/{device_id}/telemetry", "GET", auth=Auth.EITHER, query=TELEMETRY_QUERY)
+_NEXT_CURSOR = Member(nullable(Str()), required=True)
+GET_TELEMETRY = Op(
+    "getTelemetry",
+    "Readings in time order, de-duplicated, paged with an opaque cursor (admin, or the device itself)",
+    path=(DEVICE_ID,),
+    answers={
+        200: ok(
+            Obj(
+                members={
+                    "device_id": Member(Str(), required=True),
+                    "readings": Member(Arr(READING), required=True),
+                    "next_cursor": _NEXT_CURSOR,
+                }
+            )
+        ),
+        400: "bad parameter or cursor",
+        503: "storage unavailable",
+    },
+)
+
+
+@route(
+    telemetry_api,
+    "/v1/devices/{device_id}/telemetry",
+    "GET",
+    auth=Auth.EITHER,
+    query=TELEMETRY_QUERY,
+    doc=GET_TELEMETRY,
+)
 def get_telemetry(principal: Principal, device_id: str) -> Response:
-    readable_device(principal, device_id)
+    principal.require_device_or_admin(device_id)
     params = query_params(telemetry_api.current_request)
     return json_response(telemetry_page(device_id, params, check_device=principal.is_admin))
 
 
-@route(telemetry_api, "/v1/devices/{device_id}/state", "GET", auth=Auth.EITHER)
+GET_STATE = Op(
+    "getState",
+    "Latest value of each metric and last_seen (admin, or the device itself)",
+    path=(DEVICE_ID,),
+    answers={
+        200: ok(
+            Obj(
+                members={
+                    "device_id": Member(Str(), required=True),
+                    "last_seen": Member(nullable(Int()), required=True),
+                    "latest": Member(Arr(READING), required=True),
+                }
+            )
+        )
+    },
+)
+
+
+@route(telemetry_api, "/v1/devices/{device_id}/state", "GET", auth=Auth.EITHER, doc=GET_STATE)
 def get_state(principal: Principal, device_id: str) -> Response:
-    state = wiring.devices().state(readable_device(principal, device_id))
+    principal.require_device_or_admin(device_id)
+    state = wiring.devices().state(device_id)
     return json_response(
         {
             "device_id": device_id,

@@ -66,7 +66,10 @@ def _is_number(value: object) -> bool:
 
 @dataclass(frozen=True)
 class Anything(Schema):
-    """Any JSON value."""
+    """Any JSON value, null included (its schema, `{}`, allows null too)."""
+
+    def accepts(self, value: object) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,23 @@ class OneOf(Schema):
 
     def _doc(self) -> JsonSchema:
         return {"oneOf": [option.doc() for option in self.options]}
+
+    def named(self) -> Iterator[Named]:
+        for option in self.options:
+            yield from option.named()
+
+
+@dataclass(frozen=True)
+class AnyOf(Schema):
+    """At least one of `options` (for options that may overlap, where OneOf would refuse a value both match)."""
+
+    options: tuple[Schema, ...] = ()
+
+    def _accepts(self, value: object) -> bool:
+        return any(option.accepts(value) for option in self.options)
+
+    def _doc(self) -> JsonSchema:
+        return {"anyOf": [option.doc() for option in self.options]}
 
     def named(self) -> Iterator[Named]:
         for option in self.options:
