@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -18,27 +19,19 @@ from rich.text import Text
 from device_sim.report import Stats
 
 
+@dataclass(eq=False)
 class LiveProgress:
     """Refreshes a small panel of counters while the fleet runs."""
 
-    def __init__(
-        self,
-        stats: Stats,
-        console: Console,
-        *,
-        devices: int,
-        duration: float | None,
-        total_records: int | None,
-        buffered: Callable[[], int],
-    ) -> None:
-        self.stats = stats
-        self.console = console
-        self.devices = devices
-        self.duration = duration
-        self.total_records = total_records
-        self.buffered = buffered
-        self.started = time.monotonic()
-        self._window: deque[tuple[float, int]] = deque(maxlen=20)
+    stats: Stats
+    console: Console
+    _: KW_ONLY
+    devices: int
+    duration: float | None
+    total_records: int | None
+    buffered: Callable[[], int]
+    started: float = field(default_factory=time.monotonic, init=False)
+    _window: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=20), init=False)
 
     def _rate(self) -> float:
         now = time.monotonic()

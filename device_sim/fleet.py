@@ -280,34 +280,28 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
+@dataclass(eq=False)  # eq=False: a device is itself, hashed by identity
 class Device:
-    def __init__(
-        self,
-        identity: DeviceIdentity,
-        dtype: DeviceType,
-        cfg: SimConfig,
-        api: Api,
-        stats: Stats,
-        control: RunControl,
-        ordinal: int = 0,
-    ) -> None:
-        self.identity = identity
-        self.dtype = dtype
-        self.cfg = cfg
-        self.api = api
-        self.stats = stats
-        self.control = control
-        index = identity.index
-        interval = cfg.interval if cfg.interval is not None else dtype.interval
+    identity: DeviceIdentity
+    dtype: DeviceType
+    cfg: SimConfig
+    api: Api
+    stats: Stats
+    control: RunControl
+    ordinal: int = 0
+
+    def __post_init__(self) -> None:
+        index = self.identity.index
+        interval = self.cfg.interval if self.cfg.interval is not None else self.dtype.interval
         self.interval = interval if interval is not None else 1.0
-        self.source = SampleSource(dtype, device_rng(cfg.seed, index, "values"), self.interval, ordinal)
-        self.fault_rng = device_rng(cfg.seed, index, "faults")
-        self.timing_rng = device_rng(cfg.seed, index, "timing")
-        self.retry_rng = device_rng(cfg.seed, index, "retry")
+        self.source = SampleSource(self.dtype, device_rng(self.cfg.seed, index, "values"), self.interval, self.ordinal)
+        self.fault_rng = device_rng(self.cfg.seed, index, "faults")
+        self.timing_rng = device_rng(self.cfg.seed, index, "timing")
+        self.retry_rng = device_rng(self.cfg.seed, index, "retry")
         self.skew_ms = 0
-        if cfg.clock_skew > 0 and self.fault_rng.random() < cfg.skew_rate:
-            self.skew_ms = round(self.fault_rng.uniform(-cfg.clock_skew, cfg.clock_skew) * 1000)
-            stats.skewed_devices += 1
+        if self.cfg.clock_skew > 0 and self.fault_rng.random() < self.cfg.skew_rate:
+            self.skew_ms = round(self.fault_rng.uniform(-self.cfg.clock_skew, self.cfg.clock_skew) * 1000)
+            self.stats.skewed_devices += 1
         self.outbox: deque[Batch] = deque()
         self.pending: list[Record] = []
         self.buffered = 0  # records in pending + outbox
@@ -318,7 +312,7 @@ class Device:
         self.production_done = False
         self.drain_deadline: float | None = None
         self.wake = asyncio.Event()
-        self.track = cfg.verify
+        self.track = self.cfg.verify
         self.acked: dict[Identity, Value] = {}
         self.uncertain: set[Identity] = set()
         self.records_sent = 0  # this device's share of stats.records_sent / records_acked

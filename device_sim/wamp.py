@@ -48,13 +48,12 @@ from autobahn.wamp.request import PublishRequest  # noqa: E402
 from autobahn.wamp.serializer import JsonSerializer  # noqa: E402
 from autobahn.wamp.types import ComponentConfig  # noqa: E402
 
-from device_sim.config import SimConfig  # noqa: E402
-from device_sim.fleet import Device, DeviceIdentity, RunControl, Wake  # noqa: E402
+from device_sim.fleet import Device, Wake  # noqa: E402
 from device_sim.model import Record, Sample  # noqa: E402
 from device_sim.payloads import Body, encode, json_items  # noqa: E402
-from device_sim.profiles import DeviceType, device_rng  # noqa: E402
-from device_sim.report import WAMP_PROCEDURES, Stats, WampStats  # noqa: E402
-from device_sim.transport import Api, Outcome, SendResult, backoff_delay, classify_status  # noqa: E402
+from device_sim.profiles import device_rng  # noqa: E402
+from device_sim.report import WAMP_PROCEDURES, WampStats  # noqa: E402
+from device_sim.transport import Outcome, SendResult, backoff_delay, classify_status  # noqa: E402
 
 REALM = "iotcloud"
 DEVICE_NAMESPACE = "iotcloud.device."
@@ -454,19 +453,10 @@ class WampLink:
 class WampDevice(Device):
     """A device publishing over WAMP and answering its procedures (see the module doc)."""
 
-    def __init__(
-        self,
-        identity: DeviceIdentity,
-        dtype: DeviceType,
-        cfg: SimConfig,
-        api: Api,
-        stats: Stats,
-        control: RunControl,
-        ordinal: int = 0,
-    ) -> None:
-        super().__init__(identity, dtype, cfg, api, stats, control, ordinal)
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.wamp = WampStats()
-        self.topic = telemetry_topic(identity.id)
+        self.topic = telemetry_topic(self.identity.id)
         self.booted_at = time.monotonic()
         self.resume_at = 0.0  # monotonic time a reboot pause ends
         self.started = False  # the producer has set its schedule
@@ -478,13 +468,13 @@ class WampDevice(Device):
         }
         assert tuple(procedures) == WAMP_PROCEDURES
         self.link = WampLink(
-            cfg.ws_url or "",
-            identity.id,
-            identity.token,
+            self.cfg.ws_url or "",
+            self.identity.id,
+            self.identity.token,
             stats=self.wamp,
             procedures=procedures,
-            rng=device_rng(cfg.seed, identity.index, "wamp"),
-            timeout=cfg.timeout,
+            rng=device_rng(self.cfg.seed, self.identity.index, "wamp"),
+            timeout=self.cfg.timeout,
             on_registered=self.fetch_queued_commands,
         )
 
