@@ -20,18 +20,17 @@ from chalicelib.domain.wamp.protocol import (
     Code,
     valid_uri,
 )
-from chalicelib.domain.wamp.store import RouterStore, Session, Subscription, identity_of
+from chalicelib.domain.wamp.store import RouterRole, RouterStore, Session, Subscription, identity_of
 from chalicelib.errors import PayloadTooLargeError
 
 
-class Broker:
+class Broker(RouterRole):
     """Subscriptions and publications over the store; every method returns the messages to post."""
 
     def __init__(self, store: RouterStore, new_id: Callable[[], int], *, prefix_subscriptions: bool) -> None:
         """`prefix_subscriptions` turns on AP prefix matching: each PUBLISH then costs one more
         store Query per dotted level of its topic (at most MAX_PREFIX_COMPONENTS)."""
-        self._store = store
-        self._new_id = new_id
+        super().__init__(store, new_id)
         self._prefix = prefix_subscriptions
 
     @property

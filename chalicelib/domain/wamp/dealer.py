@@ -34,7 +34,15 @@ from chalicelib.domain.wamp.protocol import (
     Code,
     valid_uri,
 )
-from chalicelib.domain.wamp.store import PendingCall, Registration, RouterStore, Session, call_key, identity_of
+from chalicelib.domain.wamp.store import (
+    PendingCall,
+    Registration,
+    RouterRole,
+    RouterStore,
+    Session,
+    call_key,
+    identity_of,
+)
 
 # The modes of AP "Call Canceling"; every one is treated as `skip` (see `on_cancel`).
 _CANCEL_MODES = frozenset({"skip", "kill", "killnowait"})
@@ -50,7 +58,7 @@ def command_result(args: list[Any], kwargs: dict[str, Any]) -> Any:
     return {"args": args, "kwargs": kwargs}
 
 
-class Dealer:
+class Dealer(RouterRole):
     """Registrations and calls over the store; every method returns the messages to post.
 
     Each call is stored with its deadline and `schedule_timeout` is asked to wake
@@ -66,8 +74,7 @@ class Dealer:
         default_call_timeout_ms: int,
         schedule_timeout: Callable[[PendingCall], None],
     ) -> None:
-        self._store = store
-        self._new_id = new_id
+        super().__init__(store, new_id)
         self._clock = clock_ms
         self._default_timeout = default_call_timeout_ms
         self._schedule = schedule_timeout

@@ -19,7 +19,7 @@ from chalicelib.domain.wamp.protocol import (
     REALM,
     Code,
 )
-from chalicelib.domain.wamp.store import CHALLENGING, ESTABLISHED, Identity, RouterStore, Session
+from chalicelib.domain.wamp.store import CHALLENGING, ESTABLISHED, Identity, RouterRole, RouterStore, Session
 from chalicelib.errors import ForbiddenError, StorageUnavailableError, UnauthorizedError
 
 TicketVerifier = Callable[[str], Identity]  # raises UnauthorizedError / DeviceDisabledError
@@ -28,7 +28,7 @@ TicketVerifier = Callable[[str], Identity]  # raises UnauthorizedError / DeviceD
 _CLIENT_ROLES = frozenset({"publisher", "subscriber", "caller", "callee"})
 
 
-class Sessions:
+class Sessions(RouterRole):
     """Opens and ends sessions over the store; every method returns the messages to post.
 
     `roles` is what WELCOME announces of the router (its broker's and dealer's features); a
@@ -44,9 +44,8 @@ class Sessions:
         roles: dict[str, Any],
         dealer: Dealer,
     ) -> None:
-        self._store = store
+        super().__init__(store, new_id)
         self._verify = verify_ticket
-        self._new_id = new_id
         self._roles = roles
         self._dealer = dealer
 

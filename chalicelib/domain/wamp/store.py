@@ -3,6 +3,7 @@ the protocol a storage adapter implements (adapters.realtime over DynamoDB; an i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -139,3 +140,12 @@ class RouterStore(Protocol):
     def mark_command(self, command_id: str, status: str, result: Any = None, error: Any = None) -> bool:
         """Move a command to `invoked` (from queued) or to done/failed/timeout (once)."""
         ...
+
+
+class RouterRole:
+    """What the router's roles (sessions, broker, dealer) share: the store they read and write,
+    and the source of the ids they hand out (BP "IDs": random, from the global scope)."""
+
+    def __init__(self, store: RouterStore, new_id: Callable[[], int]) -> None:
+        self._store = store
+        self._new_id = new_id
