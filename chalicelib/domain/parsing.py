@@ -520,6 +520,9 @@ def _senml_ms(base_time: int | float, t: int | float, received_at_ms: int) -> in
     return ms
 
 
+_BASE_KEYS = frozenset({"bn", "bt", "bu", "bv", "bs"})  # bver is checked on its own
+
+
 @dataclass
 class _SenmlBase:
     """A pack's base fields so far: they apply to a record and every later one, until changed."""
@@ -537,24 +540,18 @@ class _SenmlBase:
                 problems.add(
                     "unsupported_version", f"bver must be an integer from 1 to 10, not {version!r}"[:120], index
                 )
-        if "bn" in record:
-            bn = _string_field(record, "bn", "invalid_metric_name", "base name", index, None, problems)
-            if bn is not None:
-                self.name = bn
-        if "bt" in record:
-            bt = _number_field(record, "bt", "invalid_timestamp", "base time", index, None, problems)
-            if bt is not None:
-                self.time = bt
-        if "bu" in record:
-            bu = _string_field(record, "bu", "invalid_unit", "base unit", index, None, problems)
-            if bu is not None:
-                self.unit = bu
-        if "bv" in record:
-            bv = _number_field(record, "bv", "invalid_value", "base value", index, None, problems)
-            if bv is not None:
-                self.value = bv
-        if "bs" in record:
-            _number_field(record, "bs", "invalid_value", "base sum", index, None, problems)
+        if _BASE_KEYS.isdisjoint(record):
+            return  # most records carry none: skip the five lookups
+        bn = _string_field(record, "bn", "invalid_metric_name", "base name", index, None, problems)
+        bt = _number_field(record, "bt", "invalid_timestamp", "base time", index, None, problems)
+        bu = _string_field(record, "bu", "invalid_unit", "base unit", index, None, problems)
+        bv = _number_field(record, "bv", "invalid_value", "base value", index, None, problems)
+        # An absent base field, or an invalid one (its problem is added), keeps the one before.
+        self.name = self.name if bn is None else bn
+        self.time = self.time if bt is None else bt
+        self.unit = self.unit if bu is None else bu
+        self.value = self.value if bv is None else bv
+        _number_field(record, "bs", "invalid_value", "base sum", index, None, problems)
 
 
 def _resolve_senml(
