@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.domain.wamp.codec import Incoming, Outgoing, option, payload_tail, refusal, too_large
+from chalicelib.domain.wamp.codec import Incoming, Outgoing, option, payload_tail, refusal, removal_answer, too_large
 from chalicelib.domain.wamp.protocol import (
     INVALID_URI,
     MAX_ID,
@@ -75,10 +75,8 @@ class Broker(RouterRole):
 
     def on_unsubscribe(self, session: Session, msg: Incoming) -> list[Outgoing]:
         """UNSUBSCRIBE -> UNSUBSCRIBED, or ERROR for a subscription this session does not hold."""
-        conn = session.connection_id
-        if not self._store.remove_subscription(conn, msg.ref):
-            return refusal(conn, msg, NO_SUCH_SUBSCRIPTION)
-        return [Outgoing(conn, [Code.UNSUBSCRIBED, msg.request])]
+        removed = self._store.remove_subscription(session.connection_id, msg.ref)
+        return removal_answer(session.connection_id, msg, removed, Code.UNSUBSCRIBED, NO_SUCH_SUBSCRIPTION)
 
     def on_publish(self, session: Session, msg: Incoming) -> list[Outgoing]:
         """PUBLISH -> EVENTs, and PUBLISHED or ERROR only when `acknowledge` is set (BP

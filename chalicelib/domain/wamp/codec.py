@@ -193,3 +193,11 @@ class Outgoing:
 def refusal(connection_id: str, request: Incoming, uri: str, text: str | None = None) -> list[Outgoing]:
     """The ERROR answering a client's request (same type and request id), as the one message to post."""
     return [Outgoing(connection_id, error_message(request.code, request.request, uri, text))]
+
+
+def removal_answer(connection_id: str, request: Incoming, removed: bool, done: Code, missing: str) -> list[Outgoing]:
+    """UNSUBSCRIBE's or UNREGISTER's answer: `done` (UNSUBSCRIBED, UNREGISTERED) when the session
+    held what it names and it is gone, else ERROR `missing`."""
+    if not removed:
+        return refusal(connection_id, request, missing)
+    return [Outgoing(connection_id, [done, request.request])]

@@ -16,6 +16,7 @@ from chalicelib.domain.wamp.codec import (
     option,
     payload_tail,
     refusal,
+    removal_answer,
     too_large,
 )
 from chalicelib.domain.wamp.protocol import (
@@ -164,10 +165,8 @@ class Dealer(RouterRole):
 
     def on_unregister(self, session: Session, msg: Incoming) -> list[Outgoing]:
         """UNREGISTER -> UNREGISTERED, or ERROR for a registration this session does not hold."""
-        conn = session.connection_id
-        if not self._store.remove_registration(conn, msg.ref):
-            return refusal(conn, msg, NO_SUCH_REGISTRATION)
-        return [Outgoing(conn, [Code.UNREGISTERED, msg.request])]
+        removed = self._store.remove_registration(session.connection_id, msg.ref)
+        return removal_answer(session.connection_id, msg, removed, Code.UNREGISTERED, NO_SUCH_REGISTRATION)
 
     def on_call(self, session: Session, msg: Incoming) -> list[Outgoing]:
         """CALL -> INVOCATION to the callee, or ERROR (BP "Calling and Invocations").
