@@ -9,6 +9,7 @@ from chalicelib.api.operations import Op, ok
 from chalicelib.api.params import DEVICE_ID, MAX_WORD_CHARS, ROLLUPS_QUERY, SEARCH_QUERY, query_params, read_query
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
+from chalicelib.api.telemetry import device_answer
 from chalicelib.clock import now_ms
 from chalicelib.domain.auth import Principal
 from chalicelib.domain.schema import Anything, Arr, Int, Member, Named, Num, Obj, Str
@@ -55,9 +56,7 @@ GET_ROLLUPS = Op(
     "getRollups",
     "Hourly rollups of numeric readings from the daily job (admin, or the device itself)",
     path=(DEVICE_ID,),
-    answers={
-        200: ok(Obj(members={"device_id": Member(_STR, required=True), "rollups": Member(Arr(ROLLUP), required=True)}))
-    },
+    answers={200: device_answer(rollups=Arr(ROLLUP))},
 )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib import wiring
-from chalicelib.api.operations import Answers, Body, Header, Op, PathParam, ok
+from chalicelib.api.operations import Answer, Answers, Body, Header, Op, PathParam, ok
 from chalicelib.api.params import DEVICE_ID, TELEMETRY_QUERY, query_params, raw_body, telemetry_window
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
@@ -21,7 +21,7 @@ from chalicelib.domain.payload_shapes import DEFAULT_LIMITS, SENML_PACK, SENML_X
 from chalicelib.domain.query import page_of
 from chalicelib.domain.readings import Reading
 from chalicelib.domain.rules import MAX_METRIC_CHARS
-from chalicelib.domain.schema import Arr, Bool, Int, Member, Named, Num, Obj, OneOf, Str, nullable
+from chalicelib.domain.schema import Arr, Bool, Int, Member, Named, Num, Obj, OneOf, Schema, Str, nullable
 from chalicelib.errors import InvalidParameterError, IotCloudError, UnauthorizedError
 
 telemetry_api = Blueprint(__name__)
@@ -180,21 +180,19 @@ def telemetry_page(device_id: str, params: dict[str, str], *, check_device: bool
     }
 
 
-_NEXT_CURSOR = Member(nullable(Str()), required=True)
+def device_answer(**members: Schema) -> Answer:
+    """A device's data: its id and `members`, each always present."""
+    return ok(
+        Obj(members={name: Member(schema, required=True) for name, schema in {"device_id": Str(), **members}.items()})
+    )
+
+
 GET_TELEMETRY = Op(
     "getTelemetry",
     "Readings in time order, de-duplicated, paged with an opaque cursor (admin, or the device itself)",
     path=(DEVICE_ID,),
     answers={
-        200: ok(
-            Obj(
-                members={
-                    "device_id": Member(Str(), required=True),
-                    "readings": Member(Arr(READING), required=True),
-                    "next_cursor": _NEXT_CURSOR,
-                }
-            )
-        ),
+        200: device_answer(readings=Arr(READING), next_cursor=nullable(Str())),
         400: "bad parameter or cursor",
         503: "storage unavailable",
     },
@@ -219,17 +217,7 @@ GET_STATE = Op(
     "getState",
     "Latest value of each metric and last_seen (admin, or the device itself)",
     path=(DEVICE_ID,),
-    answers={
-        200: ok(
-            Obj(
-                members={
-                    "device_id": Member(Str(), required=True),
-                    "last_seen": Member(nullable(Int()), required=True),
-                    "latest": Member(Arr(READING), required=True),
-                }
-            )
-        )
-    },
+    answers={200: device_answer(last_seen=nullable(Int()), latest=Arr(READING))},
 )
 
 
