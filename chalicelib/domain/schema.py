@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from chalicelib.errors import Problem, ValidationError
 
@@ -192,10 +192,26 @@ class Arr(Schema):
 
 
 @dataclass(frozen=True)
-class OneOf(Schema):
-    """Exactly one of `options` (they are declared so that at most one can match)."""
+class _Options(Schema):
+    """A value checked against other schemas, `options`; the document lists them under `_keyword`.
+
+    OneOf and AnyOf add no fields, so they are plain subclasses of this dataclass."""
 
     options: tuple[Schema, ...] = ()
+    _keyword: ClassVar[str]
+
+    def _doc(self) -> JsonSchema:
+        return {self._keyword: [option.doc() for option in self.options]}
+
+    def named(self) -> Iterator[Named]:
+        for option in self.options:
+            yield from option.named()
+
+
+class OneOf(_Options):
+    """Exactly one of `options` (they are declared so that at most one can match)."""
+
+    _keyword = "oneOf"
 
     def _accepts(self, value: object) -> bool:
         return sum(option.accepts(value) for option in self.options) == 1
@@ -206,29 +222,14 @@ class OneOf(Schema):
             schema["oneOf"].append({"type": "object", "nullable": True, "enum": [None]})
         return schema
 
-    def _doc(self) -> JsonSchema:
-        return {"oneOf": [option.doc() for option in self.options]}
 
-    def named(self) -> Iterator[Named]:
-        for option in self.options:
-            yield from option.named()
-
-
-@dataclass(frozen=True)
-class AnyOf(Schema):
+class AnyOf(_Options):
     """At least one of `options` (for options that may overlap, where OneOf would refuse a value both match)."""
 
-    options: tuple[Schema, ...] = ()
+    _keyword = "anyOf"
 
     def _accepts(self, value: object) -> bool:
         return any(option.accepts(value) for option in self.options)
-
-    def _doc(self) -> JsonSchema:
-        return {"anyOf": [option.doc() for option in self.options]}
-
-    def named(self) -> Iterator[Named]:
-        for option in self.options:
-            yield from option.named()
 
 
 @dataclass(frozen=True)
