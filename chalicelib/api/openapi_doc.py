@@ -18,10 +18,6 @@ from typing import Any
 
 from chalice.app import RouteEntry
 
-from chalicelib.api.alerts_doc import OPENAPI_PATHS as ALERTS_PATHS
-from chalicelib.api.alerts_doc import OPENAPI_SCHEMAS as ALERTS_SCHEMAS
-from chalicelib.api.dashboard_doc import OPENAPI_PATHS as DASHBOARD_PATHS
-from chalicelib.api.dashboard_doc import OPENAPI_SECURITY_SCHEMES as DASHBOARD_SECURITY
 from chalicelib.api.operations import Answer, Header, Op
 from chalicelib.api.routing import Auth, RouteSpec, spec_of
 from chalicelib.domain.schema import Named
@@ -47,7 +43,15 @@ DOCUMENT: dict[str, Any] = {
     "security": [{"bearer": []}],
     "paths": {},
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "device or admin token"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "device or admin token"},
+            "dashboardSession": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "iotcloud_session",
+                "description": "the dashboard's signed session cookie, set by POST /dashboard/sign-in",
+            },
+        },
         "schemas": {
             "Error": {
                 "type": "object",
@@ -80,14 +84,6 @@ DOCUMENT: dict[str, Any] = {
         },
     },
 }
-
-# Alert rules and alerts (chalicelib/api/alerts.py keeps their part of the document next to the routes).
-DOCUMENT["paths"].update(ALERTS_PATHS)
-DOCUMENT["components"]["schemas"].update(ALERTS_SCHEMAS)
-# The dashboard's pages and the JSON its script reads (chalicelib/api/dashboard_doc.py).
-DOCUMENT["paths"].update(DASHBOARD_PATHS)
-DOCUMENT["components"]["securitySchemes"].update(DASHBOARD_SECURITY)
-
 
 # Authenticating a token reads the devices table: any call with a token may answer these.
 TOKEN_ERRORS = {
@@ -153,6 +149,8 @@ def operation(spec: RouteSpec, op: Op) -> dict[str, Any]:
 
 def _header(header: Header) -> dict[str, Any]:
     doc: dict[str, Any] = {"name": header.name, "in": "header", "schema": header.schema.doc()}
+    if header.required:
+        doc["required"] = True
     if header.description:
         doc["description"] = header.description
     return doc

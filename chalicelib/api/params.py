@@ -27,11 +27,9 @@ from chalicelib.domain.parsing import parse_time
 from chalicelib.domain.query import Cursor, Window
 from chalicelib.domain.rules import MAX_METRIC_CHARS, MAX_PAGE, METRIC_PATTERN
 from chalicelib.errors import (
-    AlertNotFoundError,
     DeviceNotFoundError,
     InvalidParameterError,
     ReportNotFoundError,
-    RuleNotFoundError,
 )
 
 if TYPE_CHECKING:
@@ -294,22 +292,6 @@ def alert_filter(params: dict[str, str]) -> tuple[AlertFilter, int]:
         acknowledged=None if acknowledged is None else acknowledged == "true",
     )
     return filters, values["limit"]
-
-
-def alert_param(alert_id: str) -> str:
-    from chalicelib.domain.alerts import ALERT_ID_PATTERN
-
-    if not ALERT_ID_PATTERN.match(alert_id):
-        raise AlertNotFoundError(f"no alert {alert_id!r}")
-    return alert_id
-
-
-def rule_param(rule_id: str) -> str:
-    from chalicelib.domain.alerts import RULE_ID_PATTERN
-
-    if not RULE_ID_PATTERN.match(rule_id):
-        raise RuleNotFoundError(f"no rule {rule_id!r}")
-    return rule_id
 
 
 # Path parameters: a value that cannot name a resource is its 404 (checked by the route).
