@@ -113,6 +113,8 @@ def run(work: Path, max_examples: int = 25, seed: int = 1) -> PartResult:
             "path.alert_id": resources.alert_id,
             "path.report_id": resources.report_id,
             "path.name": "dashboard.js",
+            # The ThingsBoard path's token is the device's credential: a real one, or every request is a 401.
+            "path.token": device["token"],
             "query.wait": "0",
         }
         admin_run = _schemathesis(work, "admin", stack.api_url, stack.admin_token, known, (), max_examples, seed)

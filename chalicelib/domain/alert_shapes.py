@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from chalicelib.domain.devices import ID_PATTERN, TYPE_PATTERN
 from chalicelib.domain.rules import MAX_STRING_BYTES, MAX_UNIT_CHARS, METRIC_PATTERN, UNIT_PATTERN
-from chalicelib.domain.schema import Arr, Bool, Int, Member, Num, Obj, OneOf, Str, nullable
+from chalicelib.domain.schema import Arr, Bool, Int, JsonSchema, Member, Num, Obj, OneOf, Str, nullable
 from chalicelib.errors import Problem
 
 SEVERITIES: Final = ("critical", "major", "minor", "warning")
@@ -185,6 +185,18 @@ class RuleBody(Obj):
                 Problem("invalid_field", "clear: must compare the same kind of value as condition", field="clear")
             )
         return found
+
+    def _doc(self) -> JsonSchema:
+        """One schema per kind, from the same members: what `problems` checks but the clear's family."""
+        members = dict(self.members)
+        threshold = {key: member for key, member in members.items() if key != "offline"}
+        threshold["kind"] = replace(members["kind"], schema=Str(enum=(DEFAULT_KIND,), default=DEFAULT_KIND))
+        for key in ("metric", "condition"):
+            threshold[key] = replace(threshold[key], required=True)
+        offline = {key: member for key, member in members.items() if key not in THRESHOLD_FIELDS}
+        offline["kind"] = Member(Str(enum=("offline",)), required=True)
+        offline["offline"] = replace(members["offline"], required=True)
+        return OneOf(options=tuple(Obj(members=kind) for kind in (threshold, offline)))._doc()
 
 
 def _families_differ(value: Mapping[str, Any]) -> bool:

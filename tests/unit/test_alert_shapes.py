@@ -80,16 +80,17 @@ def test_the_document_refuses_a_field_validate_rule_refuses(body):
     assert not valid(body) and not documented(body)
 
 
-def test_what_depends_on_the_kind_is_checked_after_the_schema():
-    assert RULE_INPUT.accepts(OFFLINE) and valid(OFFLINE)
+def test_what_depends_on_the_kind_is_checked_after_the_schema_and_documented_per_kind():
+    assert RULE_INPUT.accepts(OFFLINE) and valid(OFFLINE) and documented(OFFLINE) and documented(THRESHOLD)
     for body in (
         {**OFFLINE, "metric": "temp"},
         {**THRESHOLD, "offline": {"seconds": 600}},
         {"name": "n", "scope": {"all": True}},
     ):
-        assert documented(body) and not RULE_INPUT.accepts(body) and not valid(body)
+        assert not documented(body) and not RULE_INPUT.accepts(body) and not valid(body)
+    # The one kind rule the document cannot say: clear compares the same kind of value as condition.
     mixed = {**THRESHOLD, "clear": {"op": "equals", "value": "x"}}
-    assert [p.field for p in RULE_INPUT.problems(mixed)] == ["clear"]
+    assert documented(mixed) and [p.field for p in RULE_INPUT.problems(mixed)] == ["clear"]
 
 
 def test_a_patch_may_reset_fields_but_not_the_name_or_scope():
