@@ -32,7 +32,7 @@ from chalicelib.domain.alert_shapes import (
     SEVERITIES,
 )
 from chalicelib.domain.rules import MAX_STRING_BYTES
-from chalicelib.domain.schema import Arr, Bool, Int, Member, Named, Num, Obj, OneOf, Str, nullable
+from chalicelib.domain.schema import Arr, Bool, Int, Named, Num, OneOf, Str, nullable, record
 from chalicelib.errors import AlertNotFoundError, RuleNotFoundError
 
 if TYPE_CHECKING:
@@ -48,74 +48,64 @@ ALERT_ID = PathParam("alert_id", ALERT_ID_PATTERN, AlertNotFoundError)
 
 # --- the answers' shapes ---------------------------------------------------------------------------------------------
 
+# The answers write null rather than leave a member out: every member is required.
 _STR, _INT = Str(), Int()
 _NULLABLE_STR, _NULLABLE_INT = nullable(_STR), nullable(_INT)
 
 
-def _required(members: dict[str, Any]) -> Obj:
-    """An object whose every member is always there (the answers write null rather than leave one out)."""
-    return Obj(members={name: Member(schema, required=True) for name, schema in members.items()})
-
-
 RULE = Named(
     "Rule",
-    _required(
-        {
-            "id": _STR,
-            "name": _STR,
-            "kind": Str(enum=KINDS),
-            "scope": SCOPE,
-            "metric": _NULLABLE_STR,
-            "unit": _NULLABLE_STR,
-            "condition": nullable(CONDITION),
-            "duration": nullable(DURATION),
-            "clear": nullable(replace(CONDITION, description="null: the negated condition")),
-            "effective_clear": nullable(CONDITION),
-            "severity": Str(enum=SEVERITIES),
-            "notify": NOTIFY,
-            "enabled": Bool(),
-            "offline": nullable(OFFLINE),
-            "created_at": _INT,
-            "updated_at": _INT,
-        }
+    record(
+        id=_STR,
+        name=_STR,
+        kind=Str(enum=KINDS),
+        scope=SCOPE,
+        metric=_NULLABLE_STR,
+        unit=_NULLABLE_STR,
+        condition=nullable(CONDITION),
+        duration=nullable(DURATION),
+        clear=nullable(replace(CONDITION, description="null: the negated condition")),
+        effective_clear=nullable(CONDITION),
+        severity=Str(enum=SEVERITIES),
+        notify=NOTIFY,
+        enabled=Bool(),
+        offline=nullable(OFFLINE),
+        created_at=_INT,
+        updated_at=_INT,
     ),
 )
 ALERT_READING = Named(
     "AlertReading",
-    _required(
-        {
-            "metric": _STR,
-            "unit": _STR,
-            "ts": _INT,
-            "value": OneOf(options=(Num(), Str(max_length=MAX_STRING_BYTES), Bool())),
-        }
+    record(
+        metric=_STR,
+        unit=_STR,
+        ts=_INT,
+        value=OneOf(options=(Num(), Str(max_length=MAX_STRING_BYTES), Bool())),
     ),
 )
 ALERT = Named(
     "Alert",
-    _required(
-        {
-            "id": _STR,
-            "rule_id": _STR,
-            "rule_name": _STR,
-            "kind": Str(enum=KINDS),
-            "device_id": _STR,
-            "severity": Str(enum=SEVERITIES),
-            "metric": _NULLABLE_STR,
-            "condition": Str(description="what the rule checked, in words"),
-            "raised_at": _INT,
-            "raised_by": Arr(ALERT_READING, description="first and last reading"),
-            "last_seen": nullable(Int(description="offline alerts")),
-            "state": Str(enum=ALERT_STATES),
-            "cleared_at": _NULLABLE_INT,
-            "cleared_by": Arr(ALERT_READING),
-            "acknowledged": Bool(),
-            "acknowledged_at": _NULLABLE_INT,
-        }
+    record(
+        id=_STR,
+        rule_id=_STR,
+        rule_name=_STR,
+        kind=Str(enum=KINDS),
+        device_id=_STR,
+        severity=Str(enum=SEVERITIES),
+        metric=_NULLABLE_STR,
+        condition=Str(description="what the rule checked, in words"),
+        raised_at=_INT,
+        raised_by=Arr(ALERT_READING, description="first and last reading"),
+        last_seen=nullable(Int(description="offline alerts")),
+        state=Str(enum=ALERT_STATES),
+        cleared_at=_NULLABLE_INT,
+        cleared_by=Arr(ALERT_READING),
+        acknowledged=Bool(),
+        acknowledged_at=_NULLABLE_INT,
     ),
 )
-RULE_PAGE = _required({"rules": Arr(RULE), "next_cursor": _NULLABLE_STR})
-ALERT_PAGE = _required({"alerts": Arr(ALERT), "next_cursor": _NULLABLE_STR})
+RULE_PAGE = record(rules=Arr(RULE), next_cursor=_NULLABLE_STR)
+ALERT_PAGE = record(alerts=Arr(ALERT), next_cursor=_NULLABLE_STR)
 
 # What every route here answers besides its own (401 and 503 are every token route's).
 _ADMIN_ONLY: dict[int, Answer | str] = {403: "not an admin token"}

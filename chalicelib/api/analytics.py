@@ -12,7 +12,7 @@ from chalicelib.api.routing import Auth, route
 from chalicelib.api.telemetry import device_answer
 from chalicelib.clock import now_ms
 from chalicelib.domain.auth import Principal
-from chalicelib.domain.schema import Anything, Arr, Int, Member, Named, Num, Obj, Str
+from chalicelib.domain.schema import Anything, Arr, Int, Named, Num, Obj, Str, optional, record, required
 from chalicelib.errors import InvalidParameterError
 
 analytics_api = Blueprint(__name__)
@@ -23,17 +23,19 @@ ROLLUP = Named(
     "Rollup",
     Obj(
         members={
-            "device_id": Member(_STR),
-            "metric": Member(_STR, required=True),
-            "unit": Member(_STR, required=True),
-            "hour": Member(Str(description="UTC hour, YYYY-MM-DDTHH"), required=True),
-            "count": Member(_INT, required=True),
-            "min": Member(_NUM, required=True),
-            "max": Member(_NUM, required=True),
-            "sum": Member(_NUM, required=True),
-            "mean": Member(_NUM, required=True),
-            "first_ts": Member(_INT, required=True),
-            "last_ts": Member(_INT, required=True),
+            **optional(device_id=_STR),
+            **required(
+                metric=_STR,
+                unit=_STR,
+                hour=Str(description="UTC hour, YYYY-MM-DDTHH"),
+                count=_INT,
+                min=_NUM,
+                max=_NUM,
+                sum=_NUM,
+                mean=_NUM,
+                first_ts=_INT,
+                last_ts=_INT,
+            ),
         },
         values=Anything(),
     ),
@@ -41,13 +43,7 @@ ROLLUP = Named(
 POSTING = Named(
     "Posting",
     Obj(
-        members={
-            "device_id": Member(_STR, required=True),
-            "metric": Member(_STR, required=True),
-            "count": Member(_INT, required=True),
-            "first_ts": Member(_INT, required=True),
-            "last_ts": Member(_INT, required=True),
-        },
+        members=required(device_id=_STR, metric=_STR, count=_INT, first_ts=_INT, last_ts=_INT),
         values=Anything(),
     ),
 )
@@ -78,15 +74,7 @@ SEARCH = Op(
     "search",
     "Devices and metrics whose string readings held a word, from the daily index (admin)",
     answers={
-        200: ok(
-            Obj(
-                members={
-                    "word": Member(_STR, required=True),
-                    "results": Member(Arr(POSTING), required=True),
-                    "count": Member(_INT, required=True),
-                }
-            )
-        ),
+        200: ok(record(word=_STR, results=Arr(POSTING), count=_INT)),
         400: f"q is not one word of 1-{MAX_WORD_CHARS} letters or digits",
     },
 )

@@ -15,7 +15,7 @@ from chalicelib.api.responses import json_body, json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.domain import commands
 from chalicelib.domain.commands import COMMAND_REQUEST, COMMAND_RESULT, command_request
-from chalicelib.domain.schema import Anything, Arr, Int, Member, Named, Obj, Str
+from chalicelib.domain.schema import Anything, Arr, Int, Named, Obj, Str, optional, record, required
 from chalicelib.errors import CommandConflictError, CommandNotFoundError, Problem, ValidationError
 
 commands_api = Blueprint(__name__)
@@ -28,17 +28,16 @@ COMMAND = Named(
     "Command",
     Obj(
         members={
-            "id": Member(_STR, required=True),
-            "device_id": Member(_STR, required=True),
-            "procedure": Member(_STR, required=True),
-            "args": Member(Arr()),
-            "kwargs": Member(Obj(values=_ANY)),
-            "timeout_ms": Member(_INT),
-            "status": Member(Str(enum=STATUSES), required=True),
-            "created_ms": Member(_INT),
-            "updated_ms": Member(_INT),
-            "result": Member(_ANY),
-            "error": Member(_ANY),
+            **required(id=_STR, device_id=_STR, procedure=_STR, status=Str(enum=STATUSES)),
+            **optional(
+                args=Arr(),
+                kwargs=Obj(values=_ANY),
+                timeout_ms=_INT,
+                created_ms=_INT,
+                updated_ms=_INT,
+                result=_ANY,
+                error=_ANY,
+            ),
         },
         values=_ANY,  # the store's record, as stored
     ),
@@ -85,7 +84,7 @@ def get_command(device_id: str, command_id: str) -> Response:
 POLL_COMMANDS = Op(
     "pollCommands",
     "The device's queued commands, waiting up to `wait` seconds for one (device token)",
-    answers={200: ok(Obj(members={"commands": Member(Arr(Obj(values=_ANY)), required=True)})), 400: "bad wait"},
+    answers={200: ok(record(commands=Arr(Obj(values=_ANY)))), 400: "bad wait"},
 )
 
 

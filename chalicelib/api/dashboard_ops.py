@@ -20,7 +20,19 @@ from chalicelib.api.params import REPORT_ID, REPORTS_PAGE, ChoiceParam, Param, Q
 from chalicelib.domain import commands
 from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.devices import ID_PATTERN
-from chalicelib.domain.schema import Arr, Bool, Int, Member, Num, Obj, OneOf, Schema, Str, nullable
+from chalicelib.domain.schema import (
+    Arr,
+    Bool,
+    Int,
+    Member,
+    Num,
+    Obj,
+    OneOf,
+    Schema,
+    Str,
+    nullable,
+    record,
+)
 from chalicelib.errors import InvalidParameterError
 
 HTML = "text/html"
@@ -164,14 +176,8 @@ def file_op(op_id: str, summary: str, media: str) -> Op:
 # --- the JSON answers ---------------------------------------------------------------------------------------
 
 
-def _all_required(**members: Schema) -> Obj:
-    return Obj(members={name: Member(schema, required=True) for name, schema in members.items()})
-
-
-_READING = _all_required(metric=Str(), unit=Str(), ts=Int(), value=OneOf(options=(Num(), Str(), Bool())))
-TELEMETRY_PAGE = _all_required(device_id=Str(), readings=Arr(_READING), next_cursor=nullable(Str()))
-STATES = _all_required(
-    states=Arr(_all_required(device_id=Str(), last_seen=nullable(Int()), latest=Arr(_READING))), now=Int()
-)
-TICKET = _all_required(ticket=Str(), expires_at=Int(), url=Str(), realm=Str())
+_READING = record(metric=Str(), unit=Str(), ts=Int(), value=OneOf(options=(Num(), Str(), Bool())))
+TELEMETRY_PAGE = record(device_id=Str(), readings=Arr(_READING), next_cursor=nullable(Str()))
+STATES = record(states=Arr(record(device_id=Str(), last_seen=nullable(Int()), latest=Arr(_READING))), now=Int())
+TICKET = record(ticket=Str(), expires_at=Int(), url=Str(), realm=Str())
 CSRF_HEADER = Header("X-CSRF-Token", Str(), "the page's CSRF token", required=True)

@@ -11,35 +11,26 @@ from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
 from chalicelib.domain.devices import ATTRIBUTES, DEVICE_CREATE, DEVICE_PATCH, new_device_id, validate_changes
-from chalicelib.domain.schema import Arr, Bool, Int, Member, Named, Obj, Str, nullable
+from chalicelib.domain.schema import Arr, Bool, Int, Named, Obj, Str, nullable, optional, record, required
 from chalicelib.domain.tokens import hash_token, new_device_token
 
 devices_api = Blueprint(__name__)
 
 _STR = Str()
-_TOKEN = Member(Str(), required=True)
 DEVICE = Named(
     "Device",
     Obj(
         members={
-            "id": Member(_STR, required=True),
-            "name": Member(_STR, required=True),
-            "type": Member(_STR, required=True),
-            "attributes": Member(ATTRIBUTES, required=True),
-            "disabled": Member(Bool(), required=True),
-            "created_at": Member(Int(), required=True),
-            "updated_at": Member(Int()),
-            "last_seen": Member(nullable(Int()), "absent from lists"),
+            **required(id=_STR, name=_STR, type=_STR, attributes=ATTRIBUTES, disabled=Bool(), created_at=Int()),
+            **optional(updated_at=Int(), last_seen=nullable(Int(description="absent from lists"))),
         }
     ),
 )
 DEVICE_WITH_TOKEN = Named(
     "DeviceWithToken",
-    Obj(members={**DEVICE.schema.members, "token": _TOKEN}),  # type: ignore[attr-defined]
+    Obj(members={**DEVICE.schema.members, **required(token=_STR)}),  # type: ignore[attr-defined]
 )
-DEVICE_PAGE = Obj(
-    members={"devices": Member(Arr(DEVICE), required=True), "next_cursor": Member(nullable(_STR), required=True)}
-)
+DEVICE_PAGE = record(devices=Arr(DEVICE), next_cursor=nullable(_STR))
 
 CREATE_DEVICE = Op(
     "createDevice",
@@ -122,7 +113,7 @@ ROTATE_TOKEN = Op(
     "server completed is in force; a client that retried can confirm its token with a read the "
     "device may make (GET /v1/devices/{device_id}/telemetry?limit=1 with that token).",
     path=(DEVICE_ID,),
-    answers={200: ok(Obj(members={"id": Member(_STR, required=True), "token": _TOKEN}))},
+    answers={200: ok(record(id=_STR, token=_STR))},
 )
 
 

@@ -9,7 +9,7 @@ from chalicelib.api.operations import Answer, Op, ok
 from chalicelib.api.params import REPORT_PATH, REPORTS_QUERY, query_params, read_query
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
-from chalicelib.domain.schema import Anything, Arr, Int, Member, Named, Obj, Str, nullable
+from chalicelib.domain.schema import Anything, Arr, Int, Named, Obj, Str, nullable, optional, record, required
 
 reports_api = Blueprint(__name__)
 
@@ -21,12 +21,8 @@ REPORT_SUMMARY = Named(
     "ReportSummary",
     Obj(
         members={
-            "id": Member(_STR, required=True),
-            "generated_at": Member(_STR, required=True),
-            "trigger": Member(_OBJECT, required=True),
-            "summary": Member(_STR, required=True),
-            "decisions": Member(Obj(values=_STR), required=True),
-            "s3": Member(_OBJECT),
+            **required(id=_STR, generated_at=_STR, trigger=_OBJECT, summary=_STR, decisions=Obj(values=_STR)),
+            **optional(s3=_OBJECT),
         },
         values=Anything(),
     ),
@@ -35,15 +31,17 @@ REPORT = Named(
     "Report",
     Obj(
         members={
-            "schema_version": Member(Int(), required=True),
-            "id": Member(_STR, required=True),
-            "stage": Member(_STR, required=True),
-            "generated_at": Member(_STR, required=True),
-            "trigger": Member(_OBJECT, required=True),
-            "window": Member(_OBJECT, required=True),
-            "targets": Member(Arr(_OBJECT), required=True),
-            "skipped": Member(Arr(_OBJECT)),
-            "summary": Member(_STR, required=True),
+            **required(
+                schema_version=Int(),
+                id=_STR,
+                stage=_STR,
+                generated_at=_STR,
+                trigger=_OBJECT,
+                window=_OBJECT,
+                targets=Arr(_OBJECT),
+                summary=_STR,
+            ),
+            **optional(skipped=Arr(_OBJECT)),
         },
         values=Anything(),
     ),
@@ -53,14 +51,7 @@ LIST_REPORTS = Op(
     "listReports",
     "Scaling reports, newest first, paged with an opaque cursor (admin)",
     answers={
-        200: ok(
-            Obj(
-                members={
-                    "reports": Member(Arr(REPORT_SUMMARY), required=True),
-                    "next_cursor": Member(nullable(_STR), required=True),
-                }
-            )
-        ),
+        200: ok(record(reports=Arr(REPORT_SUMMARY), next_cursor=nullable(_STR))),
         400: "bad limit or cursor",
     },
 )

@@ -21,7 +21,20 @@ from chalicelib.domain.payload_shapes import DEFAULT_LIMITS, SENML_PACK, SENML_X
 from chalicelib.domain.query import page_of
 from chalicelib.domain.readings import Reading
 from chalicelib.domain.rules import MAX_METRIC_CHARS
-from chalicelib.domain.schema import Arr, Bool, Int, Member, Named, Num, Obj, OneOf, Schema, Str, nullable
+from chalicelib.domain.schema import (
+    Arr,
+    Bool,
+    Int,
+    Named,
+    Num,
+    Obj,
+    OneOf,
+    Schema,
+    Str,
+    nullable,
+    record,
+    required,
+)
 from chalicelib.errors import InvalidParameterError, IotCloudError, UnauthorizedError
 
 telemetry_api = Blueprint(__name__)
@@ -75,11 +88,11 @@ def _ingest(request: Request, device_id: str) -> Response:
 INGEST_RESULT = Named(
     "IngestResult",
     Obj(
-        members={
-            "accepted": Member(Int(description="readings stored (after de-duplication)"), required=True),
-            "records": Member(Int(), required=True),
-            "ignored": Member(Int(description="SenML records accepted but not stored (vd, s)"), required=True),
-        }
+        members=required(
+            accepted=Int(description="readings stored (after de-duplication)"),
+            records=Int(),
+            ignored=Int(description="SenML records accepted but not stored (vd, s)"),
+        )
     ),
 )
 TELEMETRY_BODY = Body(
@@ -147,12 +160,12 @@ def post_thingsboard_telemetry(caller: str, token: str) -> Response:
 
 
 READING = Obj(
-    members={
-        "metric": Member(Str(max_length=MAX_METRIC_CHARS), required=True),
-        "unit": Member(Str(), required=True),
-        "ts": Member(Int(description="milliseconds since the Unix epoch, UTC"), required=True),
-        "value": Member(OneOf(options=(Num(), Str(), Bool())), required=True),
-    }
+    members=required(
+        metric=Str(max_length=MAX_METRIC_CHARS),
+        unit=Str(),
+        ts=Int(description="milliseconds since the Unix epoch, UTC"),
+        value=OneOf(options=(Num(), Str(), Bool())),
+    )
 )
 
 
@@ -182,9 +195,7 @@ def telemetry_page(device_id: str, params: dict[str, str], *, check_device: bool
 
 def device_answer(**members: Schema) -> Answer:
     """A device's data: its id and `members`, each always present."""
-    return ok(
-        Obj(members={name: Member(schema, required=True) for name, schema in {"device_id": Str(), **members}.items()})
-    )
+    return ok(record(device_id=Str(), **members))
 
 
 GET_TELEMETRY = Op(

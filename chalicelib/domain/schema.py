@@ -342,3 +342,18 @@ def nullable(schema: Schema) -> Schema:
     from dataclasses import replace
 
     return replace(schema, nullable=True)
+
+
+def required(**schemas: Schema) -> dict[str, Member]:
+    """Members that are always there (an answer's keys, a body's must-haves), by name."""
+    return {name: Member(schema, required=True) for name, schema in schemas.items()}
+
+
+def optional(**schemas: Schema) -> dict[str, Member]:
+    """Members that may be left out, by name."""
+    return {name: Member(schema) for name, schema in schemas.items()}
+
+
+def record(**schemas: Schema) -> Obj:
+    """An object of these members, each always there (an answer that writes null rather than leave one out)."""
+    return Obj(members=required(**schemas))
