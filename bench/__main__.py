@@ -71,13 +71,16 @@ def table(title: str, *columns: str) -> Table:
     return t
 
 
+def versus_table(title: str, ours: str, baseline: str) -> Table:
+    """A table comparing iotcloud's figure with a baseline's and the target, one figure a row."""
+    return table(title, "figure", ours, baseline, "target")
+
+
 def print_ingest(console: Console, result: dict[str, Any]) -> None:
-    t = table(
+    t = versus_table(
         "ingest: chunked vs naive (same run; 10,000 records x 5 metrics, 100 a request)",
-        "figure",
         "chunked (iotcloud)",
         "naive baseline",
-        "target",
     )
     for label, key, fmt in ROWS:
         target = result["targets"].get(key)
@@ -91,12 +94,10 @@ def print_ingest(console: Console, result: dict[str, Any]) -> None:
 
 
 def print_archive(console: Console, archived: dict[str, Any]) -> None:
-    t = table(
+    t = versus_table(
         "archive: archiver vs one object per reading (same run; 100,000 readings)",
-        "figure",
         "archiver (iotcloud)",
         "one object per reading",
-        "target",
     )
     ours, naive = archived["chunked"], archived["baseline_one_object_per_reading"]
     t.add_row("S3 PUT requests", f"{ours['s3_put_requests']:,}", f"{naive['s3_put_requests']:,}", "<= 10")
