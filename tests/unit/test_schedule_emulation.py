@@ -29,6 +29,18 @@ def no_clients(service: str) -> Any:
     raise AssertionError(f"a schedule-only app needs no {service} client")
 
 
+def schedule_only_app(app_name: str, *schedules: tuple[str, str | Rate | Cron, str]) -> Chalice:
+    """An app whose handlers are do-nothing schedules, each (schedule name, expression, handler name)."""
+    app = Chalice(app_name=app_name)
+    for name, expression, handler_name in schedules:
+
+        def handler(event: Any) -> None: ...
+
+        handler.__name__ = handler_name  # Chalice names the handler "app.<function name>"
+        app.schedule(expression, name=name)(handler)
+    return app
+
+
 def emulator(app: Chalice, clock: Clock, fired: list[tuple[str, str]] | None = None) -> EventEmulator:
     calls = fired if fired is not None else []
 
@@ -40,19 +52,13 @@ def emulator(app: Chalice, clock: Clock, fired: list[tuple[str, str]] | None = N
 
 
 def test_an_unschedulable_schedule_stops_the_emulator_being_built() -> None:
-    app = Chalice(app_name="bad")
-
-    @app.schedule("cron(0 9 * * MON *)", name="weekly_report")
-    def weekly(event: Any) -> None: ...
-
-    @app.schedule(Rate(5, unit=Rate.MINUTES), name="fine")
-    def fine(event: Any) -> None: ...
-
-    @app.schedule("rate(1 minutes)", name="pulse")
-    def pulse(event: Any) -> None: ...
-
-    @app.schedule(Cron(0, 0, 31, 2, "?", "*"), name="never")
-    def never(event: Any) -> None: ...
+    app = schedule_only_app(
+        "bad",
+        ("weekly_report", "cron(0 9 * * MON *)", "weekly"),
+        ("fine", Rate(5, unit=Rate.MINUTES), "fine"),
+        ("pulse", "rate(1 minutes)", "pulse"),
+        ("never", Cron(0, 0, 31, 2, "?", "*"), "never"),
+    )
 
     with pytest.raises(ScheduleError) as caught:
         emulator(app, Clock(dt.datetime(2025, 1, 15, 10, 7, tzinfo=dt.UTC)))
@@ -77,16 +83,12 @@ def test_the_apps_own_schedules_are_accepted() -> None:
 
 
 def test_schedules_fire_at_their_times_once_each() -> None:
-    app = Chalice(app_name="timed")
-
-    @app.schedule("cron(0/15 * ? * MON-FRI *)", name="quarterly")
-    def quarterly(event: Any) -> None: ...
-
-    @app.schedule(Rate(5, unit=Rate.MINUTES), name="every_five")
-    def every_five(event: Any) -> None: ...
-
-    @app.schedule("cron(0 0 1 1 ? 2026)", name="new_year")
-    def new_year(event: Any) -> None: ...
+    app = schedule_only_app(
+        "timed",
+        ("quarterly", "cron(0/15 * ? * MON-FRI *)", "quarterly"),
+        ("every_five", Rate(5, unit=Rate.MINUTES), "every_five"),
+        ("new_year", "cron(0 0 1 1 ? 2026)", "new_year"),
+    )
 
     clock = Clock(dt.datetime(2025, 12, 31, 23, 7, 30, tzinfo=dt.UTC))  # a Wednesday
     fired: list[tuple[str, str]] = []
@@ -127,13 +129,11 @@ def test_schedules_fire_at_their_times_once_each() -> None:
 
 
 def test_a_failing_handler_does_not_stop_the_others() -> None:
-    app = Chalice(app_name="failing")
-
-    @app.schedule(Rate(1, unit=Rate.MINUTES), name="broken")
-    def broken(event: Any) -> None: ...
-
-    @app.schedule(Rate(1, unit=Rate.MINUTES), name="working")
-    def working(event: Any) -> None: ...
+    app = schedule_only_app(
+        "failing",
+        ("broken", Rate(1, unit=Rate.MINUTES), "broken"),
+        ("working", Rate(1, unit=Rate.MINUTES), "working"),
+    )
 
     ran: list[str] = []
 
@@ -156,10 +156,7 @@ def test_a_failing_handler_does_not_stop_the_others() -> None:
 def test_devstack_up_exits_with_the_message_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     import devstack.__main__ as cli
 
-    app = Chalice(app_name="bad")
-
-    @app.schedule("cron(0 9 ? * 0 *)", name="sunday_report")
-    def sunday(event: Any) -> None: ...
+    app = schedule_only_app("bad", ("sunday_report", "cron(0 9 ? * 0 *)", "sunday"))
 
     class StackWithThisApp:
         """LocalStack builds its EventEmulator while it starts; here over the bad app."""
