@@ -111,6 +111,21 @@ def response_validator(document: dict[str, Any], template: str, method: str, sta
     return validator
 
 
+def device_read_calls(template: str, device: dict[str, Any], admin: str, other_token: str, fault: str) -> list[Call]:
+    """A device's own read, each way it answers: its owner, an unknown device, no token, another
+    device's token, and the owner again while the store's `fault` operation fails."""
+    path = template.replace("{device_id}", device["id"])
+    unknown = template.replace("{device_id}", "nope")
+    owner = device["token"]
+    return [
+        Call(template, "GET", path, owner),
+        Call(template, "GET", unknown, admin),
+        Call(template, "GET", path, None),
+        Call(template, "GET", path, other_token),
+        Call(template, "GET", path, owner, fault=fault),
+    ]
+
+
 def representative_calls(api: Any, device: dict[str, Any], other: dict[str, Any]) -> list[Call]:
     devices = "/v1/devices"
     one = "/v1/devices/{device_id}"
@@ -182,19 +197,11 @@ def representative_calls(api: Any, device: dict[str, Any], other: dict[str, Any]
         Call(tb, "POST", f"/api/v1/{dev}/telemetry", None, {"temp": "x" * 2000}),
         Call(tb, "POST", f"/api/v1/{dev}/telemetry", None, {"ts": T0, "values": {"t": 1}}, fault="BatchWriteItem"),
         # reads
-        Call(tele, "GET", f"/v1/devices/{d}/telemetry", dev),
+        *device_read_calls(tele, device, admin, other["token"], fault="Query"),
         Call(tele, "GET", f"/v1/devices/{d}/telemetry?limit=1", admin),
         Call(tele, "GET", f"/v1/devices/{d}/telemetry?limit=0", admin),
-        Call(tele, "GET", "/v1/devices/nope/telemetry", admin),
-        Call(tele, "GET", f"/v1/devices/{d}/telemetry", None),
-        Call(tele, "GET", f"/v1/devices/{d}/telemetry", other["token"]),
-        Call(tele, "GET", f"/v1/devices/{d}/telemetry", dev, fault="Query"),
-        Call(state, "GET", f"/v1/devices/{d}/state", dev),
+        *device_read_calls(state, device, admin, other["token"], fault="GetItem"),
         Call(state, "GET", f"/v1/devices/{other['id']}/state", admin),
-        Call(state, "GET", "/v1/devices/nope/state", admin),
-        Call(state, "GET", f"/v1/devices/{d}/state", None),
-        Call(state, "GET", f"/v1/devices/{d}/state", other["token"]),
-        Call(state, "GET", f"/v1/devices/{d}/state", dev, fault="GetItem"),
         # analytics (rows seeded by seed_analytics)
         Call(rollups, "GET", f"/v1/devices/{d}/rollups?from={T0}&to={T0 + 3_600_000}", dev),
         Call(rollups, "GET", f"/v1/devices/{d}/rollups?from={T0}&metric=temp", admin),
