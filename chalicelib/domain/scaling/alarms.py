@@ -9,7 +9,7 @@ alarm state"; the PutMetricAlarm API reference for TreatMissingData)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib.domain.scaling.config import ALARM, COMPARISONS, INSUFFICIENT_DATA, OK, AlarmSpec, AlarmStateValue
@@ -34,15 +34,8 @@ class AlarmEvaluation:
     spec: AlarmSpec
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "state": self.state,
-            "breaching": self.breaching,
-            "evaluated": list(self.evaluated),
-            "filled": self.filled,
-            "reason": self.reason,
-            "spec": self.spec.to_dict(),
-        }
+        """JSON-ready form: every field, in order; the spec in its own form (its JSON names)."""
+        return {**asdict(self), "evaluated": list(self.evaluated), "spec": self.spec.to_dict()}
 
 
 def alarm_state(

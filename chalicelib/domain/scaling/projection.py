@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib.domain.scaling.config import Trend
@@ -33,19 +33,13 @@ class Projection:
     trend: Trend
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "samples": self.samples,
-            "slope_per_hour": self.slope_per_hour,
-            "slope_pct_per_hour": self.slope_pct_per_hour,
-            "fitted_now": self.fitted_now,
-            "utilization_now_pct": self.utilization_now_pct,
-            "threshold_pct": self.threshold_pct,
-            "crosses_at_ms": self.crosses_at_ms,
-            "crosses_at": None if self.crosses_at_ms is None else iso_utc(self.crosses_at_ms),
-            "already_above": self.already_above,
-            "trend": self.trend,
-        }
+        """JSON-ready form: every field, in order, with ``crosses_at`` (ISO) right after ``crosses_at_ms``."""
+        form: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            form[name] = value
+            if name == "crosses_at_ms":
+                form["crosses_at"] = None if value is None else iso_utc(value)
+        return form
 
 
 def projection(points: Sequence[tuple[int, float]], capacity: float, threshold_pct: float, now_ms: int) -> Projection:
