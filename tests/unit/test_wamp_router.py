@@ -212,11 +212,22 @@ def test_acknowledged_publish_gets_published_with_the_publication_id(h: Harness)
     assert published.message[:2] == [Code.PUBLISHED, 10]
 
 
-def test_publisher_identification(h: Harness) -> None:
-    session_id, _ = h.join_device_and_admin()
-    h.subscribe("adm", D1 + "t")
-    (event,) = h.send("dev", [16, 1, {"disclose_me": True}, D1 + "t"])
-    assert event.message[3] == {"publisher": session_id, "publisher_authid": "d1", "publisher_authrole": "device"}
+@pytest.mark.parametrize(
+    ("attach", "receiver", "sender", "code", "role", "authid", "authrole"),
+    [
+        (Harness.subscribe, "adm", "dev", Code.PUBLISH, "publisher", "d1", "device"),
+        (Harness.register, "dev", "adm", Code.CALL, "caller", "admin", "admin"),
+    ],
+    ids=["publisher", "caller"],
+)
+def test_disclose_me_identifies_the_sender(
+    h: Harness, attach: Any, receiver: str, sender: str, code: int, role: str, authid: str, authrole: str
+) -> None:
+    # A publisher's EVENT details, or a caller's INVOCATION details, name its session, authid and authrole.
+    sessions = dict(zip(("dev", "adm"), h.join_device_and_admin(), strict=True))
+    attach(h, receiver, D1 + "p")
+    (delivered,) = h.send(sender, [code, 1, {"disclose_me": True}, D1 + "p"])
+    assert delivered.message[3] == {role: sessions[sender], f"{role}_authid": authid, f"{role}_authrole": authrole}
 
 
 def test_unsubscribe_stops_events(h: Harness) -> None:
@@ -304,13 +315,6 @@ def test_rpc_round_trip(h: Harness) -> None:
     assert invocation.message == [Code.INVOCATION, 2, rid, {}]  # router-to-client ids count 1, 2, ...
     assert h.send("dev", [70, 2, {}]) == [Outgoing("adm", [Code.RESULT, 6, {}])]
     assert not h.kit.calls()
-
-
-def test_caller_identification(h: Harness) -> None:
-    _, session_id = h.join_device_and_admin()
-    h.register("dev", D1 + "p")
-    (invocation,) = h.send("adm", [48, 1, {"disclose_me": True}, D1 + "p"])
-    assert invocation.message[3] == {"caller": session_id, "caller_authid": "admin", "caller_authrole": "admin"}
 
 
 def test_callee_error_reaches_the_caller(h: Harness) -> None:
