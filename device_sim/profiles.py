@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import yaml
 
@@ -153,6 +153,19 @@ class Generator(Protocol):
         ...
 
 
+SpecT = TypeVar("SpecT")
+
+
+@dataclass
+class _Seeded(Generic[SpecT]):
+    """What a generator drawing from the device's random stream holds: its spec, that stream,
+    and the decimals its values are rounded to."""
+
+    spec: SpecT
+    rng: random.Random
+    decimals: int
+
+
 @dataclass(frozen=True)
 class ConstantSpec:
     value: Value
@@ -184,10 +197,7 @@ class RandomWalkSpec:
 
 
 @dataclass
-class _RandomWalk:
-    spec: RandomWalkSpec
-    rng: random.Random
-    decimals: int
+class _RandomWalk(_Seeded[RandomWalkSpec]):
     current: float
 
     def next(self, step: int, elapsed_s: float) -> tuple[Value, ...]:
@@ -211,10 +221,7 @@ class SinusoidSpec:
 
 
 @dataclass
-class _Sinusoid:
-    spec: SinusoidSpec
-    rng: random.Random
-    decimals: int
+class _Sinusoid(_Seeded[SinusoidSpec]):
     phase: float
 
     def next(self, step: int, elapsed_s: float) -> tuple[Value, ...]:
@@ -242,11 +249,7 @@ class DecaySpec:
 
 
 @dataclass
-class _Decay:
-    spec: DecaySpec
-    rng: random.Random
-    decimals: int
-
+class _Decay(_Seeded[DecaySpec]):
     def next(self, step: int, elapsed_s: float) -> tuple[Value, ...]:
         s = self.spec
         value = s.floor + (s.start - s.floor) * math.exp(-s.rate * elapsed_s)
@@ -326,12 +329,9 @@ class LocationSpec:
 
 
 @dataclass
-class _Location:
+class _Location(_Seeded[LocationSpec]):
     """Drifts by up to ``step_m`` per sample, staying within ``radius_m`` of the centre."""
 
-    spec: LocationSpec
-    rng: random.Random
-    decimals: int
     north_m: float = 0.0
     east_m: float = 0.0
 
