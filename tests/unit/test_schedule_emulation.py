@@ -29,14 +29,18 @@ def no_clients(service: str) -> Any:
     raise AssertionError(f"a schedule-only app needs no {service} client")
 
 
-def schedule_only_app(app_name: str, *schedules: tuple[str, str | Rate | Cron, str]) -> Chalice:
-    """An app whose handlers are do-nothing schedules, each (schedule name, expression, handler name)."""
+Expression = str | Rate | Cron
+
+
+def schedule_only_app(app_name: str, *schedules: tuple[str, Expression] | tuple[str, Expression, str]) -> Chalice:
+    """An app whose handlers are do-nothing schedules, each (schedule name, expression[, handler
+    name]); a handler is named like its schedule unless given a name."""
     app = Chalice(app_name=app_name)
-    for name, expression, handler_name in schedules:
+    for name, expression, *handler_name in schedules:
 
         def handler(event: Any) -> None: ...
 
-        handler.__name__ = handler_name  # Chalice names the handler "app.<function name>"
+        handler.__name__ = handler_name[0] if handler_name else name  # Chalice names it "app.<function name>"
         app.schedule(expression, name=name)(handler)
     return app
 
@@ -55,9 +59,9 @@ def test_an_unschedulable_schedule_stops_the_emulator_being_built() -> None:
     app = schedule_only_app(
         "bad",
         ("weekly_report", "cron(0 9 * * MON *)", "weekly"),
-        ("fine", Rate(5, unit=Rate.MINUTES), "fine"),
-        ("pulse", "rate(1 minutes)", "pulse"),
-        ("never", Cron(0, 0, 31, 2, "?", "*"), "never"),
+        ("fine", Rate(5, unit=Rate.MINUTES)),
+        ("pulse", "rate(1 minutes)"),
+        ("never", Cron(0, 0, 31, 2, "?", "*")),
     )
 
     with pytest.raises(ScheduleError) as caught:
@@ -85,9 +89,9 @@ def test_the_apps_own_schedules_are_accepted() -> None:
 def test_schedules_fire_at_their_times_once_each() -> None:
     app = schedule_only_app(
         "timed",
-        ("quarterly", "cron(0/15 * ? * MON-FRI *)", "quarterly"),
-        ("every_five", Rate(5, unit=Rate.MINUTES), "every_five"),
-        ("new_year", "cron(0 0 1 1 ? 2026)", "new_year"),
+        ("quarterly", "cron(0/15 * ? * MON-FRI *)"),
+        ("every_five", Rate(5, unit=Rate.MINUTES)),
+        ("new_year", "cron(0 0 1 1 ? 2026)"),
     )
 
     clock = Clock(dt.datetime(2025, 12, 31, 23, 7, 30, tzinfo=dt.UTC))  # a Wednesday
@@ -131,8 +135,8 @@ def test_schedules_fire_at_their_times_once_each() -> None:
 def test_a_failing_handler_does_not_stop_the_others() -> None:
     app = schedule_only_app(
         "failing",
-        ("broken", Rate(1, unit=Rate.MINUTES), "broken"),
-        ("working", Rate(1, unit=Rate.MINUTES), "working"),
+        ("broken", Rate(1, unit=Rate.MINUTES)),
+        ("working", Rate(1, unit=Rate.MINUTES)),
     )
 
     ran: list[str] = []
