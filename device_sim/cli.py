@@ -97,22 +97,21 @@ def _target_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _profile_decides(
+    g: argparse._ArgumentGroup, flag: str, kind: type, what: str, from_profile: str, fallback: float
+) -> None:
+    """An option left None when not given, so the fleet profile decides it (`fallback` when it doesn't)."""
+    g.add_argument(flag, type=kind, default=None, help=f"{what} (default: {from_profile}, else {fallback})")
+
+
 def _load_options(p: argparse.ArgumentParser) -> None:
     """The fleet and load options: how many devices, what they send, how much of it."""
     g = p.add_argument_group("fleet and load")
-    g.add_argument(
-        "--devices",
-        type=int,
-        default=None,
-        help=f"number of devices (default: sum of the profile's counts, else {DEFAULT_DEVICES})",
-    )
+    _profile_decides(g, "--devices", int, "number of devices", "sum of the profile's counts", DEFAULT_DEVICES)
     g.add_argument("--duration", type=float, default=30.0, help="seconds to generate records")
     g.add_argument("--count", type=int, default=None, help="records per device (replaces --duration)")
-    g.add_argument(
-        "--interval",
-        type=float,
-        default=None,
-        help=f"seconds between records of a device (default: the device type's interval, else {DEFAULT_INTERVAL})",
+    _profile_decides(
+        g, "--interval", float, "seconds between records of a device", "the device type's interval", DEFAULT_INTERVAL
     )
     g.add_argument("--batch", type=int, default=10, help="records per request")
     g.add_argument("--format", dest="fmt", choices=FORMATS, default="json", help="wire format")
