@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from chalicelib.domain.scaling.formatting import num
@@ -47,14 +47,15 @@ class AlarmSpec:
     their examples use 5 for N = 3, so the default is N + 2.
     """
 
+    # Declared in the order of the JSON form (to_dict), which the reports pin.
     comparison: Comparison
     threshold: float
+    statistic: Statistic = "Average"
     period_s: int = 60
     evaluation_periods: int = 2
     datapoints_to_alarm: int | None = None
-    missing_data: MissingData = "missing"
-    statistic: Statistic = "Average"
     evaluation_range: int | None = None
+    missing_data: MissingData = "missing"
 
     def __post_init__(self) -> None:
         if self.comparison not in COMPARISONS:
@@ -102,17 +103,8 @@ class AlarmSpec:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "comparison": self.comparison,
-            "threshold": self.threshold,
-            "statistic": self.statistic,
-            "period_s": self.period_s,
-            "evaluation_periods": self.evaluation_periods,
-            "datapoints_to_alarm": self.datapoints_required,
-            "evaluation_range": self.range_periods,
-            "missing_data": self.missing_data,
-        }
+        """JSON-ready form: every field, in order, with M and the evaluation range resolved."""
+        return {**asdict(self), "datapoints_to_alarm": self.datapoints_required, "evaluation_range": self.range_periods}
 
 
 @dataclass(frozen=True)
