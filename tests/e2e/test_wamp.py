@@ -6,7 +6,7 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +40,34 @@ def _device(stack: LocalStack, http: httpx.Client, name: str) -> dict[str, Any]:
     return dict(answer.json())
 
 
-async def device_and_admin(stack: LocalStack, device: dict[str, Any]) -> tuple[ApplicationSession, ApplicationSession]:
-    """A session of `device` (with its token) and one of the admin, in that order."""
-    return await connect(stack.ws_url, device["token"]), await connect(stack.ws_url, stack.admin_token)
-
-
 def run(coroutine: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coroutine, 120))
+
+
+def run_as_device_and_admin(
+    stack: LocalStack,
+    device: dict[str, Any],
+    scenario: Callable[[ApplicationSession, ApplicationSession], Awaitable[None]],
+) -> None:
+    """Runs `scenario` with a session of `device` (with its token) and one of the admin, in that
+    order, and closes both after it (a session the scenario already ended is skipped)."""
+
+    async def with_sessions() -> None:
+        device_session = await connect(stack.ws_url, device["token"])
+        admin = await connect(stack.ws_url, stack.admin_token)
+        try:
+            await scenario(device_session, admin)
+        finally:
+            await close(device_session, admin)
+
+    run(with_sessions())
 
 
 def test_pubsub_round_trip_with_args_kwargs_acknowledge_and_exclude_me(stack: LocalStack, http: httpx.Client) -> None:
     device = _device(stack, http, "pub")
     topic = f"iotcloud.device.{device['id']}.status"
 
-    async def scenario() -> None:
-        admin = await connect(stack.ws_url, stack.admin_token)
-        publisher = await connect(stack.ws_url, device["token"])
+    async def scenario(publisher: ApplicationSession, admin: ApplicationSession) -> None:
         got: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue()
         await admin.subscribe(lambda *a, **kw: got.put_nowait((a, kw)), topic)
         ack = await publisher.publish(topic, 1, "two", three=3, options=PublishOptions(acknowledge=True))
@@ -71,18 +83,15 @@ def test_pubsub_round_trip_with_args_kwargs_acknowledge_and_exclude_me(stack: Lo
         # ...unless it asks for it.
         await publisher.publish(topic, "y", options=PublishOptions(acknowledge=True, exclude_me=False))
         assert await asyncio.wait_for(own.get(), 10) == ("y",)
-        await close(admin, publisher)
 
-    run(scenario())
+    run_as_device_and_admin(stack, device, scenario)
 
 
 def test_rpc_round_trip_errors_missing_procedure_and_timeout(stack: LocalStack, http: httpx.Client) -> None:
     device = _device(stack, http, "callee")
     prefix = f"iotcloud.device.{device['id']}."
 
-    async def scenario() -> None:
-        callee, caller = await device_and_admin(stack, device)
-
+    async def scenario(callee: ApplicationSession, caller: ApplicationSession) -> None:
         def fail() -> None:
             raise ApplicationError("com.example.overheated", "too hot", celsius=90)
 
@@ -106,17 +115,15 @@ def test_rpc_round_trip_errors_missing_procedure_and_timeout(stack: LocalStack, 
             await caller.call(prefix + "slow", options=CallOptions(timeout=1))
         assert timed_out.value.error == "wamp.error.timeout"
         assert time.monotonic() - started < 15
-        await close(callee, caller)
 
-    run(scenario())
+    run_as_device_and_admin(stack, device, scenario)
 
 
 def test_callee_disconnecting_mid_call_fails_the_call(stack: LocalStack, http: httpx.Client) -> None:
     device = _device(stack, http, "leaver")
     procedure = f"iotcloud.device.{device['id']}.hang"
 
-    async def scenario() -> None:
-        callee, caller = await device_and_admin(stack, device)
+    async def scenario(callee: ApplicationSession, caller: ApplicationSession) -> None:
         invoked = asyncio.Event()
 
         async def hang() -> None:
@@ -130,9 +137,8 @@ def test_callee_disconnecting_mid_call_fails_the_call(stack: LocalStack, http: h
         with pytest.raises(ApplicationError) as failed:
             await asyncio.wait_for(pending, 15)
         assert failed.value.error in ("wamp.error.no_available_callee", "wamp.error.canceled")
-        await close(caller)
 
-    run(scenario())
+    run_as_device_and_admin(stack, device, scenario)
 
 
 def test_devices_may_not_publish_or_register_outside_their_prefix_and_bad_tickets_abort(
