@@ -70,10 +70,10 @@ class RouteSpec:
     page: bool  # answers as the dashboard's HTML (errors included), else JSON
     view: str  # the view function's name
     # The query parameters, or a function that builds them on first use (for declarations that
-    # read the alerts modules, which load with their routes only). None: not declared here (the
-    # dashboard's pages, whose documentation is still written by hand).
+    # read the alerts modules, which load with their routes only). None: a dashboard page that
+    # declares none (it takes none that it checks).
     query: QuerySource | None = None
-    op: Op | None = None  # the operation (None: documented by hand, for now)
+    op: Op | None = None  # the operation: what the document says of the route, and what it checks
 
     def query_params(self) -> Query | None:
         """The declared query parameters (None when the route declares none here)."""
@@ -142,7 +142,7 @@ def route(
     ThingsBoard path carries it in the URL). `wrong_kind`: the 403 message for an authenticated
     caller of the wrong kind. `on_error`: told of every domain error before it is answered
     (telemetry counts its rejections). `query`: the query parameters the view reads (a JSON
-    route that declares none takes none; a dashboard page's are not declared yet). `doc`: the
+    route that declares none takes none). `doc`: the
     operation; its path parameters are checked and its validated body handed to the view as `body`.
     """
     render = _page_error if page else _json_error
