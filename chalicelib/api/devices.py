@@ -10,7 +10,7 @@ from chalicelib.api.params import DEVICE_ID, DEVICES_QUERY, query_params, read_q
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
-from chalicelib.domain.devices import ATTRIBUTES, DEVICE_CREATE, DEVICE_PATCH, new_device_id, validate_changes
+from chalicelib.domain.devices import ATTRIBUTES, DEVICE_CREATE, DEVICE_PATCH, changes_of, new_device_id
 from chalicelib.domain.schema import Arr, Bool, Int, Named, Obj, Str, nullable, optional, record, required
 from chalicelib.domain.tokens import hash_token, new_device_token
 
@@ -48,7 +48,7 @@ CREATE_DEVICE = Op(
 
 @route(devices_api, "/v1/devices", "POST", auth=Auth.ADMIN, doc=CREATE_DEVICE)
 def create_device(body: dict[str, object]) -> Response:
-    changes = validate_changes(body, creating=True)
+    changes = changes_of(body, creating=True)
     token = new_device_token()
     device = wiring.devices().create(changes.device_id or new_device_id(), changes, hash_token(token), now_ms())
     return json_response({**device.as_dict(), "token": token}, 201)
@@ -85,7 +85,7 @@ UPDATE_DEVICE = Op(
 
 @route(devices_api, "/v1/devices/{device_id}", "PATCH", auth=Auth.ADMIN, doc=UPDATE_DEVICE)
 def patch_device(device_id: str, body: dict[str, object]) -> Response:
-    changes = validate_changes(body, creating=False)
+    changes = changes_of(body, creating=False)
     device = wiring.devices().update(device_id, changes, now_ms())
     wiring.authenticator().forget(device_id)
     return json_response(device.as_dict())
