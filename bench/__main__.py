@@ -170,6 +170,7 @@ def print_measure(console: Console, measured: dict[str, Any]) -> None:
 
 def print_cost(console: Console, figures: dict[str, Any]) -> None:
     cost, naive, iot = figures["cost"], figures["naive"], figures["iot_core"]
+    basic = figures["iot_core_basic_ingest"]
     memory = cost["lambda_functions"]["api_handler"]["memory_mb"]
     t = table(
         f"cost: USD per million readings (prices: {cost['prices_note']}; api_handler {memory} MB arm64)",
@@ -186,7 +187,7 @@ def print_cost(console: Console, figures: dict[str, Any]) -> None:
     t.add_row("target", "", "", "< 0.10")
     console.print(t)
     t = table(
-        "cost: iotcloud vs naive (same API) vs AWS IoT Core, USD per million readings",
+        "cost: iotcloud vs naive (same API) vs AWS IoT Core, USD per million readings (iot_core.assumptions)",
         "design",
         *(f"batch {b}" for b in BATCHES),
     )
@@ -195,8 +196,29 @@ def print_cost(console: Console, figures: dict[str, Any]) -> None:
     t.add_row("naive (one item per reading), everything", *(usd(naive["by_batch"][b]["usd_total"]) for b in BATCHES))
     t.add_row("naive, ingest + store only", *(usd(naive["by_batch"][b]["usd_ingest_and_store"]) for b in BATCHES))
     t.add_row(
-        "AWS IoT Core -> rule -> DynamoDBv2 (ingest + store)", *(usd(iot["by_batch"][b]["usd_total"]) for b in BATCHES)
+        "AWS IoT Core -> rule -> DynamoDBv2, an item per message (ingest + store)",
+        *(usd(iot["by_batch"][b]["usd_total"]) for b in BATCHES),
     )
+    t.add_row(
+        "AWS IoT Core Basic Ingest ($aws/rules, no messaging) (ingest + store)",
+        *(usd(basic["by_batch"][b]["usd_total"]) for b in BATCHES),
+    )
+    t.add_row(
+        "  IoT Core write units / publish (item bytes)",
+        *(
+            f"{iot['by_batch'][b]['units']['write_units_per_publish']} "
+            f"({iot['by_batch'][b]['units']['item_bytes_per_publish']:,})"
+            for b in BATCHES
+        ),
+    )
+    console.print(t)
+
+
+def print_waiting_device(console: Console, waiting: dict[str, Any]) -> None:
+    t = table(f"a device waiting for commands: {waiting['unit']}", "way", "USD / device / month", "calls / month")
+    poll, ws = waiting["long_poll"], waiting["websocket"]
+    t.add_row("long poll (GET /v1/commands?wait=20)", f"{poll['usd_total']:.4f}", f"{poll['requests']:,.0f} requests")
+    t.add_row("WebSocket (WAMP, keepalive pings)", f"{ws['usd_total']:.4f}", f"{ws['messages']:,.0f} messages")
     console.print(t)
 
 
@@ -452,6 +474,7 @@ def _run_sections(run: _Run, only: set[str]) -> None:
             job = {**model.job_outputs_per_reading(), "cpu_s_per_million_readings": job_cpu}
             figures.update(model.costs(figures["measure"], job))
             print_cost(run.console, figures)
+            print_waiting_device(run.console, figures["waiting_device"])
     if "cold_start" in only:
         figures["cold_start"] = timed("cold_start", coldstart.run)
         shown("cold_start", print_cold_start)

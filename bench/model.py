@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import math
 import random
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.dynamo_size import write_units
+from bench.dynamo_size import item_size, write_units
+from chalicelib.adapters.devices import ACTIVE_SHARDS
 from chalicelib.domain.costs import (
     SECONDS_PER_MONTH,
     dynamodb_on_demand_usd,
@@ -29,7 +31,7 @@ STAGE = "dev"
 PLATFORM_LOG_BYTES = 270  # Lambda's START, END and REPORT lines of one invocation
 APP_LOG_BYTES_ARCHIVER = 200  # the archiver's one info line per invocation
 RETENTION_DAYS = 30
-IOT_TOPIC_BYTES = len("iotcloud/dev-0123456789abcdef/telemetry")
+IOT_TOPIC = "iotcloud/dev-0123456789abcdef/telemetry"
 ROLLUP_RERUN_FACTOR = 1 + 15 / 1440  # 00:15 run: yesterday in full and today's first 15 minutes
 EMF_METRICS = 8  # IngestRequests, ReadingsIngested, RejectedRequests, BatchSize, IngestLatency, Archived*, Active*
 
@@ -264,53 +266,92 @@ def _usd_per_million(
     }
 
 
-def iot_core_per_million(measured: dict[str, Any], naive_stored_bytes_per_reading: float) -> dict[str, Any]:
-    """The AWS IoT Core path at the same batch size: MQTT publish -> rule -> DynamoDBv2 action, an item per reading."""
+def iot_core_message_item(batch: int) -> dict[str, Any]:
+    """The item a DynamoDBv2 action writes for one publish of `batch` records (the bench's own records).
+
+    The device publishes one JSON object: the record itself at batch 1, `{"records": [...]}` above;
+    the rule `SELECT *, topic(2) AS device_id, timestamp() AS ts` adds the table's keys.
+    """
+    from boto3.dynamodb.types import TypeSerializer
+
+    from bench.measure import RECORD_INTERVAL_MS, START_MS, walk_records
+
+    records = walk_records(random.Random(5), batch, START_MS, RECORD_INTERVAL_MS)
+    message: dict[str, Any] = records[0] if batch == 1 else {"records": records}
+    payload = json.dumps(message, separators=(",", ":"))
+    # Numbers go to DynamoDB as Decimal (the action stores JSON numbers as N).
+    document = json.loads(payload, parse_float=Decimal)
+    document.update({"device_id": "dev-0123456789abcdef", "ts": START_MS})
+    serialize = TypeSerializer().serialize
+    item = {k: serialize(v) for k, v in document.items()}
+    return {"payload_bytes": len(payload.encode()), "item_bytes": item_size(item), "write_units": write_units(item)}
+
+
+def iot_core_per_million(measured: dict[str, Any], *, basic_ingest: bool) -> dict[str, Any]:
+    """The AWS IoT Core path at the same batch size: publish -> rule -> DynamoDBv2 action, one item per message.
+
+    `basic_ingest`: the device publishes to `$aws/rules/<rule>`, which AWS meters no messaging for.
+    """
     p = prices()["iot_core"]
     rpr = measured["readings_per_request"]
+    records = measured["records_per_request"]
     publishes = MILLION / rpr
-    per_publish = iot_core_messages(round(measured["body_bytes_per_request"]), IOT_TOPIC_BYTES)
+    item = iot_core_message_item(records)
+    per_publish = 0 if basic_ingest else iot_core_messages(item["payload_bytes"], len(IOT_TOPIC))
     messages = publishes * per_publish
     connection_minutes = MILLION / 5  # a device connected all the time sends 5 readings a minute
-    actions = MILLION
+    write_units_total = publishes * item["write_units"]
     month = RETENTION_DAYS * 86400 / SECONDS_PER_MONTH
-    ddb_gb = MILLION * (naive_stored_bytes_per_reading + 100) / 1e9
+    ddb_gb = publishes * (item["item_bytes"] + 100) / 1e9
     usd = {
         "connectivity": connection_minutes / MILLION * p["connectivity_per_million_minutes"],
         "messaging": messages / MILLION * p["messages_per_million"],
         "rules_triggered": publishes / MILLION * p["rules_triggered_per_million"],
-        "actions_executed": actions / MILLION * p["actions_per_million"],
-        "dynamodb_writes": dynamodb_on_demand_usd(MILLION, 0),
+        "actions_executed": publishes / MILLION * p["actions_per_million"],
+        "dynamodb_writes": dynamodb_on_demand_usd(write_units_total, 0),
         "dynamodb_storage_30_days": ddb_gb * prices()["dynamodb"]["storage_gb_month"] * month,
     }
+    total = sum(usd.values())
     return {
         "readings_per_request": rpr,
-        "usd_total": sum(usd.values()),
+        "usd_total": total,
+        "usd_ingest_and_store": total,  # the path stores and nothing else: both figures are the same
         "usd": usd,
         "units": {
             "publishes": publishes,
-            "payload_bytes_per_publish": measured["body_bytes_per_request"],
+            "payload_bytes_per_publish": item["payload_bytes"],
+            "item_bytes_per_publish": item["item_bytes"],
+            "write_units_per_publish": item["write_units"],
             "messages_per_publish": per_publish,
             "messages": messages,
             "connection_minutes": connection_minutes,
             "rules_triggered": publishes,
-            "actions_executed": actions,
-            "dynamodb_write_units": MILLION,
+            "actions_executed": publishes,
+            "dynamodb_write_units": write_units_total,
         },
     }
 
 
 IOT_ASSUMPTIONS = [
     "Pricing pages: 'AWS IoT Core pricing' (Connectivity, Messaging, Rules Engine) and its 'Additional metering "
-    "details' (a publish is metered on payload + topic bytes in 5 KB increments), 'Amazon DynamoDB pricing' "
-    "(on-demand write request units).",
-    "A device publishes the same JSON body it would POST (measured size) on a ~40-byte topic; one rule on the "
-    "topic (one rule triggered per publish).",
-    "One item per reading through the rule's DynamoDBv2 action: one action executed and one write unit per "
-    "reading (items < 1 KB). A DynamoDBv2 action writes one item per message, so this needs a publish per reading "
-    "or a Lambda fan-out that this lower bound does not charge.",
-    "Connectivity: devices stay connected; one connection-minute per record (5 readings).",
-    "Not included (the HTTP path's figures include them): device state, the S3 archive, rollups, alerts, logs.",
+    "details' (a publish is metered on payload + topic bytes in 5 KB increments; publishes to the Basic Ingest "
+    "topic $aws/rules/<rule> are not metered as messages), 'Amazon DynamoDB pricing' (on-demand write request "
+    "units, storage).",
+    "A device publishes the same records it would POST, as one JSON object (the record itself at batch 1, "
+    '{"records": [...]} above) on the topic iotcloud/<device>/telemetry; one rule on the topic: one rule '
+    "triggered and one action executed per publish.",
+    "The rule's DynamoDBv2 action writes each message as one item (SELECT *, topic(2) AS device_id, timestamp() "
+    "AS ts): its size is the message's attributes as DynamoDB stores them (the developer guide's size rules), "
+    "its write units ceil(size / 1 KB), its storage size + 100 bytes for 30 days.",
+    "First tier of every price, no free tier, as for iotcloud. Connectivity: devices stay connected; one "
+    "connection-minute per record (5 readings).",
+    "What IoT Core gives that iotcloud's HTTPS path does not: persistent MQTT connections (the broker pushes to "
+    "devices with no polling), QoS 1 delivery, retained messages, the device gateway's own throttling and "
+    "X.509 authentication.",
+    "What iotcloud's 'everything' total includes that this path does not: the device state (latest values, "
+    "last_seen), the S3 archive (Athena, DuckDB), alert evaluation, live events to WAMP subscribers, logs and "
+    "metrics, daily rollups. Both columns 'ingest + store' compare storing readings durably and queryable "
+    "by device and time, nothing more.",
 ]
 
 
@@ -319,7 +360,7 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     functions = lambda_settings()
     by_batch = measured["by_batch"]
     batch_one = by_batch["1"]["chunked"]
-    chunked, naive, iot = {}, {}, {}
+    chunked, naive, iot, basic = {}, {}, {}, {}
     for batch, designs in by_batch.items():
         ours = designs["chunked"]
         chunked[batch] = per_million(_profile(ours, "chunked", batch_one), functions, job)
@@ -336,9 +377,11 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
             "body_bytes_per_request": ours["body_bytes_per_request"],
         }
         naive[batch] = per_million(_profile(designs["naive"], "naive", batch_one), functions, job)
-        iot[batch] = iot_core_per_million(ours, designs["naive"]["stored_bytes_per_reading"])
+        iot[batch] = iot_core_per_million(ours, basic_ingest=False)
+        basic[batch] = iot_core_per_million(ours, basic_ingest=True)
     as_of = prices()["as_of"]
     return {
+        "waiting_device": waiting_device_month(functions),
         "cost": {
             "unit": "USD per million readings (a reading = one metric value)",
             "prices_as_of": as_of,
@@ -357,6 +400,48 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
             "by_batch": iot,
             "assumptions": IOT_ASSUMPTIONS,
         },
+        "iot_core_basic_ingest": {
+            "unit": "USD per million readings",
+            "prices_as_of": as_of,
+            "by_batch": basic,
+            "assumptions": IOT_ASSUMPTIONS,
+        },
+    }
+
+
+LONG_POLL_WAIT_S = 20  # GET /v1/commands?wait=20, asked again as soon as it answers
+WEBSOCKET_KEEPALIVE_S = 540  # a ping every 9 minutes: API Gateway closes a WebSocket idle for 10
+KEEPALIVE_HANDLER_MS = 10  # the router's invocation for one ping
+
+
+def waiting_device_month(functions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What one device costs a month to be reachable for commands: a long poll vs a WebSocket (WAMP)."""
+    p = prices()["api_gateway"]
+    fn = functions["api_handler"]
+    polls = SECONDS_PER_MONTH / LONG_POLL_WAIT_S
+    poll_lambda = lambda_cost(polls, LONG_POLL_WAIT_S * 1000, fn["memory_mb"], fn["architecture"])
+    pings = SECONDS_PER_MONTH / WEBSOCKET_KEEPALIVE_S
+    ping_lambda = lambda_cost(pings, KEEPALIVE_HANDLER_MS, fn["memory_mb"], fn["architecture"])
+    minutes = SECONDS_PER_MONTH / 60
+    long_poll = {
+        "api_gateway_rest_requests": polls / MILLION * p["rest_requests_per_million"],
+        "lambda_waiting": poll_lambda["requests_usd"] + poll_lambda["compute_usd"],
+    }
+    websocket = {
+        "api_gateway_connection_minutes": minutes / MILLION * p["websocket_connection_minutes_per_million"],
+        "api_gateway_messages": 2 * pings / MILLION * p["websocket_messages_per_million"],  # ping and pong
+        "lambda_router": ping_lambda["requests_usd"] + ping_lambda["compute_usd"],
+    }
+    return {
+        "unit": "USD per device per month, idle (no command sent; a command costs about the same either way)",
+        "long_poll": {"usd": long_poll, "usd_total": sum(long_poll.values()), "requests": polls},
+        "websocket": {"usd": websocket, "usd_total": sum(websocket.values()), "messages": 2 * pings},
+        "assumptions": [
+            f"long poll: GET /v1/commands?wait={LONG_POLL_WAIT_S} through API Gateway REST, asked again at once; "
+            f"the api_handler ({fn['memory_mb']} MB) runs for the whole wait, billed as Lambda duration",
+            f"WebSocket: one connection all month, a WAMP ping every {WEBSOCKET_KEEPALIVE_S} s (API Gateway "
+            f"closes idle connections after 10 minutes), each a {KEEPALIVE_HANDLER_MS} ms router invocation",
+        ],
     }
 
 
@@ -404,8 +489,9 @@ CAPACITY_METHOD = [
     "stream shards: at least one per 1,000 write units/s of the readings table (a partition's limit); "
     "the live handler and the archiver take one batch at a time per shard (parallelization factor 1)",
     "active_hour index: every device moves to the new hour's key at its first request of the hour, so "
-    "that one key takes devices / request interval puts per second (1,000 WCU/s per partition); throttled "
-    "index writes throttle the table writes that caused them",
+    "the hour's keys take devices / request interval puts per second, spread over the index's 32 shard "
+    "values (adapters.devices.ACTIVE_SHARDS; 1,000 WCU/s per partition); throttled index writes throttle "
+    "the table writes that caused them",
     "rollup job: its CPU per million readings (archive benchmark) x one day's readings against the "
     "function's timeout (Chalice config); readings per month = 30 days",
 ]
@@ -500,7 +586,9 @@ def _dynamodb_at(b: int, m: dict[str, Any], c: dict[str, Any]) -> dict[str, floa
         "devices_table_rru_per_s": reads["token_lookup"] * scale,
         "realtime_table_rru_per_s": reads["live_handler"] * scale,
         "rollup_items_wru_per_s_mean": writes["rollup_and_index_items"] * scale,
-        "active_hour_key_wcu_per_s_at_top_of_hour": DEVICES / (60 * b),  # new-hour puts to one active_hour key value
+        # Every device moves to the new hour's key within its first request interval (b minutes) of the
+        # hour, over the index's ACTIVE_SHARDS key values (adapters.devices.active_key).
+        "active_hour_key_wcu_per_s_at_top_of_hour": DEVICES / (60 * b) / ACTIVE_SHARDS,
         "one_device_wcu_per_s": (1 / (60 * b)) * (m["item_write_units_per_request"] + 1),
         "on_demand_usd_month": (
             c["usd"]["dynamodb_writes"] + c["usd"]["dynamodb_writes_rollup_items"] + c["usd"]["dynamodb_reads"]
