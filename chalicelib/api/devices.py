@@ -49,8 +49,9 @@ CREATE_DEVICE = Op(
 @route(devices_api, "/v1/devices", "POST", auth=Auth.ADMIN, doc=CREATE_DEVICE)
 def create_device(body: dict[str, object]) -> Response:
     changes = changes_of(body, creating=True)
-    token = new_device_token()
-    device = wiring.devices().create(changes.device_id or new_device_id(), changes, hash_token(token), now_ms())
+    device_id = changes.device_id or new_device_id()
+    token = new_device_token(device_id)
+    device = wiring.devices().create(device_id, changes, hash_token(token), now_ms())
     return json_response({**device.as_dict(), "token": token}, 201)
 
 
@@ -119,7 +120,7 @@ ROTATE_TOKEN = Op(
 
 @route(devices_api, "/v1/devices/{device_id}/token", "POST", auth=Auth.ADMIN, doc=ROTATE_TOKEN)
 def rotate_token(device_id: str) -> Response:
-    token = new_device_token()
+    token = new_device_token(device_id)
     wiring.devices().set_token_hash(device_id, hash_token(token), now_ms())
     wiring.authenticator().forget(device_id)
     return json_response({"id": device_id, "token": token})

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from chalicelib import logs
 from chalicelib.clock import now_ms
-from chalicelib.domain.tokens import hash_token, same_hash
+from chalicelib.domain.tokens import (
+    DEVICE_TOKEN_PREFIX,
+    MAX_TOKEN_CHARS,
+    MalformedTokenError,
+    hash_token,
+    same_hash,
+    token_device_id,
+)
 from chalicelib.errors import DeviceDisabledError, ForbiddenError, UnauthorizedError
 
 if TYPE_CHECKING:
@@ -60,7 +67,19 @@ class CredentialLike(Protocol):
     def disabled(self) -> bool: ...
 
 
+# token hash -> the device holding it (the hash index: old-format tokens, which name no device)
 TokenLookup = Callable[[str], CredentialLike | None]
+# (device id, consistent read?) -> the device's credential, None if there is no such device
+DeviceLookup = Callable[[str, bool], CredentialLike | None]
+
+DEFAULT_CACHE_TTL_SECONDS = 5.0  # config.Settings.auth_cache_ttl_seconds's default
+# How long after a write an eventually consistent DynamoDB read may still return the item as it
+# was: "usually within one second" (DynamoDB documents no hard bound).
+EVENTUAL_READ_LAG_SECONDS = 1.0
+# How long a rotated-out token, or one of a device disabled or deleted, may still be accepted by a
+# warm process that is not the one that made the change (that one forgets at once): its cached
+# answer, then one stale read. Documented in the README (Authentication).
+REVOCATION_BOUND_SECONDS = DEFAULT_CACHE_TTL_SECONDS + EVENTUAL_READ_LAG_SECONDS
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -69,7 +88,7 @@ def bearer_token(authorization: str | None) -> str:
         raise UnauthorizedError("missing Authorization: Bearer <token> header")
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 512:
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
         raise UnauthorizedError("the Authorization header must be 'Bearer <token>'")
     return token
 
@@ -77,21 +96,29 @@ def bearer_token(authorization: str | None) -> str:
 class Authenticator:
     """Resolves tokens to principals.
 
-    Device lookups are cached for `ttl_seconds` so a busy device costs no DynamoDB
-    read per request. Rotating, disabling or deleting a device calls `forget` so the
-    change is immediate in this process; other warm Lambda containers see it within
-    the TTL.
+    A device token names its device (domain.tokens): it is resolved with one eventually
+    consistent read of that device (`device_lookup`), and accepted only if the stored hash is
+    the hash of the whole token. Only a refusal is confirmed with a consistent read, so a device
+    created, re-enabled or given a token a moment ago is never refused on a stale read. Old
+    tokens, which name no device, go through the hash index (`lookup`).
+
+    Answers are cached for `ttl_seconds` per token hash. Rotating, disabling or deleting a
+    device calls `forget`, so this process sees the change at once; another warm process may
+    accept the revoked token for at most its TTL plus DynamoDB's eventual-consistency lag:
+    `revocation_bound_seconds` (REVOCATION_BOUND_SECONDS with the default TTL: 6 s).
     """
 
     def __init__(
         self,
         lookup: TokenLookup,
         admin_hashes: frozenset[str],
-        ttl_seconds: float = 5.0,
+        ttl_seconds: float = DEFAULT_CACHE_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 10_000,
+        device_lookup: DeviceLookup | None = None,
     ) -> None:
         self._lookup = lookup
+        self._device_lookup = device_lookup
         self._admin_hashes = admin_hashes
         self._ttl = ttl_seconds
         self._clock = clock
@@ -99,11 +126,22 @@ class Authenticator:
         # token hash -> (expires at, device id or None for unknown, disabled)
         self._cache: dict[str, tuple[float, str | None, bool]] = {}
 
+    @property
+    def revocation_bound_seconds(self) -> float:
+        """How long another warm process may still accept a token after it was revoked."""
+        return self._ttl + EVENTUAL_READ_LAG_SECONDS
+
     def authenticate(self, token: str) -> Principal:
         token_hash = hash_token(token)
         if any(same_hash(token_hash, admin) for admin in self._admin_hashes):
             return ADMIN
-        device_id, disabled = self._resolve(token_hash)
+        try:
+            named = token_device_id(token)
+        except MalformedTokenError:
+            raise UnauthorizedError("unknown token") from None
+        if named is None and not token.startswith(DEVICE_TOKEN_PREFIX):
+            raise UnauthorizedError("unknown token")  # no device token ever had another shape: no read
+        device_id, disabled = self._resolve(token_hash, named)
         if device_id is None:
             raise UnauthorizedError("unknown token")
         logs.bind_device(device_id)  # this invocation's log lines name the device
@@ -111,20 +149,32 @@ class Authenticator:
             raise DeviceDisabledError(f"device {device_id!r} is disabled")
         return Principal(is_admin=False, device_id=device_id)
 
-    def _resolve(self, token_hash: str) -> tuple[str | None, bool]:
+    def _resolve(self, token_hash: str, named: str | None) -> tuple[str | None, bool]:
         now = self._clock()
         cached = self._cache.get(token_hash)
         if cached is not None and cached[0] > now:
             return cached[1], cached[2]
-        found = self._lookup(token_hash)
+        if named is not None and self._device_lookup is not None:
+            found = self._read_device(named, token_hash)
+        else:
+            found = self._lookup(token_hash)
         if found is not None and same_hash(found.token_hash, token_hash):
             entry: tuple[float, str | None, bool] = (now + self._ttl, found.device_id, found.disabled)
         else:
+            # An unknown device and a wrong secret get the same answer: no oracle of which ids exist.
             entry = (now + self._ttl, None, False)
         if len(self._cache) >= self._max_entries:
             self._cache.clear()
         self._cache[token_hash] = entry
         return entry[1], entry[2]
+
+    def _read_device(self, device_id: str, token_hash: str) -> CredentialLike | None:
+        assert self._device_lookup is not None
+        found = self._device_lookup(device_id, False)
+        if found is not None and same_hash(found.token_hash, token_hash) and not found.disabled:
+            return found
+        # A refusal on a stale read would be cached for the TTL: confirm it with the latest write.
+        return self._device_lookup(device_id, True)
 
     def forget(self, device_id: str) -> None:
         """Drop cached lookups of a device (after rotation, disable or delete)."""

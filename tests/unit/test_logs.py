@@ -48,9 +48,9 @@ def test_authenticating_a_device_binds_its_id() -> None:
     stream = io.StringIO()
     logger = _logger(stream)
     logs.bind_request("req-3")
-    found = _Found("d-42", "secret-token")
+    found = _Found("d-42", "iotd_secret-token")
     auth = Authenticator(lambda token_hash: found if token_hash == found.token_hash else None, admin_hashes=frozenset())
-    auth.authenticate("secret-token")
+    auth.authenticate("iotd_secret-token")
     logger.info("ingested")
     assert json.loads(stream.getvalue())["device_id"] == "d-42"
     logs.bind_request(None)
