@@ -109,6 +109,9 @@ class DeviceModel(AppModel):
     # The newest reading time over all of `state`; lets the common update be one
     # conditional write (see adapters.devices.DeviceRepository.record_state).
     state_ts = NumberAttribute(null=True)
+    # The live stream's fold mark: received_at of the newest request folded into `state` and
+    # last_seen (domain.state); absent until the first fold.
+    folded_at = NumberAttribute(null=True)
     # "<metric>~<unit as hex>" -> {"t": ts_ms, "v": value}
     state: MapAttribute[str, Any] = MapAttribute(default=dict)
 

@@ -15,6 +15,7 @@ from chalicelib.adapters.retry import DEFAULT_POLICY, RetryPolicy, error_code
 from chalicelib.domain.chunks import hour_bucket
 from chalicelib.domain.devices import Device, DeviceChanges
 from chalicelib.domain.readings import Reading
+from chalicelib.domain.state import FoldedState
 from chalicelib.errors import DeviceExistsError, DeviceNotFoundError, StorageUnavailableError
 from chalicelib.models import DEVICE_KIND, DeviceModel
 
@@ -45,6 +46,8 @@ class Credential:
 
 @dataclass(frozen=True)
 class DeviceState:
+    """A device's state as the pages show it: latest readings in (metric, unit) order, last_seen."""
+
     device_id: str
     last_seen: int | None
     latest: list[Reading]
@@ -81,6 +84,25 @@ def _state_entry(reading: Reading) -> dict[str, Any]:
     if type(value) is float and value != 0 and not 1e-130 <= abs(value) < 1e126:
         return {"t": reading.ts_ms, "f": repr(value)}
     return {"t": reading.ts_ms, "v": value}
+
+
+def _parse_entry(key: str, entry: dict[str, Any]) -> Reading:
+    metric, unit = _parse_state_key(key)
+    value = float(entry["f"]) if "f" in entry else entry["v"]
+    return Reading(metric, unit, int(entry["t"]), value)
+
+
+def _to_folded(item: DeviceModel) -> FoldedState:
+    stored = item.state.as_dict() if item.state else {}
+    latest = {(r.metric, r.unit): r for r in (_parse_entry(k, e) for k, e in stored.items())}
+    return FoldedState(
+        device_id=item.device_id,
+        created_at=int(item.created_at),
+        latest=latest,
+        last_seen=int(item.last_seen) if item.last_seen is not None else None,
+        folded_at=int(item.folded_at) if item.folded_at is not None else None,
+        state_ts=int(item.state_ts) if item.state_ts is not None else None,
+    )
 
 
 def _unavailable(e: PynamoDBException) -> StorageUnavailableError:
@@ -213,10 +235,12 @@ class DeviceRepository:
         return None
 
     def record_state(self, device_id: str, latest: dict[tuple[str, str], Reading], now_ms: int) -> None:
-        """Move the device's latest values and last_seen forward, never back.
+        """Move the device's latest values and last_seen (to `now_ms`, the request's received_at) forward,
+        never back. The request path calls it only for a request with late readings (domain.ingest);
+        the live stream folds the rest (domain.state), and neither touches the other's fold mark.
 
-        The common case (readings newer than anything stored) is one conditional
-        UpdateItem. An out-of-order request falls back to read, merge, conditional write.
+        The common case (readings newer than anything stored, last_seen older) is one conditional
+        UpdateItem. Anything else falls back to read, merge, conditional write.
         """
         if not latest:
             return
@@ -229,8 +253,10 @@ class DeviceRepository:
             model.active_hour.set(active_key(device_id, now_ms)),
             model.state_ts.set(newest_new),
         ]
-        condition: Condition = model.device_id.exists() & (
-            model.state_ts.does_not_exist() | (model.state_ts <= oldest_new)
+        condition: Condition = (
+            model.device_id.exists()
+            & (model.state_ts.does_not_exist() | (model.state_ts <= oldest_new))
+            & (model.last_seen.does_not_exist() | (model.last_seen <= now_ms))
         )
         try:
             self._call("UpdateItem", lambda: model(device_id).update(actions=actions, condition=condition))
@@ -276,14 +302,54 @@ class DeviceRepository:
         except PynamoDBException as e:
             raise _unavailable(e) from e
 
+    def folded(self, device_id: str, consistent: bool = False) -> FoldedState:
+        """The state the device item holds (folded by the live stream, or by a late request)."""
+        return _to_folded(self._load(device_id, consistent=consistent))
+
+    def save_fold(self, before: FoldedState, after: FoldedState) -> bool:
+        """Write a fold: the series that changed, last_seen, the active-hour key, state_ts, the mark.
+
+        One UpdateItem guarded by what `before` read (state_ts, last_seen, folded_at), so a
+        concurrent fold or late request is never overwritten: False when the guard failed
+        (read and merge again). Raises StorageUnavailableError (also when the device is gone).
+        """
+        model = self._model
+        actions: list[Any] = [
+            model.state[_state_key(m, u)].set(_state_entry(r))
+            for (m, u), r in after.latest.items()
+            if before.latest.get((m, u)) != r
+        ]
+        if after.last_seen is not None and after.last_seen != before.last_seen:
+            actions.append(model.last_seen.set(after.last_seen))
+            hour = active_key(before.device_id, after.last_seen)
+            if before.last_seen is None or hour != active_key(before.device_id, before.last_seen):
+                actions.append(model.active_hour.set(hour))
+        if after.state_ts is not None and after.state_ts != before.state_ts:
+            actions.append(model.state_ts.set(after.state_ts))
+        if after.folded_at is not None and after.folded_at != before.folded_at:
+            actions.append(model.folded_at.set(after.folded_at))
+        if not actions:
+            return True
+        guard: Condition = model.device_id.exists()
+        for attribute, value in (
+            (model.state_ts, before.state_ts),
+            (model.last_seen, before.last_seen),
+            (model.folded_at, before.folded_at),
+        ):
+            guard &= attribute.does_not_exist() if value is None else attribute == value
+        try:
+            self._call("UpdateItem", lambda: model(before.device_id).update(actions=actions, condition=guard))
+        except UpdateError as e:
+            if error_code(e) == CONDITION_FAILED:
+                return False
+            raise _unavailable(e) from e
+        return True
+
     def state(self, device_id: str) -> DeviceState:
-        item = self._load(device_id, consistent=False)
-        stored = item.state.as_dict() if item.state else {}
-        latest = []
-        for key, entry in stored.items():
-            metric, unit = _parse_state_key(key)
-            value = float(entry["f"]) if "f" in entry else entry["v"]
-            latest.append(Reading(metric, unit, int(entry["t"]), value))
-        latest.sort(key=lambda r: (r.metric, r.unit))
-        last_seen = int(item.last_seen) if item.last_seen is not None else None
-        return DeviceState(device_id, last_seen, latest)
+        """The folded state (one eventually consistent GetItem): what the pages show.
+
+        Behind the newest request by at most domain.state.FOLD_INTERVAL_MS plus the stream's
+        delay; GET /v1/devices/{id}/state reads the exact state (domain.state.DeviceStates.exact).
+        """
+        folded = self.folded(device_id)
+        return DeviceState(device_id, folded.last_seen, folded.readings())

@@ -96,6 +96,19 @@ class ReadingStore:
         except PynamoDBException as e:
             raise StorageUnavailableError("the readings table could not be read") from e
 
+    def tail(self, device_id: str, from_bucket: str, consistent: bool = False) -> list[StoredChunk]:
+        """Every chunk of a device from an hour bucket on (the unfolded tail, domain.state): one Query
+        (more pages only past 1 MB). Consistent for a fold, eventually consistent for a read."""
+
+        def attempt() -> list[StoredChunk]:
+            results = self._model.query(device_id, self._model.sort_key >= from_bucket, consistent_read=consistent)
+            return [StoredChunk(c.sort_key, c.data, int(c.received_at)) for c in results]
+
+        try:
+            return self._retries.budget().call("Query on readings", attempt)
+        except PynamoDBException as e:
+            raise StorageUnavailableError("the readings table could not be read") from e
+
     def iter_all(self, device_id: str) -> Iterator[StoredChunk]:
         """Every chunk of a device (tests and tools; reads the whole partition first)."""
 

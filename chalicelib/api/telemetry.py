@@ -235,11 +235,12 @@ GET_STATE = Op(
 @route(telemetry_api, "/v1/devices/{device_id}/state", "GET", auth=Auth.EITHER, doc=GET_STATE)
 def get_state(principal: Principal, device_id: str) -> Response:
     principal.require_device_or_admin(device_id)
-    state = wiring.devices().state(device_id)
+    # Exact: the folded state merged with the chunks the live stream has not folded yet (domain.state).
+    state = wiring.device_states().exact(device_id, now_ms())
     return json_response(
         {
             "device_id": device_id,
             "last_seen": state.last_seen,
-            "latest": [reading_json(r) for r in state.latest],
+            "latest": [reading_json(r) for r in state.readings()],
         }
     )

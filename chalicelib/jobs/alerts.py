@@ -56,6 +56,8 @@ from chalicelib.jobs.archiver import change_of
 logger = logging.getLogger("iotcloud.alerts")
 
 Publish = Callable[[str, dict[str, Any]], None]
+# (device id, now) -> the exact last_seen (domain.state.DeviceStates.last_seen).
+ExactLastSeen = Callable[[str, int], int | None]
 DEFAULT_SENDER = "iotcloud alerts <alerts@localhost.localdomain>"
 MAX_CONFLICT_RETRIES = 5
 MAX_DELIVERY_ATTEMPTS = 12  # with the backoff below: about 18 hours of trying
@@ -177,6 +179,30 @@ class _RuleFinder:
         return sorted(unique.values(), key=lambda r: r.rule_id)
 
 
+@dataclass(frozen=True)
+class DeviceBatch:
+    """What one readings-stream batch brought of one device."""
+
+    readings: list[Reading]  # new to their chunk items (a retried request's are not new)
+    received_at: int | None  # the newest request's received_at, retried ones included
+
+
+def stream_batch(records: Iterable[dict[str, Any]]) -> dict[str, DeviceBatch]:
+    """Decode one readings-stream batch (Lambda's record dicts) per device, in first-seen order.
+
+    Shared by the alert evaluation and the live handler's state fold, so a batch is decoded once.
+    """
+    fresh: dict[str, list[Reading]] = defaultdict(list)
+    received: dict[str, int] = {}
+    for record in records:
+        change = change_of(record)
+        if change.new_received_at is None:
+            continue  # a REMOVE (TTL): nothing was received
+        fresh[change.device_id].extend(new_readings(change))
+        received[change.device_id] = max(received.get(change.device_id, 0), change.new_received_at)
+    return {device_id: DeviceBatch(readings, received.get(device_id)) for device_id, readings in fresh.items()}
+
+
 def evaluate_stream_batch(
     records: Iterable[dict[str, Any]],
     *,
@@ -188,21 +214,31 @@ def evaluate_stream_batch(
     now_ms: int,
     deliver: bool = True,
 ) -> AlertsSummary:
-    """Evaluate the rules over the new readings of one readings-stream batch (Lambda's record dicts).
+    """Evaluate the rules over the new readings of one readings-stream batch (Lambda's record dicts)."""
+    return evaluate_batch(
+        stream_batch(records), store=store, devices=devices, mailer=mailer, publish=publish, mail_from=mail_from,
+        now_ms=now_ms, deliver=deliver,
+    )  # fmt: skip
+
+
+def evaluate_batch(
+    batch: dict[str, DeviceBatch],
+    *,
+    store: AlertStore,
+    devices: DeviceLookup,
+    mailer: Mailer | None,
+    publish: Publish = no_publish,
+    mail_from: str = "",
+    now_ms: int,
+    deliver: bool = True,
+) -> AlertsSummary:
+    """Evaluate the rules over the new readings of one decoded stream batch (stream_batch).
 
     Raises StorageUnavailableError when state cannot be stored, so the batch is retried
     (which is harmless: see the module docstring). Notification failures never raise.
     """
     summary = AlertsSummary()
-    per_device: dict[str, list[Reading]] = defaultdict(list)
-    received: dict[str, int] = {}
-    for record in records:
-        change = change_of(record)
-        fresh = new_readings(change)
-        if fresh:
-            per_device[change.device_id].extend(fresh)
-            if change.new_received_at is not None:
-                received[change.device_id] = max(received.get(change.device_id, 0), change.new_received_at)
+    per_device = {device_id: b.readings for device_id, b in batch.items() if b.readings}
     finder = _RuleFinder(store, devices)
     any_rules = bool(per_device) and store.has_rules()  # one Query spares every per-device read when there are none
     for device_id, readings in per_device.items():
@@ -213,13 +249,14 @@ def evaluate_stream_batch(
             continue
         states = store.states_of(device_id)
         newest = max(readings, key=lambda r: r.ts_ms)
+        received = batch[device_id].received_at
         for rule in rules:
             state = states.get(rule.rule_id) or RuleState(rule.rule_id, device_id)
             if rule.kind == "threshold":
                 _advance(store, rule, state, readings, _threshold_step(rule), now_ms, summary)
             elif state.active_alert is not None:
                 # An offline alert clears as soon as the device is heard from; raising is the schedule's job.
-                step = _offline_step(rule, received.get(device_id, now_ms), now_ms, newest)
+                step = _offline_step(rule, received if received is not None else now_ms, now_ms, newest)
                 _advance(store, rule, state, (), step, now_ms, summary)
     if deliver:
         summary.delivery = deliver_safely(store, mailer, publish, now_ms=now_ms, mail_from=mail_from)
@@ -262,6 +299,11 @@ def _offline_targets(rules: list[Rule], devices: DeviceLister) -> dict[str, list
     return targets
 
 
+def _would_raise(rule: Rule, state: RuleState, last_seen: int, now_ms: int) -> bool:
+    _, events = evaluate_offline(rule, state, last_seen, now_ms)
+    return any(isinstance(e, Raised) for e in events)
+
+
 def run_offline_check(
     now_ms: int,
     *,
@@ -271,6 +313,7 @@ def run_offline_check(
     publish: Publish = no_publish,
     mail_from: str = "",
     deliver: bool = True,
+    exact_last_seen: ExactLastSeen | None = None,
 ) -> AlertsSummary:
     """The schedule's body: evaluate every offline rule for every device it watches, then deliver.
 
@@ -278,6 +321,10 @@ def run_offline_check(
     all: a paged Query; a job, not a request path). last_seen comes from the device items
     (BatchGetItem; the list index does not project it); a device never heard from counts
     from its registration. Disabled and deleted devices are skipped.
+
+    The items' last_seen is the live stream's fold (domain.state): up to FOLD_INTERVAL_MS plus
+    the stream's delay behind. So before raising, a silence is confirmed with `exact_last_seen`
+    (one small Query of the device's unfolded chunks): a lagging fold never raises an alert.
     """
     summary = AlertsSummary()
     rules = [r for r in store.all_rules() if r.kind == "offline" and r.enabled]
@@ -290,8 +337,16 @@ def run_offline_check(
             continue
         summary.devices += 1
         last_seen = seen.last_seen if seen.last_seen is not None else seen.created_at
+        confirmed = False
         for rule in targets[device_id]:
             state = states[(rule.rule_id, device_id)]
+            if exact_last_seen is not None and not confirmed and _would_raise(rule, state, last_seen, now_ms):
+                confirmed = True  # once per device: the exact answer holds for all its rules
+                try:
+                    exact = exact_last_seen(device_id, now_ms)
+                except DeviceNotFoundError:
+                    break  # deleted since the read: skipped, as the deleted are
+                last_seen = max(last_seen, exact) if exact is not None else last_seen
             _advance(store, rule, state, (), _offline_step(rule, last_seen, now_ms), now_ms, summary)
     if deliver:
         summary.delivery = deliver_safely(store, mailer, publish, now_ms=now_ms, mail_from=mail_from)
@@ -308,11 +363,16 @@ class AlertJobs:
     publish: Publish
     mail_from: str
     clock: Callable[[], int] = clock_now
+    exact_last_seen: ExactLastSeen | None = None
 
     def evaluate(self, records: Iterable[dict[str, Any]]) -> AlertsSummary:
-        """The live handler's evaluation of one readings-stream batch (evaluate_stream_batch)."""
-        return evaluate_stream_batch(
-            records, store=self.store, devices=self.devices, mailer=self.mailer, publish=self.publish,
+        """The evaluation of one readings-stream batch (evaluate_stream_batch)."""
+        return self.evaluate_batch(stream_batch(records))
+
+    def evaluate_batch(self, batch: dict[str, DeviceBatch]) -> AlertsSummary:
+        """The live handler's evaluation of one decoded readings-stream batch (evaluate_batch)."""
+        return evaluate_batch(
+            batch, store=self.store, devices=self.devices, mailer=self.mailer, publish=self.publish,
             mail_from=self.mail_from, now_ms=self.clock(),
         )  # fmt: skip
 
@@ -320,7 +380,7 @@ class AlertJobs:
         """The offline-rules schedule: silent devices, and notifications still to deliver (run_offline_check)."""
         return run_offline_check(
             self.clock(), store=self.store, devices=self.devices, mailer=self.mailer, publish=self.publish,
-            mail_from=self.mail_from,
+            mail_from=self.mail_from, exact_last_seen=self.exact_last_seen,
         )  # fmt: skip
 
 
