@@ -24,6 +24,10 @@ NAMESPACE = "iotcloud"
 # EMF limits: at most 100 metrics in a document and 100 values per metric.
 EMF_MAX_METRICS = 100
 EMF_MAX_VALUES = 100
+# Digits an EMF value keeps: CloudWatch stores a datum as a double but its statistics (p95 and
+# the like) are approximations well above 1e-6 relative, so the 17 digits of a float's repr,
+# paid on every invocation's log line, say nothing more.
+EMF_SIGNIFICANT_DIGITS = 6
 logger = logging.getLogger("iotcloud.metrics")
 
 
@@ -94,12 +98,22 @@ class EmfSink:
         out.flush()
 
 
+def emf_value(value: float) -> int | float:
+    """A value as EMF prints it: EMF_SIGNIFICANT_DIGITS digits, and a whole number without ".0"."""
+    short = float(f"{value:.{EMF_SIGNIFICANT_DIGITS}g}")
+    return int(short) if short.is_integer() and abs(short) < 2**53 else short
+
+
 def emf_documents(dimensions: tuple[tuple[str, str], ...], datums: list[Datum]) -> list[dict[str, Any]]:
-    """EMF documents for one dimension set: values of a metric gathered in a list, within EMF's limits."""
-    values: dict[str, list[float]] = defaultdict(list)
+    """EMF documents for one dimension set: values of a metric gathered in a list, within EMF's limits.
+
+    A metric with one value (the request path's every metric) is a number, not a list of one:
+    EMF takes either, and the list's brackets would be printed on every invocation.
+    """
+    values: dict[str, list[int | float]] = defaultdict(list)
     units: dict[str, str] = {}
     for datum in datums:
-        values[datum.name].append(datum.value)
+        values[datum.name].append(emf_value(datum.value))
         units.setdefault(datum.name, datum.unit)
     timestamp = int(min(d.timestamp for d in datums).timestamp() * 1000)
     # (name, a slice of its values) pairs, then at most EMF_MAX_METRICS of them a document.
@@ -110,7 +124,7 @@ def emf_documents(dimensions: tuple[tuple[str, str], ...], datums: list[Datum]) 
     ]
     documents: list[dict[str, Any]] = []
     while parts:
-        batch: dict[str, list[float]] = {}
+        batch: dict[str, list[int | float]] = {}
         rest = []
         for name, chunk in parts:
             if name in batch or len(batch) == EMF_MAX_METRICS:
@@ -123,8 +137,9 @@ def emf_documents(dimensions: tuple[tuple[str, str], ...], datums: list[Datum]) 
             "Dimensions": [[name for name, _ in dimensions]],
             "Metrics": [{"Name": name, "Unit": units[name]} for name in batch],
         }
+        members = {name: chunk[0] if len(chunk) == 1 else chunk for name, chunk in batch.items()}
         documents.append(
-            {"_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [directive]}, **dict(dimensions), **batch}
+            {"_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [directive]}, **dict(dimensions), **members}
         )
     return documents
 
