@@ -10,6 +10,7 @@ from chalicelib.api.params import DEVICE_ID, DEVICES_QUERY, query_params, read_q
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
+from chalicelib.domain.auth import REVOCATION_BOUND_SECONDS
 from chalicelib.domain.devices import ATTRIBUTES, DEVICE_CREATE, DEVICE_PATCH, changes_of, new_device_id
 from chalicelib.domain.schema import Arr, Bool, Int, Named, Obj, Str, nullable, optional, record, required
 from chalicelib.domain.tokens import hash_token, new_device_token
@@ -31,6 +32,13 @@ DEVICE_WITH_TOKEN = Named(
     Obj(members={**DEVICE.schema.members, **required(token=_STR)}),  # type: ignore[attr-defined]
 )
 DEVICE_PAGE = record(devices=Arr(DEVICE), next_cursor=nullable(_STR))
+
+# What "at once" means with more than one warm instance (domain.auth.REVOCATION_BOUND_SECONDS).
+_REVOKED = (
+    "The instance that served this call refuses the old token at once; every other one within "
+    f"{REVOCATION_BOUND_SECONDS:g} s with the default AUTH_CACHE_TTL_SECONDS (its token cache's "
+    "lifetime plus DynamoDB's replication lag)."
+)
 
 CREATE_DEVICE = Op(
     "createDevice",
@@ -95,6 +103,7 @@ def patch_device(device_id: str, body: dict[str, object]) -> Response:
 DELETE_DEVICE = Op(
     "deleteDevice",
     "Delete a device (admin); its token stops working at once",
+    description=_REVOKED,
     path=(DEVICE_ID,),
     answers={204: Answer("deleted")},
 )
@@ -112,7 +121,7 @@ ROTATE_TOKEN = Op(
     "Issue a new token (admin); the old one stops working at once",
     description="Safe to retry: each call replaces the token, and the one from the last call the "
     "server completed is in force; a client that retried can confirm its token with a read the "
-    "device may make (GET /v1/devices/{device_id}/telemetry?limit=1 with that token).",
+    "device may make (GET /v1/devices/{device_id}/telemetry?limit=1 with that token). " + _REVOKED,
     path=(DEVICE_ID,),
     answers={200: ok(record(id=_STR, token=_STR))},
 )
