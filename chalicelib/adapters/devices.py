@@ -234,6 +234,24 @@ class DeviceRepository:
             return Credential(item.device_id, item.token_hash, bool(item.disabled))
         return None
 
+    def find_credential(self, device_id: str, consistent: bool = False) -> Credential | None:
+        """A device's token hash and disabled flag: one GetItem, None if there is no such device.
+
+        Eventually consistent by default (half the read units of a consistent read); the
+        projection saves transfer and parsing of the device's state, not read units.
+        """
+        model = self._model
+        names = [model.device_id.attr_name, model.token_hash.attr_name, model.disabled.attr_name]
+        try:
+            item = self._call(
+                "GetItem", lambda: model.get(device_id, consistent_read=consistent, attributes_to_get=names)
+            )
+        except DoesNotExist:
+            return None
+        except PynamoDBException as e:
+            raise _unavailable(e) from e
+        return Credential(item.device_id, item.token_hash, bool(item.disabled))
+
     def record_state(self, device_id: str, latest: dict[tuple[str, str], Reading], now_ms: int) -> None:
         """Move the device's latest values and last_seen (to `now_ms`, the request's received_at) forward,
         never back. The request path calls it only for a request with late readings (domain.ingest);
