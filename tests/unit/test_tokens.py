@@ -4,6 +4,7 @@ tests/functional/test_device_tokens.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 
@@ -22,7 +23,8 @@ from chalicelib.errors import DeviceDisabledError, UnauthorizedError
 def test_a_token_gives_back_the_id_it_was_issued_for(device_id: str) -> None:
     token = new_device_token(device_id)
     assert token_device_id(token) == device_id
-    assert len(token) <= 512
+    assert len(token) <= 135
+    assert quote(token, safe="") == token  # the same in a path, a header and a query
 
 
 @pytest.mark.parametrize("device_id", ["", "-x", "has space", "x" * 65, "a/b", "a~b", "new\n"])
@@ -40,17 +42,26 @@ def test_tokens_that_name_no_device(token: str) -> None:
     assert token_device_id(token) is None
 
 
+D = "ZA"  # "d" in base64url
+
+
 @pytest.mark.parametrize(
     "token",
     [
         "iotd_." + "A" * 43,
-        "iotd_-x." + "A" * 43,
-        "iotd_x\n." + "A" * 43,
-        "iotd_x." + "A" * 42,
-        "iotd_x." + "A" * 42 + "\n",
-        "iotd_x." + "A" * 42 + "=",
-        "iotd_x.",
+        "iotd_LXg." + "A" * 43,  # "-x"
+        "iotd_eAo." + "A" * 43,  # "x\n"
+        "iotd_ZB." + "A" * 43,  # "d", not canonically
+        "iotd_Z." + "A" * 43,
+        "iotd_w4c." + "A" * 43,  # not ASCII
+        "iotd_d+." + "A" * 43,
+        f"iotd_{D}." + "A" * 42,
+        f"iotd_{D}." + "A" * 42 + "\n",
+        f"iotd_{D}." + "A" * 42 + "=",
+        f"iotd_{D}.",
+        f"iotd_{D}.{'A' * 21}.{'A' * 21}",
         "iotd_" + "x" * 500 + "." + "A" * 43,
+        "iotd_d." + "A" * 43,  # an id in clear
     ],
 )
 def test_malformed_tokens(token: str) -> None:
@@ -179,6 +190,6 @@ def test_a_token_of_no_device_shape_is_refused_without_a_lookup() -> None:
 
 
 def test_an_admin_token_is_the_admin_whatever_its_shape() -> None:
-    admin = "iotd_admin." + "B" * 43  # configured hashes are checked before any device lookup
+    admin = "iotd_YWRtaW4." + "B" * 43  # configured hashes are checked before any device lookup
     auth = Authenticator(no_index, frozenset({hash_token(admin)}), device_lookup=Table().read)
     assert auth.authenticate(admin).is_admin
