@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 API_PORT ?= 8000
 MOTO_PORT ?= 5000
 WS_PORT ?= 8001
+FUNCTION_URL_PORT ?= 8002
 DEVICES ?= 50
 DURATION ?= 60
 STAGE ?= dev
@@ -55,7 +56,7 @@ test: lint typecheck assets browser-deps
 	$(VENV)/bin/pytest
 
 up: venv assets
-	$(PY) -m devstack up --api-port $(API_PORT) --moto-port $(MOTO_PORT) --ws-port $(WS_PORT)
+	$(PY) -m devstack up --api-port $(API_PORT) --moto-port $(MOTO_PORT) --ws-port $(WS_PORT) --function-url-port $(FUNCTION_URL_PORT)
 
 demo: venv assets
 	$(PY) -m devstack demo --api-port $(API_PORT) --moto-port $(MOTO_PORT) --devices $(DEVICES) --duration $(DURATION)

@@ -5,6 +5,7 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, Cron, DynamoDBEvent, Rate, SQSEvent, WebsocketEvent
 
 from chalicelib import logs, wiring
+from chalicelib.api import function_url
 from chalicelib.api.alerts import alerts_api
 from chalicelib.api.analytics import analytics_api
 from chalicelib.api.commands import commands_api
@@ -56,6 +57,13 @@ def http_retry_budget(event: Any, get_response: Any) -> Any:
 def websocket_retry_budget(event: Any, get_response: Any) -> Any:
     with wiring.request_budget(event.context):
         return get_response(event)
+
+
+@app.lambda_function(name=function_url.FUNCTION_NAME)
+def ingest(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # The Function URL door (chalicelib/api/function_url.py): device ingestion without API
+    # Gateway's per-request charge, through the same routes as the REST API.
+    return function_url.handle(app, event, context)
 
 
 @app.on_dynamodb_record(

@@ -53,6 +53,7 @@ HTTP_STATUS: dict[str, int] = {
     "command_not_found": 404,
     "realtime_not_configured": 404,
     "not_found": 404,
+    "method_not_allowed": 405,
     "device_exists": 409,
     "command_already_completed": 409,
     "payload_too_large": 413,
@@ -202,3 +203,19 @@ class StaticNotFoundError(IotCloudError):
     """No such dashboard script or stylesheet."""
 
     code = "not_found"
+
+
+class RouteNotFoundError(IotCloudError):
+    """No route at this path (the Function URL door serves device ingestion only)."""
+
+    code = "not_found"
+
+
+class MethodNotAllowedError(IotCloudError):
+    """The path exists but not with this method; `allow` lists the methods it takes."""
+
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow

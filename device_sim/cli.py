@@ -22,6 +22,7 @@ from device_sim.config import (
     DEFAULT_PROVISION_TIMEOUT,
     DEFAULT_SKEW_RATE,
     DEFAULT_URL,
+    DOORS,
     TRANSPORTS,
     SimConfig,
 )
@@ -88,6 +89,19 @@ def _target_options(p: argparse.ArgumentParser) -> None:
         help="WebSocket (WAMP) API URL for --transport wamp (default: env IOTCLOUD_WS_URL, else "
         "the ws_url of .devstack/connection.json when its api_url is --url, else "
         f"{DEFAULT_LOCAL_WS_URL} for {DEFAULT_URL})",
+    )
+    g.add_argument(
+        "--ingest-url",
+        default=None,
+        help="where devices post telemetry when it is not --url: a deployed stage's Function URL "
+        "(its stack output IngestFunctionUrl); provisioning and --verify still use --url",
+    )
+    g.add_argument(
+        "--door",
+        choices=DOORS,
+        default="api",
+        help="api: post telemetry to --url (the REST API); function-url: to --ingest-url, else "
+        "the function_url of .devstack/connection.json when its api_url is --url",
     )
     g.add_argument(
         "--tokens-file",
@@ -260,6 +274,20 @@ def resolve_ws_url(
         return explicit
     if environ.get("IOTCLOUD_WS_URL"):
         return environ["IOTCLOUD_WS_URL"]
+    found = from_connection("ws_url", url, files)
+    if found:
+        return found
+    wanted = url.rstrip("/")
+    parsed = urlparse(wanted)
+    if parsed.scheme == "http" and parsed.hostname in LOOPBACK and parsed.port == 8000 and not parsed.path:
+        host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+        return f"ws://{host}:8001"
+    return None
+
+
+def from_connection(key: str, url: str, files: Sequence[Path]) -> str | None:
+    """`key` of the first local stack's connection.json whose ``api_url`` is ``url`` (a stale
+    file of another stack is never used), or None."""
     wanted = url.rstrip("/")
     for path in files:
         try:
@@ -268,13 +296,19 @@ def resolve_ws_url(
             continue
         if not isinstance(data, dict):
             continue
-        api_url, ws_url = data.get("api_url"), data.get("ws_url")
-        if isinstance(api_url, str) and api_url.rstrip("/") == wanted and isinstance(ws_url, str) and ws_url:
-            return ws_url
-    parsed = urlparse(wanted)
-    if parsed.scheme == "http" and parsed.hostname in LOOPBACK and parsed.port == 8000 and not parsed.path:
-        host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
-        return f"ws://{host}:8001"
+        api_url, value = data.get("api_url"), data.get(key)
+        if isinstance(api_url, str) and api_url.rstrip("/") == wanted and isinstance(value, str) and value:
+            return value
+    return None
+
+
+def resolve_ingest_url(explicit: str | None, door: str, url: str, files: Sequence[Path] = ()) -> str | None:
+    """Where telemetry goes: --ingest-url; else, for --door function-url, the local stack's
+    function_url; None for the REST API (--url) or when the function URL is unknown."""
+    if explicit:
+        return explicit.rstrip("/")
+    if door == "function-url":
+        return from_connection("function_url", url, files)
     return None
 
 
@@ -284,6 +318,7 @@ def config_from_args(args: argparse.Namespace, stdout_is_tty: bool) -> SimConfig
     cfg = SimConfig(
         profile=profile,
         url=args.url.rstrip("/"),
+        ingest_url=args.ingest_url,
         admin_token=args.admin_token,
         devices=args.devices,
         duration=args.duration,
@@ -364,6 +399,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 highlight=False,
             )
             return EXIT_USAGE
+    args.ingest_url = resolve_ingest_url(args.ingest_url, args.door, args.url, connection_files())
+    if args.door == "function-url" and args.ingest_url is None:
+        err.print(
+            "[red]error:[/red] --door function-url needs the function URL: --ingest-url, or a local "
+            "stack (`make up`) whose api_url is --url",
+            highlight=False,
+        )
+        return EXIT_USAGE
     transport: httpx.AsyncBaseTransport | None = None
     if args.fake_server:
         if not args.admin_token:

@@ -9,6 +9,8 @@ from device_sim.profiles import Profile
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TRANSPORTS: tuple[str, ...] = ("http", "wamp")
+# Where HTTP telemetry goes: the REST API (--url), or the ingest function's Function URL.
+DOORS: tuple[str, ...] = ("api", "function-url")
 DEFAULT_REBOOT_PAUSE = 1.0  # seconds a device stops producing after the `reboot` procedure
 DEFAULT_DEVICES = 10
 DEFAULT_INTERVAL = 1.0
@@ -21,6 +23,7 @@ SKEW_TOLERANCE_MS = 5_000  # clock slack when deciding a skewed batch may be ref
 class SimConfig:
     profile: Profile
     url: str = DEFAULT_URL
+    ingest_url: str | None = None  # telemetry posts go here when set (a Function URL), else to url
     admin_token: str = ""
     devices: int | None = None  # None: sum of profile counts, else DEFAULT_DEVICES
     duration: float = 30.0
@@ -67,6 +70,8 @@ class SimConfig:
         problems: list[str] = []
         if not self.url.startswith(("http://", "https://")):
             problems.append(f"--url must start with http:// or https://, got {self.url!r}")
+        if self.ingest_url is not None and not self.ingest_url.startswith(("http://", "https://")):
+            problems.append(f"--ingest-url must start with http:// or https://, got {self.ingest_url!r}")
         if self.fmt not in FORMATS:
             problems.append(f"--format must be one of {', '.join(FORMATS)}")
         if self.devices is not None and self.devices < 1:
@@ -110,6 +115,8 @@ class SimConfig:
                 problems.append(f"--ws-url must start with ws:// or wss://, got {self.ws_url!r}")
             if self.fmt != "json":
                 problems.append("--transport wamp publishes JSON records: --format must be json")
+        if self.ingest_url is not None and self.transport != "http":
+            problems.append("--ingest-url and --door function-url apply to --transport http only")
         if self.linger < 0:
             problems.append("--linger must be >= 0")
         if self.linger > 0 and self.transport != "wamp":

@@ -83,9 +83,7 @@ class LiveProgress:
         return Group(header, bar_line, table)
 
     async def run(self, done: asyncio.Event, refresh: float = 0.25) -> None:
-        with Live(
-            self.render(), console=self.console, refresh_per_second=8, transient=False
-        ) as live:
+        with Live(self.render(), console=self.console, refresh_per_second=8, transient=False) as live:
             while not done.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(done.wait(), timeout=refresh)

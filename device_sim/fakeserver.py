@@ -42,9 +42,7 @@ class _Reject(Exception):
         self.message = message
 
 
-def error_response(
-    status: int, code: str, message: str = "", headers: dict[str, str] | None = None
-) -> httpx.Response:
+def error_response(status: int, code: str, message: str = "", headers: dict[str, str] | None = None) -> httpx.Response:
     body = {"error": {"code": code, "message": message or code, "details": []}}
     return httpx.Response(status, json=body, headers=headers)
 
@@ -347,6 +345,4 @@ class FakeServer:
             rows = sorted(rows + extra, key=lambda r: (r["ts"], r["metric"], r["unit"]))
         page = rows[offset : offset + limit]
         nxt = str(offset + limit) if offset + limit < len(rows) else None
-        return httpx.Response(
-            200, json={"device_id": device_id, "readings": page, "next_cursor": nxt}
-        )
+        return httpx.Response(200, json={"device_id": device_id, "readings": page, "next_cursor": nxt})

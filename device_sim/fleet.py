@@ -80,9 +80,7 @@ def load_tokens_file(path: str | Path) -> list[DeviceIdentity]:
         data = json.loads(p.read_text(encoding="utf-8"))
         rows = data["devices"] if isinstance(data, dict) else data
         return [
-            DeviceIdentity(
-                i, str(r["id"]), str(r.get("name", "")), str(r.get("type", "")), str(r["token"])
-            )
+            DeviceIdentity(i, str(r["id"]), str(r.get("name", "")), str(r.get("type", "")), str(r["token"]))
             for i, r in enumerate(rows)
         ]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -135,9 +133,7 @@ async def _admin_request(
     )
 
 
-async def _take_over(
-    api: Api, admin_token: str, device_id: str, body: dict[str, Any], deadline: float
-) -> str | None:
+async def _take_over(api: Api, admin_token: str, device_id: str, body: dict[str, Any], deadline: float) -> str | None:
     """A device our own earlier attempt created (its answer was lost): confirm it is the one we
     asked for, then rotate its token, since the first token was shown once and never arrived.
     None if the device is not ours."""
@@ -203,9 +199,7 @@ async def provision_device(
     raise ProvisionError(f"cannot provision device {index} ({dtype.name}): {last}")
 
 
-async def provision_fleet(
-    api: Api, cfg: SimConfig, types: Sequence[DeviceType]
-) -> tuple[list[DeviceIdentity], int]:
+async def provision_fleet(api: Api, cfg: SimConfig, types: Sequence[DeviceType]) -> tuple[list[DeviceIdentity], int]:
     """Identities for every device (reused from --tokens-file, the rest created).
 
     Returns (identities, number reused).
@@ -529,6 +523,7 @@ class Device:
             content=body.content,
             stats=self.stats,
             deadline=deadline,
+            ingest=True,
         )
 
     async def deliver(self, batch: Batch) -> bool:

@@ -78,9 +78,7 @@ def _fail(where: str, message: str) -> ProfileError:
     return ProfileError(f"{where}: {message}")
 
 
-def _check_keys(
-    raw: Mapping[str, Any], where: str, required: Sequence[str], optional: Sequence[str]
-) -> None:
+def _check_keys(raw: Mapping[str, Any], where: str, required: Sequence[str], optional: Sequence[str]) -> None:
     allowed = set(required) | set(optional)
     for key in raw:
         if key not in allowed:
@@ -353,14 +351,7 @@ class _Location(_Seeded[LocationSpec]):
 
 
 GeneratorSpec = (
-    ConstantSpec
-    | RandomWalkSpec
-    | SinusoidSpec
-    | DecaySpec
-    | CounterSpec
-    | BooleanSpec
-    | ChoiceSpec
-    | LocationSpec
+    ConstantSpec | RandomWalkSpec | SinusoidSpec | DecaySpec | CounterSpec | BooleanSpec | ChoiceSpec | LocationSpec
 )
 
 
@@ -698,8 +689,7 @@ def _parse_device_type(name: Any, raw: Any, where: str, decimals: int) -> Device
     if not isinstance(metrics_raw, Mapping) or not metrics_raw:
         raise _fail(f"{where}.metrics", "must be a non-empty mapping of metric name to spec")
     metrics = tuple(
-        _parse_metric(m_name, m_raw, f"{where}.metrics.{m_name}", decimals)
-        for m_name, m_raw in metrics_raw.items()
+        _parse_metric(m_name, m_raw, f"{where}.metrics.{m_name}", decimals) for m_name, m_raw in metrics_raw.items()
     )
     seen: set[str] = set()
     for spec in metrics:
@@ -738,8 +728,7 @@ def _parse_document(data: Any, source: str) -> Profile:
     if not isinstance(types_raw, Mapping) or not types_raw:
         raise _fail("device_types", "must be a non-empty mapping of type name to spec")
     types = tuple(
-        _parse_device_type(t_name, t_raw, f"device_types.{t_name}", decimals)
-        for t_name, t_raw in types_raw.items()
+        _parse_device_type(t_name, t_raw, f"device_types.{t_name}", decimals) for t_name, t_raw in types_raw.items()
     )
     if sum(t.weight for t in types) <= 0:
         raise _fail("device_types", "weights/counts must have a positive sum")

@@ -207,6 +207,7 @@ def build_report(
     started_at: str = "",
     verify: Mapping[str, Any] | None = None,
     transport: str = "http",
+    ingest_url: str = "",
     ws_url: str | None = None,
     wamp: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -220,6 +221,7 @@ def build_report(
         "devices": devices,
         "format": fmt,
         "transport": transport,
+        "ingest_url": ingest_url or url,  # where telemetry went: url, or a Function URL
         "ws_url": ws_url,
         "duration_s": round(duration_s, 3),
         **_counts(stats),

@@ -85,6 +85,7 @@ async def run_simulation(
         started_at=started_at,
         verify=verify_dict,
         transport=cfg.transport,
+        ingest_url=cfg.ingest_url or cfg.url,
         ws_url=cfg.ws_url if cfg.transport == "wamp" else None,
         wamp=wamp_section(merge_wamp_stats(d.wamp for d in wamp_devices)) if cfg.transport == "wamp" else None,
     )
@@ -94,6 +95,7 @@ def _api(cfg: SimConfig, transport: httpx.AsyncBaseTransport | None) -> Api:
     """The run's HTTP client: its timeout, concurrency and retry policy, retries jittered from the run's seed."""
     return Api(
         cfg.url,
+        ingest_url=cfg.ingest_url,
         timeout=cfg.timeout,
         concurrency=cfg.concurrency,
         policy=RetryPolicy(max_retries=cfg.max_retries, base=cfg.retry_base, cap=cfg.retry_cap),

@@ -151,6 +151,7 @@ class Api:
         self,
         base_url: str,
         *,
+        ingest_url: str | None = None,
         timeout: float = 10.0,
         concurrency: int = 64,
         policy: RetryPolicy | None = None,
@@ -160,6 +161,8 @@ class Api:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Telemetry may go through another door (a Function URL) than the rest of the API.
+        self.ingest_url = (ingest_url or base_url).rstrip("/")
         self.policy = policy or RetryPolicy()
         self.rng = rng or random.Random()
         self.sleep = sleep
@@ -185,8 +188,8 @@ class Api:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
+    def url(self, path: str, *, ingest: bool = False) -> str:
+        return f"{self.ingest_url if ingest else self.base_url}{path}"
 
     async def request(
         self,
@@ -200,17 +203,19 @@ class Api:
         stats: Stats | None = None,
         deadline: float | None = None,
         max_retries: int | None = None,
+        ingest: bool = False,
     ) -> SendResult:
         """Send one logical request, retrying retryable failures per the policy.
 
         Every attempt carries the same headers and body (so an Idempotency-Key is
         reused on retries). ``deadline`` (in ``clock()`` time) stops retrying early.
+        ``ingest``: a telemetry post, sent to the ingest door (``ingest_url``).
         """
         retries_allowed = self.policy.max_retries if max_retries is None else max_retries
         if json_body is not None:
             content = json.dumps(json_body, separators=(",", ":")).encode("utf-8")
             headers = {"Content-Type": "application/json", **(headers or {})}
-        url = self.url(path)
+        url = self.url(path, ingest=ingest)
         attempt = 0
         while True:
             attempt += 1
@@ -278,9 +283,7 @@ class Api:
         return _Retryable(status, data, parse_retry_after(response.headers.get("Retry-After")), kind, message)
 
     @staticmethod
-    def _gave_up(
-        status: int | None, data: Any, attempts: int, failure: str, message: str
-    ) -> SendResult:
+    def _gave_up(status: int | None, data: Any, attempts: int, failure: str, message: str) -> SendResult:
         code = error_code(status, data) if status is not None else failure
         return SendResult(Outcome.GAVE_UP, status, code, data, attempts, None, failure, message)
 

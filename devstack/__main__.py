@@ -29,12 +29,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         api_port=args.api_port,
         moto_port=args.moto_port,
         ws_port=args.ws_port,
+        function_url_port=args.function_url_port,
         stage=args.stage,
         state_dir=Path(args.state_dir),
         limits=Limits(max_active=args.max_requests, max_wait_s=args.max_wait),
     ) as stack:
         print(f"iotcloud local stack is up (stage {stack.stage})")
         print(f"  API:          {stack.api_url}")
+        print(f"  Function URL: {stack.function_url}  (device telemetry without API Gateway)")
         print(f"  Dashboard:    {stack.api_url}/dashboard  (sign in with the admin token)")
         print(f"  admin token:  {stack.admin_token}")
         print(f"  WebSocket:    {stack.ws_url}  (WAMP, subprotocol wamp.2.json, realm iotcloud)")
@@ -339,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--api-port", type=int, default=8000)
     up.add_argument("--moto-port", type=int, default=5000)
     up.add_argument("--ws-port", type=int, default=8001, help="the WebSocket (WAMP) API")
+    up.add_argument(
+        "--function-url-port", type=int, default=8002, help="the ingest function's Function URL (telemetry)"
+    )
     up.add_argument("--stage", default="dev")
     up.add_argument(
         "--max-requests", type=int, default=Limits.max_active, help="requests the API runs at once (%(default)s)"

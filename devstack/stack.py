@@ -70,6 +70,7 @@ class LocalStack:
     emulator: EventEmulator | None = None
     resources: dict[str, Any] = field(default_factory=dict)
     mail_sink: MailSink | None = None
+    function_url_port: int = 0  # the ingest function's Function URL (0: a free port)
     ws_port: int = 0  # the WebSocket API (0: a free port)
     ws_management_port: int = 0  # its @connections API (0: a free port)
     gateway: WebSocketGateway | None = None
@@ -80,12 +81,18 @@ class LocalStack:
     _moto: subprocess.Popen[bytes] | None = None
     _server: Any = None
     _server_thread: threading.Thread | None = None
+    _door: Any = None
     _clients: dict[str, Any] = field(default_factory=dict)
     _clients_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def api_url(self) -> str:
         return f"http://{HOST}:{self.api_port}"
+
+    @property
+    def function_url(self) -> str:
+        """The ingest function's Function URL: device telemetry without API Gateway."""
+        return f"http://{HOST}:{self.function_url_port}"
 
     @property
     def ws_url(self) -> str:
@@ -195,6 +202,10 @@ class LocalStack:
         self._server_thread = threading.Thread(target=self._server.server.serve_forever, name="api", daemon=True)
         self._server_thread.start()
         _wait_http(f"{self.api_url}/v1/openapi.json")
+        from devstack import function_url
+
+        self.function_url_port = self.function_url_port or free_port()
+        self._door, _ = function_url.serve(app, HOST, self.function_url_port, self.admission, self.stage)
 
     def client(self, service: str) -> Any:
         """The boto3 client of a service, pointed at this stack's moto (one per service: the
@@ -221,6 +232,7 @@ class LocalStack:
             pass
         return {
             "api_url": self.api_url,
+            "function_url": self.function_url,
             "admin_token": self.admin_token,
             "aws_endpoint_url": self.moto_url,
             "stage": self.stage,
@@ -241,6 +253,10 @@ class LocalStack:
             self.gateway = None
         if self.emulator is not None:
             self.emulator.stop()
+        if self._door is not None:
+            self._door.shutdown()
+            self._door.server_close()
+            self._door = None
         if self._server is not None:
             self._server.server.shutdown()
             self._server.server.server_close()

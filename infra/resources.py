@@ -13,7 +13,9 @@ make the same resources:
   by running `bootstrap_monitoring.ensure_monitoring` against stand-in clients that
   answer "nothing exists yet" and keep every write, each write then translated into
   its resource;
-- the SES identity of MAIL_FROM when reports are mailed through SES.
+- the SES identity of MAIL_FROM when reports are mailed through SES;
+- the ingest function's Function URL (auth NONE: the app checks the device token) and the
+  grants it needs, with JSON logs and platform lines at WARN on that hot path.
 
 It also rewires Chalice's event sources: a stream handler subscribes to the table's
 stream with `Fn::GetAtt` (Chalice writes the ARN it saw when it loaded app.py), a queue
@@ -327,6 +329,50 @@ def chalice_fixes(app: Chalice, stage: str, config_file: Path) -> dict[str, Any]
     return {"ApiHandlerLogGroup": {"Properties": {"LogGroupName": {"Fn::Sub": "/aws/lambda/${APIHandler}"}}}}
 
 
+# Platform lines (START, END, REPORT) are INFO: WARN keeps Lambda's own errors (timeouts, crashes)
+# and drops the ~270 bytes a request of lines nobody reads (Lambda's metrics hold the durations).
+HOT_PATH_LOGGING = {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}
+
+
+def function_url_resources(app: Chalice) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ingest function's public HTTPS URL (chalicelib/api/function_url.py): the URL, the two
+    grants a URL without IAM auth needs (since October 2025 lambda:InvokeFunctionUrl and
+    lambda:InvokeFunction, the latter only through the URL), its log settings; and the output."""
+    from chalicelib.api.function_url import FUNCTION_NAME  # the app's module: loaded with the app
+
+    if not any(f.name == FUNCTION_NAME for f in app.pure_lambda_functions):
+        return {}, {}
+    function = to_cfn_resource_name(FUNCTION_NAME)
+    target = {"Ref": function}
+    resources = {
+        function: {"Properties": {"LoggingConfig": HOT_PATH_LOGGING}},
+        f"{function}Url": {
+            "Type": "AWS::Lambda::Url",
+            "Properties": {"TargetFunctionArn": {"Fn::GetAtt": [function, "Arn"]}, "AuthType": "NONE"},
+        },
+        f"{function}UrlPermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunctionUrl",
+                "FunctionName": target,
+                "Principal": "*",
+                "FunctionUrlAuthType": "NONE",
+            },
+        },
+        f"{function}UrlInvokePermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": target,
+                "Principal": "*",
+                "InvokedViaFunctionUrl": True,
+            },
+        },
+    }
+    outputs = {"IngestFunctionUrl": {"Value": {"Fn::GetAtt": [f"{function}Url", "FunctionUrl"]}}}
+    return resources, outputs
+
+
 def merge_template(stage: str, config_file: Path = CHALICE_CONFIG, app: Chalice | None = None) -> dict[str, Any]:
     """The merge template of a stage."""
     settings = stage_settings(stage, config_file)
@@ -349,7 +395,9 @@ def merge_template(stage: str, config_file: Path = CHALICE_CONFIG, app: Chalice 
     if identity:
         resources["MailIdentity"] = {"Type": "AWS::SES::EmailIdentity", "Properties": {"EmailIdentity": identity}}
     app = app or load_app(stage, config_file)
-    overrides = {**event_source_overrides(app, settings, ids), **chalice_fixes(app, stage, config_file)}
+    door, door_outputs = function_url_resources(app)
+    outputs.update(door_outputs)
+    overrides = {**event_source_overrides(app, settings, ids), **chalice_fixes(app, stage, config_file), **door}
     clash = set(overrides) & set(resources)
     if clash:
         raise ValueError(f"logical ids used twice: {sorted(clash)}")

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from chalicelib.config import Settings, from_env
 
@@ -41,3 +42,21 @@ def stage_settings(
     """The Settings of a stage as deployed: its environment variables, then `overrides` over them
     (infra.bootstrap passes machine_aws_environment(): the operator's shell decides where resources go)."""
     return from_env({**stage_environment(stage, config_file), **(overrides or {})})
+
+
+def function_settings(function: str, stage: str = "dev", config_file: Path = CHALICE_CONFIG) -> dict[str, Any]:
+    """Memory, timeout and architecture of one function, as Chalice resolves them for a stage."""
+    from chalice.config import Config
+
+    config = Config(chalice_stage=stage, config_from_disk=json.loads(config_file.read_text()))
+    scoped = config.scope(stage, function)
+    return {
+        "memory_mb": int(scoped.lambda_memory_size),
+        "timeout_s": int(scoped.lambda_timeout),
+        "architecture": str(scoped.lambda_architecture or "x86_64"),
+    }
+
+
+def function_timeout_s(function: str, stage: str = "dev") -> int:
+    """How long one invocation of a function may run (its configured timeout)."""
+    return int(function_settings(function, stage)["timeout_s"])

@@ -23,12 +23,19 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from reliability.common import RESULTS, PartResult
+from reliability.common import DOORS, RESULTS, PartResult, part_name
 
 PARTS = ("bad_input", "auth", "fuzz", "faults", "load")
+# The parts that post device telemetry run once per door (the REST API, the Function URL).
+DOOR_PARTS = ("faults", "load")
 
 
-def _runner(name: str, args: argparse.Namespace) -> Callable[[Path], PartResult]:
+def _runs(parts: list[str], doors: list[str]) -> list[tuple[str, str]]:
+    """(part, door) in order: a telemetry part once per door, the others once."""
+    return [(name, door) for name in parts for door in (doors if name in DOOR_PARTS else ["api"])]
+
+
+def _runner(name: str, args: argparse.Namespace, door: str = "api") -> Callable[[Path], PartResult]:
     if name == "bad_input":
         from reliability import bad_input
 
@@ -45,12 +52,14 @@ def _runner(name: str, args: argparse.Namespace) -> Callable[[Path], PartResult]
         from reliability import fault_run
 
         return lambda work: fault_run.run(
-            work, seed=args.seed, devices=args.fault_devices, duration=args.fault_duration
+            work, seed=args.seed, devices=args.fault_devices, duration=args.fault_duration, door=door
         )
     if name == "load":
         from reliability import load
 
-        return lambda work: load.run(work, devices=args.load_devices, duration=args.load_duration, seed=args.seed)
+        return lambda work: load.run(
+            work, devices=args.load_devices, duration=args.load_duration, seed=args.seed, door=door
+        )
     raise ValueError(f"unknown part {name!r}")
 
 
@@ -60,9 +69,11 @@ def _summary(result: PartResult) -> str:
         "bad input": ["distinct_cases", "requests_sent", "passed", "answers_by_status"],
         "auth matrix": ["routes", "callers", "requests", "passed", "cross_device_leaks"],
         "fuzzing": ["operations", "test_cases", "failures", "server_errors", "schema_mismatches"],
-        "faults": ["acked", "stored", "archived", "lost", "duplicated", "answers_200", "answers_503", "injected"],
-        "load": ["devices", "readings_per_second", "latency_ms", "answers_503", "server_errors", "lost"],
-    }.get(result.name, list(figures))
+        "faults": [
+            "door", "acked", "stored", "archived", "lost", "duplicated", "answers_200", "answers_503", "injected",
+        ],  # fmt: skip
+        "load": ["door", "devices", "readings_per_second", "latency_ms", "answers_503", "server_errors", "lost"],
+    }.get(result.name.split(" (")[0], list(figures))
     return "\n".join(f"{k}: {_short(figures[k])}" for k in keys if k in figures)
 
 
@@ -96,6 +107,11 @@ def _print(console: Console, results: list[PartResult], elapsed: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__)
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of: {', '.join(PARTS)}")
+    parser.add_argument(
+        "--doors",
+        default=",".join(DOORS),
+        help=f"where {' and '.join(DOOR_PARTS)} post telemetry, comma-separated, of: {', '.join(DOORS)}",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fuzz-examples", type=int, default=25, help="schemathesis examples per operation")
     parser.add_argument("--fault-devices", type=int, default=20)
@@ -108,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         parser.error(f"unknown parts: {', '.join(unknown)}")
+    doors = [d.strip() for d in args.doors.split(",") if d.strip()]
+    if not doors or any(d not in DOORS for d in doors):
+        parser.error(f"--doors takes {', '.join(DOORS)}")
 
     work = RESULTS / "reliability"
     shutil.rmtree(work, ignore_errors=True)
@@ -117,16 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 150)
     started = time.monotonic()
     results: list[PartResult] = []
-    for name in parts:
-        console.print(f"[bold]{name}[/] ...", highlight=False)
+    for name, door in _runs(parts, doors):
+        label = part_name(name, door)
+        folder = label.replace(" (", "-").rstrip(")")
+        console.print(f"[bold]{label}[/] ...", highlight=False)
         part_started = time.monotonic()
         try:
             # The local server prints a traceback for every client that hung up early: keep them in a file.
-            with open(work / f"{name}.stderr.log", "w") as stderr, contextlib.redirect_stderr(stderr):
-                result = _runner(name, args)(work / name)
+            with open(work / f"{folder}.stderr.log", "w") as stderr, contextlib.redirect_stderr(stderr):
+                result = _runner(name, args, door)(work / folder)
         except Exception as e:  # a part that cannot run has failed; the others still run
-            logging.getLogger("reliability").exception("part %s failed to run", name)
-            result = PartResult(name)
+            logging.getLogger("reliability").exception("part %s failed to run", label)
+            result = PartResult(label)
             result.fail(f"could not run: {type(e).__name__}: {e}")
         result.elapsed_s = time.monotonic() - part_started
         verdict = "passed" if result.ok else "FAILED"

@@ -269,13 +269,29 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+# Where devices post telemetry: the REST API, or the ingest function's Function URL.
+DOORS = ("api", "function-url")
+
+
+def ingest_url(stack: LocalStack, door: str) -> str:
+    """The base URL of a door of the stack."""
+    if door not in DOORS:
+        raise ValueError(f"unknown door {door!r}")
+    return stack.function_url if door == "function-url" else stack.api_url
+
+
+def part_name(name: str, door: str) -> str:
+    """A part's name in the results: the API door's plain, the other door's with its name."""
+    return name if door == "api" else f"{name} ({door})"
+
+
 def run_simulator(
-    stack: LocalStack, report: Path, args: list[str], timeout: float, log: Path | None = None
+    stack: LocalStack, report: Path, args: list[str], timeout: float, log: Path | None = None, door: str = "api"
 ) -> tuple[int, dict[str, Any]]:
-    """Run `python -m device_sim` against the stack; its exit code and JSON report."""
+    """Run `python -m device_sim` against the stack, posting telemetry through `door`; its exit code and report."""
     command = [
         sys.executable, "-m", "device_sim", "--url", stack.api_url, "--admin-token", stack.admin_token,
-        "--report", str(report), "--no-progress", *args,
+        "--ingest-url", ingest_url(stack, door), "--report", str(report), "--no-progress", *args,
     ]  # fmt: skip
     with open(log or report.with_suffix(".log"), "wb") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False, cwd=ROOT)

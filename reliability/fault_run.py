@@ -8,7 +8,8 @@ simulator (with duplicates) runs with --verify; then the stream is drained and t
 counts are reconciled: what the simulator got acknowledged, what DynamoDB holds, what the S3
 archive holds (read with DuckDB). acked == stored == archived, nothing lost, nothing twice.
 The app answers 200 (after its own retries) or 503 with Retry-After (the simulator retries);
-its retries absorb most of the 30 %, so one post runs while every UpdateItem is throttled.
+its retries absorb most of the 30 %, so one post runs while every DynamoDB write fails.
+The part runs once per door: the REST API, and the ingest function's Function URL.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from devstack.faults import FaultPlan, FaultStats
 from devstack.stack import LocalStack
-from reliability.common import Client, PartResult, local_stack, run_simulator
+from reliability.common import Client, PartResult, ingest_url, local_stack, part_name, run_simulator
 from reliability.reconcile import Reconciliation, check_reconciled, reconcile
 
 HOUR_MS = 3_600_000
@@ -51,15 +52,17 @@ def _multi_hour_post(client: Client, token: str, round_: int) -> tuple[set[tuple
 
 
 def _storm_post(client: Client, plan: FaultPlan, token: str) -> tuple[set[tuple[str, int]], int]:
-    """A post while every UpdateItem is throttled: the app's retries (its 30 % faults they absorb)
-    run out within the request's budget, so the device sees 503 + Retry-After; its retry is acked."""
+    """A post while every DynamoDB write fails (BatchWriteItem and UpdateItem): the app's retries (its
+    30 % faults they absorb) run out within the request's budget, so the device sees 503 + Retry-After;
+    its retry is acked."""
     ts = int(time.time() * 1000) - 60_000
     body = {"ts": ts, "values": {"storm": 1}}
-    rate, plan.update_rate = plan.update_rate, 1.0
+    rates = plan.update_rate, plan.batch_write_rate
+    plan.update_rate = plan.batch_write_rate = 1.0
     try:
         first = client.request("POST", "/v1/telemetry", token, body, headers={"Idempotency-Key": "faults-storm"})
     finally:
-        plan.update_rate = rate
+        plan.update_rate, plan.batch_write_rate = rates
     if first.status_code != 503 or "retry-after" not in first.headers:
         raise RuntimeError(f"a post during the storm was answered {first.status_code}, not 503 with Retry-After")
     refused = 1 + _post_until_acked(client, token, body, key="faults-storm")
@@ -86,11 +89,16 @@ class _Probe:
         self.posts += 1
 
 
-def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0) -> PartResult:
-    result = PartResult("faults")
+def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0, door: str = "api") -> PartResult:
+    """The faults part, every post (the simulator's and the probe's) through `door` (reliability.common.DOORS)."""
+    result = PartResult(part_name("faults", door))
     plan = FaultPlan(seed=seed)
-    with local_stack(work / "stack", faults=plan) as stack, Client(stack.api_url, stack.admin_token) as client:
-        probe = client.create_device("faults-hours")
+    with (
+        local_stack(work / "stack", faults=plan) as stack,
+        Client(stack.api_url, stack.admin_token) as admin,
+        Client(ingest_url(stack, door), stack.admin_token) as client,
+    ):
+        probe = admin.create_device("faults-hours")
         # Multi-hour posts first: BatchWriteItem calls of several items (partly processed faults need
         # them) and archiver batches of several partitions (the crash needs one).
         posted = _Probe(*_storm_post(client, plan, probe["token"]))
@@ -101,7 +109,7 @@ def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0) ->
             "--devices", str(devices), "--duration", str(duration), "--interval", "0.5", "--batch", "5",
             "--duplicate-rate", "0.05", "--max-retries", "8", "--seed", str(seed), "--verify",
         ]  # fmt: skip
-        sim_exit, sim = run_simulator(stack, report_path, args, timeout=duration + 600)
+        sim_exit, sim = run_simulator(stack, report_path, args, timeout=duration + 600, door=door)
         delivered = _drain(stack)
         for round_ in range(MULTI_HOUR_POSTS, MULTI_HOUR_POSTS + 3):  # no crash yet: another multi-hour batch
             if plan.stats.crashes:
@@ -114,6 +122,7 @@ def run(work: Path, seed: int = 1, devices: int = 20, duration: float = 30.0) ->
         pumps = {p.name: vars(p.stats) for p in stack.emulator.pumps}
     stats = plan.stats
     result.figures = {
+        "door": door,
         "devices": devices,
         "duration_s": duration,
         **_counts(sim, posted, probe_stored, rec),

@@ -1,28 +1,30 @@
 """Load: 500 simulated devices for 60 s against a local stack; no 5xx, nothing lost; latency percentiles.
 
-The simulator provisions the fleet, then every device posts a record every second in
-batches of 10 (the defaults), with --verify reading everything back. The stream is then
-drained and the readings table and the S3 archive are reconciled with what was acknowledged.
-A 503 (with Retry-After) is the stack saying it is overloaded and is retried by the devices;
-any other 5xx fails the part, and so does a single acknowledged reading missing.
+The part runs once per door (the REST API, the Function URL). The simulator provisions the
+fleet, then every device posts a record every second in batches of 10 (the defaults), with
+--verify reading everything back. The stream is then drained and the readings table and the
+S3 archive are reconciled with what was acknowledged. A 503 (with Retry-After) is the stack
+saying it is overloaded and is retried by the devices; any other 5xx fails the part, and so
+does a single acknowledged reading missing.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from reliability.common import PartResult, local_stack, run_simulator
+from reliability.common import PartResult, local_stack, part_name, run_simulator
 from reliability.reconcile import check_reconciled, reconcile
 
 
-def run(work: Path, devices: int = 500, duration: float = 60.0, seed: int = 1) -> PartResult:
-    result = PartResult("load")
+def run(work: Path, devices: int = 500, duration: float = 60.0, seed: int = 1, door: str = "api") -> PartResult:
+    """The load part, the devices posting through `door` (reliability.common.DOORS)."""
+    result = PartResult(part_name("load", door))
     with local_stack(work / "stack") as stack:
         args = [
             "--devices", str(devices), "--duration", str(duration), "--interval", "1", "--batch", "10",
             "--seed", str(seed), "--verify",
         ]  # fmt: skip
-        sim_exit, sim = run_simulator(stack, work / "simulator.json", args, timeout=duration + 900)
+        sim_exit, sim = run_simulator(stack, work / "simulator.json", args, timeout=duration + 900, door=door)
         assert stack.emulator is not None
         delivered = stack.emulator.drain(timeout=300)
         rec = reconcile(stack, work)
@@ -31,6 +33,7 @@ def run(work: Path, devices: int = 500, duration: float = 60.0, seed: int = 1) -
     acked = int(sim.get("readings_acked") or 0)
     sent_duration = float(sim.get("duration_s") or duration)
     result.figures = {
+        "door": door,
         "devices": devices,
         "duration_s": duration,
         "send_duration_s": round(sent_duration, 1),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -58,6 +60,22 @@ def aws() -> Iterator[None]:
         wiring.reset()
 
 
+@dataclass(frozen=True)
+class DoorAnswer:
+    """A Function URL answer as the tests read HTTP answers: status, headers, body bytes."""
+
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    @classmethod
+    def of(cls, answer: dict[str, Any]) -> DoorAnswer:
+        assert set(answer) <= {"statusCode", "headers", "body", "isBase64Encoded", "cookies"}, answer
+        body = answer.get("body") or ""
+        data = base64.b64decode(body) if answer.get("isBase64Encoded") else body.encode()
+        return cls(int(answer["statusCode"]), dict(answer.get("headers") or {}), data)
+
+
 class Api:
     """A thin helper over chalice.test.Client speaking JSON with bearer tokens."""
 
@@ -82,6 +100,36 @@ class Api:
             h["Content-Type"] = content_type
         payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
         return self.client.http.request(method, path, headers=h, body=payload)
+
+    def door(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> DoorAnswer:
+        """The same request through the Function URL door: the `ingest` function given the
+        Function URL's event (payload format 2.0), as AWS invokes it, with its configured timeout
+        (chalice.test's invoke gives every function 3 s, less than one DynamoDB attempt's budget)."""
+        from chalice.local import LambdaContext
+
+        from app import app
+        from chalicelib.api.function_url import FUNCTION_NAME, function_url_event
+        from infra.stages import function_timeout_s
+
+        h = dict(headers or {})
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        if content_type is not None and (body is not None or raw is not None):
+            h["Content-Type"] = content_type
+        payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        raw_path, _, raw_query = path.partition("?")
+        event = function_url_event(method, raw_path, raw_query, h, payload)
+        context = LambdaContext(FUNCTION_NAME, memory_size=0, max_runtime_ms=function_timeout_s(FUNCTION_NAME) * 1000)
+        return DoorAnswer.of(app.handler_map[FUNCTION_NAME](event, context))
 
     def create_device(self, name: str = "sensor", **extra: Any) -> dict[str, Any]:
         answer = self.request("POST", "/v1/devices", self.admin, {"name": name, **extra})

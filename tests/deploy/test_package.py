@@ -283,3 +283,44 @@ def test_zip_runs_on_a_runtime_that_has_only_boto3(packaged: Path, tmp_path: Pat
     # the request id the middleware bound from the Lambda context, the extra field, the logger
     assert served["request_id"] == "1" and served["route"] == "/v1/openapi.json" and served["logger"] == "iotcloud"
     assert not set(result["modules"]) & {"duckdb", "yaml", "jsonschema", "moto", "httpx", "rich", "cryptography"}
+
+
+def test_the_ingest_function_has_a_public_url_with_both_grants_and_quiet_platform_logs(sam: dict[str, Any]) -> None:
+    resources = sam["Resources"]
+    ingest = resources["Ingest"]
+    assert ingest["Properties"]["Handler"] == "app.ingest"
+    assert ingest["Properties"]["LoggingConfig"] == {
+        "LogFormat": "JSON",
+        "ApplicationLogLevel": "INFO",
+        "SystemLogLevel": "WARN",
+    }
+    urls = {k: v for k, v in resources.items() if v["Type"] == "AWS::Lambda::Url"}
+    assert list(urls.values()) == [
+        {
+            "Type": "AWS::Lambda::Url",
+            "Properties": {"TargetFunctionArn": {"Fn::GetAtt": ["Ingest", "Arn"]}, "AuthType": "NONE"},
+        }
+    ]
+    grants = sorted(
+        (
+            v["Properties"]["Action"],
+            json.dumps({k: p for k, p in v["Properties"].items() if k != "Action"}, sort_keys=True),
+        )
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::Permission" and v["Properties"].get("FunctionName") == {"Ref": "Ingest"}
+    )
+    assert grants == [
+        (
+            "lambda:InvokeFunction",
+            json.dumps(
+                {"FunctionName": {"Ref": "Ingest"}, "InvokedViaFunctionUrl": True, "Principal": "*"}, sort_keys=True
+            ),
+        ),
+        (
+            "lambda:InvokeFunctionUrl",
+            json.dumps(
+                {"FunctionName": {"Ref": "Ingest"}, "FunctionUrlAuthType": "NONE", "Principal": "*"}, sort_keys=True
+            ),
+        ),
+    ]
+    assert sam["Outputs"]["IngestFunctionUrl"] == {"Value": {"Fn::GetAtt": [next(iter(urls)), "FunctionUrl"]}}

@@ -20,13 +20,18 @@ from devstack.stack import LocalStack, free_port
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("fmt", ["json", "senml-xml"])
-def test_fleet_with_faults_loses_nothing_and_archives_everything_once(tmp_path: Path, fmt: str) -> None:
+# Both doors: the REST API, and the ingest function's Function URL (the ThingsBoard shape puts
+# the token in the path, the others in the Authorization header).
+@pytest.mark.parametrize(
+    ("fmt", "door"), [("json", "api"), ("senml-xml", "api"), ("json", "function-url"), ("thingsboard", "function-url")]
+)
+def test_fleet_with_faults_loses_nothing_and_archives_everything_once(tmp_path: Path, fmt: str, door: str) -> None:
     report = tmp_path / "report.json"
     with LocalStack(api_port=free_port(), moto_port=free_port(), state_dir=tmp_path) as stack:
+        ingest = ["--ingest-url", stack.function_url] if door == "function-url" else []
         command = [
             sys.executable, "-m", "device_sim",
-            "--url", stack.api_url, "--admin-token", stack.admin_token,
+            "--url", stack.api_url, "--admin-token", stack.admin_token, *ingest,
             "--devices", "12", "--count", "40", "--interval", "0.05", "--batch", "10", "--format", fmt,
             "--duplicate-rate", "0.2", "--malformed-rate", "0.2", "--clock-skew", "900", "--skew-rate", "0.25",
             "--burst-rate", "0.2", "--seed", "5", "--no-progress", "--verify", "--report", str(report),
@@ -34,6 +39,7 @@ def test_fleet_with_faults_loses_nothing_and_archives_everything_once(tmp_path: 
         done = subprocess.run(command, capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stdout + done.stderr
         result = json.loads(report.read_text())
+        assert result["ingest_url"] == (stack.function_url if door == "function-url" else stack.api_url)
         assert result["verify"]["missing"] == 0
         assert result["verify"]["duplicated"] == 0
         assert result["server_errors"] == 0

@@ -34,7 +34,21 @@ def post_thingsboard(api: Any, device: dict[str, Any], raw: bytes, content_type:
     return api.request("POST", f"/api/v1/{device['token']}/telemetry", None, raw=raw, content_type=content_type)
 
 
-ROUTES = {"native": post_native, "thingsboard": post_thingsboard}
+def post_door_native(api: Any, device: dict[str, Any], raw: bytes, content_type: str | None) -> Any:
+    return api.door("POST", "/v1/telemetry", device["token"], raw=raw, content_type=content_type)
+
+
+def post_door_thingsboard(api: Any, device: dict[str, Any], raw: bytes, content_type: str | None) -> Any:
+    return api.door("POST", f"/api/v1/{device['token']}/telemetry", None, raw=raw, content_type=content_type)
+
+
+# Both paths through both doors: the REST API and the Function URL (chalicelib/api/function_url.py).
+ROUTES = {
+    "native": post_native,
+    "thingsboard": post_thingsboard,
+    "door-native": post_door_native,
+    "door-thingsboard": post_door_thingsboard,
+}
 
 
 def post_ok(
