@@ -61,4 +61,5 @@ def test_every_event_handler_in_app_is_one_call_into_a_job() -> None:
     for handler in handlers:
         assert len(handler.body) == 1, handler.name
         calls = [ast.unparse(n.func) for n in ast.walk(handler.body[0]) if isinstance(n, ast.Call)]
-        assert any(c.startswith("wiring.") for c in calls), handler.name
+        # The Function URL door hands its HTTP event to the app's own routes, not to a job.
+        assert any(c.startswith("wiring.") for c in calls) or calls == ["function_url.handle"], handler.name
