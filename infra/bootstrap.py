@@ -67,6 +67,11 @@ QUEUE_ATTRIBUTES = {"VisibilityTimeout": "180", "SqsManagedSseEnabled": "true"}
 STREAM_ARN_VARIABLE = "READINGS_STREAM_ARN"
 ADMIN_HASHES_VARIABLE = "ADMIN_TOKEN_HASHES"
 BATCH_FAILURES = ["ReportBatchItemFailures"]
+# Concurrent batches per stream shard (Lambda's maximum, 10). Records of one partition key (a
+# device) still go in order to one batch at a time, so per-device order holds; a shard's
+# throughput is no longer one consumer invocation's (bench capacity: the live handler per shard).
+STREAM_PARALLELIZATION = 10
+STREAM_SOURCES = ("dynamodb_event", "kinesis_event")
 _NOT_FOUND = {
     "ResourceNotFoundException",
     "ResourceNotFound",
@@ -622,15 +627,22 @@ def deployed_event_sources(stage: str, project_dir: Path) -> list[dict[str, Any]
 
 
 def report_batch_failures(lambda_client: Any, mappings: list[dict[str, Any]]) -> list[str]:
-    """Make stream and queue mappings honour `batchItemFailures` (Chalice leaves it off)."""
+    """Make stream and queue mappings honour `batchItemFailures`, and stream mappings take
+    STREAM_PARALLELIZATION batches per shard at once (Chalice sets neither)."""
     done = []
     for mapping in mappings:
         uuid = mapping["event_uuid"]
         current = lambda_client.get_event_source_mapping(UUID=uuid)
-        if BATCH_FAILURES[0] in current.get("FunctionResponseTypes", []):
+        changes: dict[str, Any] = {}
+        if BATCH_FAILURES[0] not in current.get("FunctionResponseTypes", []):
+            changes["FunctionResponseTypes"] = BATCH_FAILURES
+        stream = mapping.get("resource_type") in STREAM_SOURCES
+        if stream and current.get("ParallelizationFactor", 1) != STREAM_PARALLELIZATION:
+            changes["ParallelizationFactor"] = STREAM_PARALLELIZATION
+        if not changes:
             continue
-        lambda_client.update_event_source_mapping(UUID=uuid, FunctionResponseTypes=BATCH_FAILURES)
-        done.append(f"{mapping['name']}: FunctionResponseTypes {BATCH_FAILURES}")
+        lambda_client.update_event_source_mapping(UUID=uuid, **changes)
+        done.append(f"{mapping['name']}: " + ", ".join(f"{k} {v}" for k, v in changes.items()))
     return done
 
 

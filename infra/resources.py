@@ -20,7 +20,8 @@ make the same resources:
 It also rewires Chalice's event sources: a stream handler subscribes to the table's
 stream with `Fn::GetAtt` (Chalice writes the ARN it saw when it loaded app.py), a queue
 handler to the queue, and stream and queue mappings get
-`FunctionResponseTypes: [ReportBatchItemFailures]`, which Chalice does not set.
+`FunctionResponseTypes: [ReportBatchItemFailures]` and stream mappings `ParallelizationFactor`
+(bootstrap.STREAM_PARALLELIZATION), which Chalice does not set.
 Tables and bucket are kept when the stack is deleted (DeletionPolicy Retain):
 `python -m infra.bootstrap teardown` removes them.
 """
@@ -43,6 +44,7 @@ from chalicelib.domain.scaling.targets import load_targets_config
 from infra.bootstrap import (
     ARCHIVE_LIFECYCLE,
     BATCH_FAILURES,
+    STREAM_PARALLELIZATION,
     BUCKET_ENCRYPTION,
     PUBLIC_ACCESS_BLOCK,
     QUEUE_ATTRIBUTES,
@@ -304,6 +306,7 @@ def event_source_overrides(app: Chalice, settings: Settings, tables: dict[str, s
             table = source.stream_arn.split(":table/", 1)[-1].split("/stream/", 1)[0]
             if table in tables:
                 properties["Stream"] = {"Fn::GetAtt": [tables[table], "StreamArn"]}
+            properties["ParallelizationFactor"] = STREAM_PARALLELIZATION
         elif isinstance(source, SQSEventConfig):
             kind = "sqs"
             # Chalice writes the queue's ARN with Fn::Sub from its name, and a deep merge

@@ -166,7 +166,9 @@ def test_post_deploy_makes_chalices_mappings_report_batch_item_failures(
     project = ["--stage", "test", "--config", str(stage_config), "--project-dir", str(stage_config.parent.parent)]
 
     assert main(["post-deploy", *project]) == 0
-    assert "FunctionResponseTypes ['ReportBatchItemFailures']" in capsys.readouterr().out
-    assert lam.get_event_source_mapping(UUID=uuid)["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "FunctionResponseTypes ['ReportBatchItemFailures'], ParallelizationFactor 10" in capsys.readouterr().out
+    mapping = lam.get_event_source_mapping(UUID=uuid)
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ParallelizationFactor"] == 10
     assert main(["post-deploy", *project]) == 0
     assert "no changes" in capsys.readouterr().out

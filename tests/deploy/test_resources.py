@@ -183,6 +183,7 @@ def test_event_sources_subscribe_to_declared_resources_and_report_batch_failures
         event = function["Properties"]["Events"][to_cfn_resource_name(f"{source.name}-{kind}-event-source")]
         assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         if kind == "dynamodb":
+            assert event["Properties"]["ParallelizationFactor"] == 10
             table, attribute = event["Properties"]["Stream"]["Fn::GetAtt"]
             assert attribute == "StreamArn"
             assert "StreamSpecification" in resources[table]["Properties"]
