@@ -44,10 +44,10 @@ from chalicelib.domain.scaling.targets import load_targets_config
 from infra.bootstrap import (
     ARCHIVE_LIFECYCLE,
     BATCH_FAILURES,
-    STREAM_PARALLELIZATION,
     BUCKET_ENCRYPTION,
     PUBLIC_ACCESS_BLOCK,
     QUEUE_ATTRIBUTES,
+    STREAM_PARALLELIZATION,
     _key_schema,
     mail_identity,
     stage_tables,
