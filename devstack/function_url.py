@@ -35,9 +35,13 @@ class FunctionUrlServer(ThreadingHTTPServer):
         settings = function_settings(FUNCTION_NAME, stage)
         self.memory_mb = int(settings["memory_mb"])
         self.timeout_ms = int(settings["timeout_s"]) * 1000
+        self.invocations = 0  # requests that reached the function (tests check the door was used)
+        self._count = threading.Lock()
         super().__init__(address, FunctionUrlHandler)
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        with self._count:
+            self.invocations += 1
         context = LambdaContext(FUNCTION_NAME, self.memory_mb, max_runtime_ms=self.timeout_ms)
         answer: dict[str, Any] = self.handler(event, context)
         return answer

@@ -95,6 +95,11 @@ class LocalStack:
         return f"http://{HOST}:{self.function_url_port}"
 
     @property
+    def function_url_invocations(self) -> int:
+        """Requests the Function URL has handed to the ingest function so far."""
+        return int(self._door.invocations) if self._door is not None else 0
+
+    @property
     def ws_url(self) -> str:
         return f"ws://{HOST}:{self.ws_port}"
 

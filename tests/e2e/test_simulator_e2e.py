@@ -40,6 +40,8 @@ def test_fleet_with_faults_loses_nothing_and_archives_everything_once(tmp_path: 
         assert done.returncode == 0, done.stdout + done.stderr
         result = json.loads(report.read_text())
         assert result["ingest_url"] == (stack.function_url if door == "function-url" else stack.api_url)
+        # Every telemetry post went through the chosen door, and only those.
+        assert stack.function_url_invocations == (result["requests"] if door == "function-url" else 0)
         assert result["verify"]["missing"] == 0
         assert result["verify"]["duplicated"] == 0
         assert result["server_errors"] == 0
