@@ -19,6 +19,7 @@ from chalicelib.adapters.readings import ReadingStore
 from chalicelib.adapters.retry import Budget, RetryPolicy, budget_scope
 from chalicelib.config import Settings, settings
 from chalicelib.domain.auth import Authenticator, TicketCheck, session_key
+from chalicelib.domain.state import DeviceStates
 
 # Collaborators that only some handlers use are imported inside their factories, when first
 # built, so the API function's cold start (telemetry ingestion) does not pay for alerts, WAMP,
@@ -88,9 +89,21 @@ def readings() -> ReadingStore:
 
 
 @component
+def device_states() -> DeviceStates:
+    """Exact state reads and the live stream's folds, over the device items and the chunk tail."""
+    return DeviceStates(devices(), readings(), retention_ms=bound_settings().retention_days * 86_400_000)
+
+
+@component
 def authenticator() -> Authenticator:
     s = bound_settings()
-    return Authenticator(devices().find_by_token_hash, s.admin_token_hashes, s.auth_cache_ttl_seconds)
+    repository = devices()
+    return Authenticator(
+        repository.find_by_token_hash,
+        s.admin_token_hashes,
+        s.auth_cache_ttl_seconds,
+        device_lookup=repository.find_credential,
+    )
 
 
 # boto3 clients are thread-safe but building one is not cheap (it parses the service model) and
@@ -284,14 +297,17 @@ def _publish_alert(topic: str, kwargs: dict[str, Any]) -> None:
 def alert_jobs() -> AlertJobs:
     from chalicelib.jobs.alerts import AlertJobs
 
-    return AlertJobs(alerts(), devices(), alert_mailer(), _publish_alert, bound_settings().mail_from)
+    return AlertJobs(
+        alerts(), devices(), alert_mailer(), _publish_alert, bound_settings().mail_from,
+        exact_last_seen=device_states().last_seen,
+    )  # fmt: skip
 
 
 @component
 def live_stream() -> LiveStream:
     from chalicelib.jobs.live import LiveStream
 
-    return LiveStream(alert_jobs(), realtime())
+    return LiveStream(alert_jobs(), realtime(), device_states())
 
 
 # The boto3 clients the app's handlers use (Capacities' autoscaling/dynamodb are the report's).
