@@ -20,7 +20,7 @@ COMPARISONS = {
     "<=": "LessThanOrEqualToThreshold",
 }
 DASHBOARD_METRICS = (
-    ("IngestRequests", "Sum"),
+    ("BatchSize", "SampleCount"),  # ingest requests
     ("ReadingsIngested", "Sum"),
     ("RejectedRequests", "Sum"),
     ("BatchSize", "Average"),
