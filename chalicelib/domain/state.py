@@ -143,12 +143,14 @@ class DeviceStates:
     def fold(self, device_id: str, now_ms: int | None = None) -> FoldedState:
         """Fold every stored chunk of the device into its item; returns what is stored.
 
-        Strongly consistent reads, so the mark covers every chunk committed before the read;
-        a write that loses a race (the guard of save_fold) reads and merges again. Raises
+        The chunks are read strongly consistent, so the mark covers every chunk committed before
+        the read. The item is read eventually consistent first (half the read units): a stale
+        item only makes the tail longer, and the write's guard (save_fold) refuses to overwrite
+        what it did not read; then it is read again, consistently, and merged again. Raises
         StorageUnavailableError (the stream batch is retried: folding again is harmless).
         """
-        for _ in range(FOLD_RETRIES):
-            before = self.devices.folded(device_id, consistent=True)
+        for attempt in range(FOLD_RETRIES):
+            before = self.devices.folded(device_id, consistent=attempt > 0)
             tail = self.chunks.tail(device_id, _tail_bucket(before, now_ms, self.retention_ms), consistent=True)
             after = merge(before, tail)
             if after == before or self.devices.save_fold(before, after):
