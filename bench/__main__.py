@@ -128,6 +128,14 @@ def live_read_units(chunked: dict[str, Any]) -> float:
     return float(live["read_units"] / live["records"])
 
 
+def write_units_line(designs: dict[str, Any]) -> str:
+    """Write units per request where they happen: the chunk items, the request's state update, the folds."""
+    d = designs["chunked"]
+    request_path = d["dynamodb_calls_per_request"].get("UpdateItem", 0) * d["device_update_write_units"]
+    folds = d["stream"]["live"]["fold_write_units_per_request"]
+    return f"{d['item_write_units_per_request']:.2f} + {request_path:.2f} + {folds:.2f}"
+
+
 def print_measure(console: Console, measured: dict[str, Any]) -> None:
     t = table(
         "measured per request, in process (moto), token cache off",
@@ -154,18 +162,25 @@ def print_measure(console: Console, measured: dict[str, Any]) -> None:
         "chunk items / request (max)",
         lambda d: f"{d['chunked']['items_per_request']:.2f} ({d['chunked']['max_chunks_per_request']})",
     )
-    row(
-        "write units / request: items + state",
-        lambda d: (
-            f"{d['chunked']['item_write_units_per_request']:.2f} + {d['chunked']['device_update_write_units']:.0f}"
-        ),
-    )
+    row("write units / request: items + state (request path) + state (live folds)", write_units_line)
     row("write units / request (naive items)", lambda d: f"{d['naive']['item_write_units_per_request']:.0f}")
     row("live handler ms / stream record", lambda d: f"{d['chunked']['stream']['live']['ms_per_record']:.2f}")
     row("live read units / stream record", lambda d: f"{live_read_units(d['chunked']):.2f}")
     row("archiver ms / stream record", lambda d: f"{d['chunked']['stream']['archive']['ms_per_record']:.2f}")
     row("EMF log bytes / request", lambda d: f"{d['chunked']['emf_log_bytes_per_request']:.0f}")
     console.print(t)
+
+
+def print_state_reads(console: Console, reads: dict[str, Any]) -> None:
+    """The read side of the folded state (model.state_read_costs): one line."""
+    fold = reads["fold"]
+    console.print(
+        f"state reads: exact GET state {reads['rru_per_state_read']:.2f} RRU (max {reads['rru_per_state_read_max']:g}),"
+        f" a {reads['dashboard_page_devices']}-device fleet page {reads['rru_per_dashboard_page']:g} RRU;"
+        f" DynamoDB USD per million: state reads {usd(reads['dynamodb_usd_per_million_state_reads'])},"
+        f" fleet pages {usd(reads['dynamodb_usd_per_million_dashboard_pages'])}"
+        f" (folded every {fold['fold_interval_ms'] // 60_000} min, late bound {fold['late_fold_ms'] // 60_000} min)"
+    )
 
 
 def print_cost(console: Console, figures: dict[str, Any]) -> None:
@@ -474,6 +489,7 @@ def _run_sections(run: _Run, only: set[str]) -> None:
             job = {**model.job_outputs_per_reading(), "cpu_s_per_million_readings": job_cpu}
             figures.update(model.costs(figures["measure"], job))
             print_cost(run.console, figures)
+            print_state_reads(run.console, figures["state_reads"])
             print_waiting_device(run.console, figures["waiting_device"])
     if "cold_start" in only:
         figures["cold_start"] = timed("cold_start", coldstart.run)

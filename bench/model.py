@@ -24,6 +24,7 @@ from chalicelib.domain.costs import (
     prices,
     tiered_cost,
 )
+from chalicelib.domain.state import FOLD_INTERVAL_MS, LATE_FOLD_MS, MAX_REQUEST_MS
 
 ROOT = Path(__file__).resolve().parent.parent
 MILLION = 1_000_000
@@ -50,13 +51,22 @@ ASSUMPTIONS = [
     "Token lookups: the 5 s cache never hits at one request a minute or less per device: every request reads the "
     "token index (eventually consistent Query) and the device item (consistent GetItem), read units from the items "
     "returned.",
-    "DynamoDB writes: chunk and naive items priced from the stored items (1 KB rule); the device-state UpdateItem "
-    "from the device item's size; the keys-only active_hour index costs 2 write units (delete + put) when a "
-    "device's request falls in a new hour, i.e. with probability min(1, request interval / 60 min).",
+    "DynamoDB writes: chunk and naive items priced from the stored items (1 KB rule); device state where it is "
+    "written: on the request path only for a request holding a reading older than LATE_FOLD_MS (none in this "
+    "workload), and by the live handler's folds (at most one per device per FOLD_INTERVAL_MS per container, "
+    "measured in the replay), each UpdateItem priced from the device item's size; the keys-only active_hour index "
+    "costs 2 write units (delete + put) when a device's request falls in a new hour, i.e. with probability "
+    "min(1, request interval / 60 min).",
+    "State reads: GET /v1/devices/{id}/state is exact (the device item + one Query of the chunks not yet folded, "
+    "both eventually consistent) and the fleet page reads the folded items (a GetItem per device); read units "
+    "measured with the real routes (measure.state_reads), priced as DynamoDB on-demand reads only.",
     "DynamoDB Streams: GetRecords calls made by Lambda event source mappings are free (DynamoDB pricing page), so "
     "stream reads cost 0 for both consumers (archive_readings, live).",
     "Stream consumers: full batches (archive_readings 1,000 records, live 100), duration = measured ms per record "
-    "x batch; live's DynamoDB reads per stream record as measured (no alert rules, no WAMP subscribers); "
+    "x batch; live's DynamoDB reads (its device-state folds' GetItem and Query included) and fold writes per "
+    "stream record as measured in a replay whose live batches hold one record per device (a large fleet's "
+    "shard: 20 devices replayed in batches of 100 would fold five requests at once; no alert rules, no WAMP "
+    "subscribers); "
     "archiver S3 PUTs per invocation = the most hour partitions one request's chunks spanned.",
     "Storage: DynamoDB keeps readings 30 days (TTL) at item bytes + 100 bytes overhead per item; S3 Standard "
     "for the first 30 days (then Standard-IA, not counted here).",
@@ -138,8 +148,11 @@ def _profile(measured: dict[str, Any], design: str, batch_one: dict[str, Any]) -
         "handler_ms": m["handler_ms"]["mean"],
         "read_units_per_request": m["read_units_per_request"],
         "item_write_units_per_request": m["item_write_units_per_request"],
+        # The request path's own state updates (late readings; every request in the naive design) ...
         "device_write_units_per_request": m["dynamodb_calls_per_request"].get("UpdateItem", 0)
         * m["device_update_write_units"],
+        # ... and the live handler's folds, measured in the stream replay (none for naive: not replayed).
+        "fold_write_units_per_request": 0.0 if design == "naive" else live.get("fold_write_units_per_request", 0.0),
         "active_index_write_units_per_request": 2 * min(1.0, interval_min / 60),
         "stream_records_per_request": stream_records,
         "archive_ms_per_record": archive["ms_per_record"],
@@ -218,6 +231,7 @@ def _counts_per_million(profile: dict[str, Any], job: dict[str, Any]) -> dict[st
         "wru": {
             "readings_items": requests * profile["item_write_units_per_request"],
             "device_state": requests * profile["device_write_units_per_request"],
+            "device_state_folds": requests * profile["fold_write_units_per_request"],
             "active_hour_index": requests * profile["active_index_write_units_per_request"],
             "rollup_and_index_items": MILLION * job["write_units_per_reading"] * ROLLUP_RERUN_FACTOR,
         },
@@ -375,6 +389,8 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
             "chunk_items_per_request": ours["items_per_request"],
             "chunk_write_units_per_request": ours["item_write_units_per_request"],
             "device_update_write_units": ours["device_update_write_units"],
+            "device_state_folds_per_request": ours["stream"]["live"]["device_state_folds_per_request"],
+            "fold_write_units_per_request": ours["stream"]["live"]["fold_write_units_per_request"],
             "read_units_per_request": ours["read_units_per_request"],
             "stream_records_per_request": ours["stream"]["records_per_request"],
             "archive_s3_puts_per_invocation_modelled": ours["max_chunks_per_request"],
@@ -385,6 +401,7 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         basic[batch] = iot_core_per_million(ours, basic_ingest=True)
     as_of = prices()["as_of"]
     return {
+        "state_reads": state_read_costs(measured["state_reads"]),
         "waiting_device": waiting_device_month(functions),
         "cost": {
             "unit": "USD per million readings (a reading = one metric value)",
@@ -410,6 +427,25 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
             "by_batch": basic,
             "assumptions": IOT_ASSUMPTIONS,
         },
+    }
+
+
+def state_read_costs(measured: dict[str, Any]) -> dict[str, Any]:
+    """Read units and DynamoDB USD of an exact state read and of a fleet page (measure.state_reads)."""
+    per_read, per_page = measured["rru_per_state_read"], measured["rru_per_fleet_page"]
+    return {
+        "rru_per_state_read": per_read,
+        "rru_per_state_read_max": measured["rru_per_state_read_max"],
+        "rru_per_dashboard_page": per_page,
+        "dashboard_page_devices": measured["fleet_page_devices"],
+        "dynamodb_usd_per_million_state_reads": dynamodb_on_demand_usd(0, per_read * MILLION),
+        "dynamodb_usd_per_million_dashboard_pages": dynamodb_on_demand_usd(0, per_page * MILLION),
+        "fold": {
+            "late_fold_ms": LATE_FOLD_MS,
+            "fold_interval_ms": FOLD_INTERVAL_MS,
+            "max_request_ms": MAX_REQUEST_MS,
+        },
+        "measured": measured,
     }
 
 
@@ -586,7 +622,8 @@ def _dynamodb_at(b: int, m: dict[str, Any], c: dict[str, Any]) -> dict[str, floa
     writes, reads = c["units"]["dynamodb_write_units"], c["units"]["dynamodb_read_units"]
     return {
         "readings_table_wru_per_s": writes["readings_items"] * scale,
-        "devices_table_wru_per_s": (writes["device_state"] + writes["active_hour_index"]) * scale,
+        "devices_table_wru_per_s": (writes["device_state"] + writes["device_state_folds"] + writes["active_hour_index"])
+        * scale,
         "devices_table_rru_per_s": reads["token_lookup"] * scale,
         "realtime_table_rru_per_s": reads["live_handler"] * scale,
         "rollup_items_wru_per_s_mean": writes["rollup_and_index_items"] * scale,
