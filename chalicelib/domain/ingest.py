@@ -41,7 +41,7 @@ def ingest(
 
     The live stream folds chunks into the state lazily and the exact read merges the chunks it has
     not folded yet, which it finds by time: it looks back LATE_FOLD_MS from the fold mark. A request
-    holding an older reading (a buffered upload: rare) would fall outside that, so it updates the
+    whose newest reading of a series is older (a buffered upload: rare) would fall outside that, so it updates the
     state itself, after its write: if the write fails nothing is acknowledged and the state is
     untouched; if the state update fails the client retries and the idempotent chunk keys make
     the second write harmless.
@@ -49,6 +49,7 @@ def ingest(
     unique = deduplicate(readings)
     chunks = make_chunks(device_id, unique, idempotency_key)
     store.write(device_id, chunks, received_at_ms)
-    if is_late(unique, received_at_ms):
-        devices.record_state(device_id, latest_per_series(unique), received_at_ms)
+    latest = latest_per_series(unique)
+    if is_late(latest.values(), received_at_ms):
+        devices.record_state(device_id, latest, received_at_ms)
     return IngestOutcome(accepted=len(unique), chunks=len(chunks))

@@ -9,10 +9,12 @@ A fold reads the device item and, strongly consistent, every chunk from the hour
 `tail_from(mark)` on, then writes the merge. That makes the mark mean: every chunk not yet
 folded was received at or after `folded_at - MAX_REQUEST_MS` (a request committed after the
 fold's read read its clock at most MAX_REQUEST_MS before committing, and the mark is the
-newest received_at the read saw). Its readings are no older than received_at - LATE_FOLD_MS,
-because a request holding an older reading folds itself, synchronously, on the request path.
-So every unfolded reading lies in an hour bucket at or after `hour_bucket(tail_from(mark))`,
-and an exact read is the device item merged with one Query of that tail. Which container
+newest received_at the read saw). A request's newest reading of each of its series is no
+older than received_at - LATE_FOLD_MS, because a request where one is older folds itself,
+synchronously, on the request path. So every unfolded reading that can be a series' latest
+lies in an hour bucket at or after `hour_bucket(tail_from(mark))` (a batch's older readings
+may lie before it, but the same request's newer reading of the series outranks them), and an
+exact read is the device item merged with one Query of that tail. Which container
 gets a shard's batches does not matter for correctness: the in-memory record only decides
 when to fold (cost), never what a fold covers.
 
@@ -30,7 +32,7 @@ from chalicelib.domain.chunks import decode, hour_bucket
 from chalicelib.domain.readings import Reading
 from chalicelib.errors import StorageUnavailableError
 
-# A request holding a reading older than its received_at minus this folds itself at once.
+# A request whose newest reading of a series is older than its received_at minus this folds itself at once.
 LATE_FOLD_MS = 15 * 60_000
 # A device is folded at most once per this, per live consumer container (but see LazyFolds).
 FOLD_INTERVAL_MS = 5 * 60_000
@@ -81,9 +83,11 @@ class ChunkTail(Protocol):
     def tail(self, device_id: str, from_bucket: str, consistent: bool = False) -> Sequence[TailChunk]: ...
 
 
-def is_late(readings: Iterable[Reading], received_at_ms: int) -> bool:
-    """Whether a request holds a reading older than the fold covers (it must fold itself)."""
-    return any(r.ts_ms < received_at_ms - LATE_FOLD_MS for r in readings)
+def is_late(latest: Iterable[Reading], received_at_ms: int) -> bool:
+    """Whether a request's newest reading of some series (`latest`: one per series) is older
+    than the fold covers, so the request must fold itself. A batch spanning hours is not late
+    when each series' newest reading is recent: its older readings cannot be a latest value."""
+    return any(r.ts_ms < received_at_ms - LATE_FOLD_MS for r in latest)
 
 
 def tail_from(state: FoldedState) -> int:

@@ -59,6 +59,14 @@ def test_a_reading_older_than_the_bound_is_late() -> None:
     assert not is_late([], T0)
 
 
+def test_a_long_batch_is_late_only_when_a_series_newest_reading_is() -> None:
+    from chalicelib.domain.chunks import latest_per_series
+
+    hours = [r("a", T0 - k * 60_000) for k in range(100)]  # 100 minutes of one series, newest now
+    assert not is_late(latest_per_series(hours).values(), T0)
+    assert is_late(latest_per_series([*hours, r("b", T0 - LATE_FOLD_MS - 1)]).values(), T0)
+
+
 def test_the_tail_starts_at_the_mark_or_the_registration() -> None:
     never = FoldedState("d", created_at=T0)
     assert tail_from(never) == T0 - LATE_FOLD_MS - MAX_REQUEST_MS
