@@ -206,8 +206,24 @@ def print_cost(console: Console, figures: dict[str, Any]) -> None:
         "design",
         *(f"batch {b}" for b in BATCHES),
     )
-    t.add_row("iotcloud, everything above", *(usd(cost["by_batch"][b]["usd_total"]) for b in BATCHES))
-    t.add_row("iotcloud, ingest + store only", *(usd(cost["by_batch"][b]["usd_ingest_and_store"]) for b in BATCHES))
+    door = figures["cost_function_url"]
+    t.add_row("iotcloud via REST API, everything above", *(usd(cost["by_batch"][b]["usd_total"]) for b in BATCHES))
+    t.add_row(
+        "iotcloud via REST API, ingest + store only",
+        *(usd(cost["by_batch"][b]["usd_ingest_and_store"]) for b in BATCHES),
+    )
+    t.add_row(
+        "[bold]iotcloud via Function URL, everything[/]",
+        *(f"[bold]{usd(door['by_batch'][b]['usd_total'])}[/]" for b in BATCHES),
+    )
+    t.add_row(
+        "[bold]iotcloud via Function URL, ingest + store only[/]",
+        *(f"[bold]{usd(door['by_batch'][b]['usd_ingest_and_store'])}[/]" for b in BATCHES),
+    )
+    t.add_row(
+        "  request-path write units / reading (Function URL)",
+        *(f"{door['by_batch'][b]['units']['request_path_write_units_per_reading']:.4f}" for b in BATCHES),
+    )
     t.add_row("naive (one item per reading), everything", *(usd(naive["by_batch"][b]["usd_total"]) for b in BATCHES))
     t.add_row("naive, ingest + store only", *(usd(naive["by_batch"][b]["usd_ingest_and_store"]) for b in BATCHES))
     t.add_row(
@@ -227,6 +243,16 @@ def print_cost(console: Console, figures: dict[str, Any]) -> None:
         ),
     )
     console.print(t)
+    m = door["memory"]
+    options = ", ".join(
+        f"{o['memory_mb']} MB {o['duration_ms']:.0f} ms ${o['compute_usd_per_million_requests']:.2f}"
+        for o in m["options"]
+    )
+    console.print(
+        f"ingest function memory (per million requests, modelled mean): {options}; chosen {m['chosen_mb']} MB, "
+        f"configured {m['configured_mb']} MB",
+        highlight=False,
+    )
 
 
 def print_waiting_device(console: Console, waiting: dict[str, Any]) -> None:
@@ -511,8 +537,19 @@ def _run_sections(run: _Run, only: set[str]) -> None:
         figures["local_stack"] = timed("local_stack", fleet.run)
         shown("local_stack", print_local_stack)
     if "cost" in figures:
-        figures["capacity"] = model.capacity(figures["measure"], figures["cost"], figures["cost"]["job_outputs"])
+        job = figures["cost"]["job_outputs"]
+        # At scale devices post through the Function URL; the REST API door's table is kept beside it.
+        figures["capacity"] = model.capacity(figures["measure"], figures["cost_function_url"], job, door=True)
+        figures["capacity_rest_api"] = model.capacity(figures["measure"], figures["cost"], job)
         print_capacity(run.console, figures["capacity"])
+        rest = figures["capacity_rest_api"]["by_batch"]
+        run.console.print(
+            "REST API door at the same scale: API Gateway headroom "
+            + ", ".join(f"batch {b} {rest[b]['headroom']['api_gateway_rps']:.2f}" for b in BATCHES)
+            + "; least headroom "
+            + ", ".join(f"batch {b} {rest[b]['first_quota_hit']}" for b in BATCHES),
+            highlight=False,
+        )
 
 
 if __name__ == "__main__":

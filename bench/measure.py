@@ -202,8 +202,33 @@ def _register_devices(client: Any, devices: int) -> list[tuple[str, str]]:
     return out
 
 
+def _door_post(token: str, body: bytes) -> tuple[int, bytes]:
+    """POST /v1/telemetry through the Function URL door: the `ingest` function given the URL's
+    event (payload format 2.0) and a Lambda context with its configured timeout."""
+    from chalice.local import LambdaContext
+
+    from app import app
+    from chalicelib.api.function_url import FUNCTION_NAME, function_url_event
+    from infra.stages import function_settings
+
+    settings = function_settings(FUNCTION_NAME, "test")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    event = function_url_event("POST", "/v1/telemetry", "", headers, body)
+    context = LambdaContext(FUNCTION_NAME, settings["memory_mb"], max_runtime_ms=settings["timeout_s"] * 1000)
+    answer = app.handler_map[FUNCTION_NAME](event, context)
+    return int(answer["statusCode"]), str(answer["body"]).encode()
+
+
+def _api_post(client: Any, token: str, body: bytes) -> tuple[int, bytes]:
+    """POST /v1/telemetry through the REST API (chalice.test.Client: API Gateway's proxy event)."""
+    answer = client.http.post(
+        "/v1/telemetry", headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}, body=body
+    )
+    return int(answer.status_code), bytes(answer.body)
+
+
 def _post_all(
-    client: Any, tokens: list[str], requests: list[tuple[int, list[dict[str, Any]]]], log: CallLog
+    client: Any, tokens: list[str], requests: list[tuple[int, list[dict[str, Any]]]], log: CallLog, door: bool = False
 ) -> dict[str, Any]:
     walls: list[float] = []
     in_aws: list[float] = []
@@ -217,15 +242,11 @@ def _post_all(
         before = log.seconds
         started = time.perf_counter()
         with redirect_stdout(printed), arriving_at(int(records[-1]["ts"]) + ARRIVAL_DELAY_MS):
-            answer = client.http.post(
-                "/v1/telemetry",
-                headers={"Authorization": f"Bearer {tokens[device]}", "Content-Type": "application/json"},
-                body=body,
-            )
+            status, answer = _door_post(tokens[device], body) if door else _api_post(client, tokens[device], body)
         walls.append(time.perf_counter() - started)
         in_aws.append(log.seconds - before)
-        assert answer.status_code == 200, answer.body
-        accepted += json.loads(answer.body)["accepted"]
+        assert status == 200, answer
+        accepted += json.loads(answer)["accepted"]
         emf += len(printed.getvalue().encode())
     n = len(requests)
     return {
@@ -356,7 +377,9 @@ def _device_batches(records: list[dict[str, Any]], size: int) -> list[list[dict[
 
 
 def run_design(design: str, batch: int) -> dict[str, Any]:
-    """Requests of `batch` records through the API with `design` storage ("chunked" or "naive")."""
+    """Requests of `batch` records with `design`: "chunked" (the REST API), "door" (the same storage
+    through the Function URL door; its stream is chunked's: the same items) or "naive" (REST, one
+    item per reading)."""
     from chalice.test import Client
 
     from app import app
@@ -375,7 +398,7 @@ def run_design(design: str, batch: int) -> dict[str, Any]:
                 patch.start()
             try:
                 with recorded_aws_calls() as log:
-                    result = _post_all(client, tokens, requests, log)
+                    result = _post_all(client, tokens, requests, log, door=design == "door")
             finally:
                 for patch in patches:
                     patch.stop()
@@ -548,7 +571,7 @@ def run() -> dict[str, Any]:
         "by_batch": {},
     }
     for batch in BATCH_SIZES:
-        out["by_batch"][str(batch)] = {design: run_design(design, batch) for design in ("chunked", "naive")}
+        out["by_batch"][str(batch)] = {design: run_design(design, batch) for design in ("chunked", "door", "naive")}
     out["state_reads"] = state_reads()
     out["wall_s"] = time.perf_counter() - started
     return out

@@ -25,6 +25,7 @@ from chalicelib.domain.costs import (
     tiered_cost,
 )
 from chalicelib.domain.state import FOLD_INTERVAL_MS, LATE_FOLD_MS, MAX_REQUEST_MS
+from infra.bootstrap import STREAM_PARALLELIZATION
 
 ROOT = Path(__file__).resolve().parent.parent
 MILLION = 1_000_000
@@ -35,7 +36,7 @@ RETENTION_DAYS = 30
 IOT_DEVICE = "dev-0123456789abcdef"
 IOT_TOPIC = f"iotcloud/{IOT_DEVICE}/telemetry"
 ROLLUP_RERUN_FACTOR = 1 + 15 / 1440  # 00:15 run: yesterday in full and today's first 15 minutes
-EMF_METRICS = 8  # IngestRequests, ReadingsIngested, RejectedRequests, BatchSize, IngestLatency, Archived*, Active*
+EMF_METRICS = 7  # ReadingsIngested, RejectedRequests, BatchSize, IngestLatency, ArchivedReadings, ArchiveLag, Active*
 
 ASSUMPTIONS = [
     "Prices: chalicelib/pricing.json (us-east-1 list prices as known on its as_of date; check before use); "
@@ -71,8 +72,13 @@ ASSUMPTIONS = [
     "Storage: DynamoDB keeps readings 30 days (TTL) at item bytes + 100 bytes overhead per item; S3 Standard "
     "for the first 30 days (then Standard-IA, not counted here).",
     "CloudWatch: EMF log bytes measured per invocation + 270 bytes of Lambda platform lines (+200 for the "
-    "archiver's log line), at the logs ingestion price; EMF needs no PutMetricData calls; custom metrics "
-    "(8 x $0.30/month) are fixed, counted in the capacity model only.",
+    "archiver's log line), at the logs ingestion price; the ingest function (the Function URL door) writes no "
+    "platform lines: its SystemLogLevel is WARN (infra/resources.py HOT_PATH_LOGGING); EMF needs no "
+    "PutMetricData calls; custom metrics (7 x $0.30/month) are fixed, counted in the capacity model only.",
+    "Function URL door (cost_function_url): the same requests through the ingest function (bench.measure design "
+    "'door'): its own measured duration, DynamoDB calls, read units and EMF bytes, at the ingest function's memory; "
+    "no API Gateway charge (a Function URL has none); the stream consumers, storage, rollups as the REST design's "
+    "(the same stored items). Custom domains (CloudFront in front) are not priced.",
     "Rollups: the daily job re-reads yesterday (and today's first 15 minutes): job CPU from the archive benchmark "
     "as Lambda duration at 2,048 MB; rollup and index items per reading from the real job on a device-day of "
     "records, 1 write each.",
@@ -87,7 +93,7 @@ def lambda_settings(stage: str = STAGE) -> dict[str, dict[str, Any]]:
 
     config = Config(chalice_stage=stage, config_from_disk=json.loads((ROOT / ".chalice" / "config.json").read_text()))
     out = {}
-    for function in ("api_handler", "archive_readings", "live", "rollups"):
+    for function in ("api_handler", "ingest", "archive_readings", "live", "rollups"):
         scoped = config.scope(stage, function)
         out[function] = {
             "memory_mb": int(scoped.lambda_memory_size),
@@ -95,6 +101,13 @@ def lambda_settings(stage: str = STAGE) -> dict[str, dict[str, Any]]:
             "architecture": str(scoped.lambda_architecture or "x86_64"),
         }
     return out
+
+
+def door_platform_log_bytes() -> int:
+    """Platform log bytes per ingest-function invocation: none when its system log level is WARN."""
+    from infra.resources import HOT_PATH_LOGGING
+
+    return 0 if HOT_PATH_LOGGING["SystemLogLevel"] == "WARN" else PLATFORM_LOG_BYTES
 
 
 def job_outputs_per_reading() -> dict[str, float]:
@@ -167,12 +180,15 @@ def _profile(measured: dict[str, Any], design: str, batch_one: dict[str, Any]) -
     }
 
 
-def per_million(profile: dict[str, Any], functions: dict[str, dict[str, Any]], job: dict[str, Any]) -> dict[str, Any]:
-    """Units and USD per million readings of one design at one batch size."""
-    n = _counts_per_million(profile, job)
+def per_million(
+    profile: dict[str, Any], functions: dict[str, dict[str, Any]], job: dict[str, Any], *, door: bool = False
+) -> dict[str, Any]:
+    """Units and USD per million readings of one design at one batch size (`door`: through the
+    Function URL: the ingest function, no API Gateway, its platform log level)."""
+    n = _counts_per_million(profile, job, door_platform_log_bytes() if door else PLATFORM_LOG_BYTES)
     requests, records, wru, rru = n["requests"], n["records"], n["wru"], n["rru"]
     api_fn, archive_fn, live_fn, rollup_fn = (
-        functions[f] for f in ("api_handler", "archive_readings", "live", "rollups")
+        functions[f] for f in ("ingest" if door else "api_handler", "archive_readings", "live", "rollups")
     )
     api = lambda_cost(requests, profile["handler_ms"], api_fn["memory_mb"], api_fn["architecture"])
     api_x3 = lambda_cost(requests, 3 * profile["handler_ms"], api_fn["memory_mb"], api_fn["architecture"])
@@ -181,14 +197,12 @@ def per_million(profile: dict[str, Any], functions: dict[str, dict[str, Any]], j
     live_ms = 100 * profile["live_ms_per_record"]
     live = lambda_cost(n["live_invocations"], live_ms, live_fn["memory_mb"], live_fn["architecture"])
     rollup_lambda = lambda_cost(1, n["job_seconds"] * 1000, rollup_fn["memory_mb"], rollup_fn["architecture"])
-    usd = _usd_per_million(n, api, archiver, live, rollup_lambda)
+    usd = _usd_per_million(n, api, archiver, live, rollup_lambda, gateway=not door)
     total = sum(usd.values())
     request_path = (
         usd["api_gateway_requests"]
         + usd["lambda_api"]
-        + dynamodb_on_demand_usd(
-            wru["readings_items"] + wru["device_state"] + wru["active_hour_index"], rru["token_lookup"]
-        )
+        + dynamodb_on_demand_usd(wru["readings_items"] + wru["device_state"], rru["token_lookup"])
     )
     return {
         "readings_per_request": profile["readings_per_request"],
@@ -197,6 +211,9 @@ def per_million(profile: dict[str, Any], functions: dict[str, dict[str, Any]], j
         "usd": usd,
         "usd_total_with_3x_lambda_duration": total - api["compute_usd"] + api_x3["compute_usd"],
         "units": {
+            # The request path writes its chunks, and the device item only for a late request; the
+            # active_hour index moves with the folds (the live handler's), like the rest of the state.
+            "request_path_write_units_per_reading": (wru["readings_items"] + wru["device_state"]) / MILLION,
             "api_requests": requests,
             "lambda_api_invocations": requests,
             "lambda_api_duration_ms": profile["handler_ms"],
@@ -216,7 +233,7 @@ def per_million(profile: dict[str, Any], functions: dict[str, dict[str, Any]], j
     }
 
 
-def _counts_per_million(profile: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+def _counts_per_million(profile: dict[str, Any], job: dict[str, Any], request_platform_bytes: int) -> dict[str, Any]:
     """What a million readings make: requests, stream records and invocations, units, bytes, job seconds."""
     requests = MILLION / profile["readings_per_request"]
     records = requests * profile["stream_records_per_request"]
@@ -243,7 +260,7 @@ def _counts_per_million(profile: dict[str, Any], job: dict[str, Any]) -> dict[st
         "s3_gb": MILLION * profile["archived_bytes_per_reading"] / 1e9,
         "ddb_gb": MILLION * (profile["stored_bytes_per_reading"] + 100 * profile["items_per_reading"]) / 1e9,
         "log_bytes": (
-            requests * (profile["emf_bytes_per_request"] + PLATFORM_LOG_BYTES)
+            requests * (profile["emf_bytes_per_request"] + request_platform_bytes)
             + archive_invocations * archive_log
             + live_invocations * PLATFORM_LOG_BYTES
         ),
@@ -257,13 +274,16 @@ def _usd_per_million(
     archiver: dict[str, float],
     live: dict[str, float],
     rollup_lambda: dict[str, float],
+    *,
+    gateway: bool = True,
 ) -> dict[str, float]:
-    """USD per item of the cost table, from the counts and the four functions' Lambda costs."""
+    """USD per item of the cost table, from the counts and the four functions' Lambda costs
+    (`gateway`: the requests come through API Gateway's REST API)."""
     p = prices()
     wru, rru, puts = n["wru"], n["rru"], n["puts"]
     month = RETENTION_DAYS * 86400 / SECONDS_PER_MONTH
     return {
-        "api_gateway_requests": n["requests"] / MILLION * p["api_gateway"]["rest_requests_per_million"],
+        "api_gateway_requests": n["requests"] / MILLION * p["api_gateway"]["rest_requests_per_million"] * gateway,
         "lambda_api": api["requests_usd"] + api["compute_usd"],
         "dynamodb_writes": dynamodb_on_demand_usd(sum(wru.values()) - wru["rollup_and_index_items"], 0),
         "dynamodb_writes_rollup_items": dynamodb_on_demand_usd(wru["rollup_and_index_items"], 0),
@@ -378,10 +398,23 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     functions = lambda_settings()
     by_batch = measured["by_batch"]
     batch_one = by_batch["1"]["chunked"]
-    chunked, naive, iot, basic = {}, {}, {}, {}
+    chunked, door, naive, iot, basic = {}, {}, {}, {}, {}
     for batch, designs in by_batch.items():
         ours = designs["chunked"]
         chunked[batch] = per_million(_profile(ours, "chunked", batch_one), functions, job)
+        # The door stores the same items: its stream and archive figures are the REST design's.
+        shared = {"stream": ours["stream"], "max_chunks_per_request": ours["max_chunks_per_request"]}
+        through_door = {**designs["door"], **shared}
+        door[batch] = per_million(_profile(through_door, "chunked", batch_one), functions, job, door=True)
+        door[batch]["measured"] = {
+            "dynamodb_requests_per_request": through_door["dynamodb_calls_per_request"],
+            "handler_ms": through_door["handler_ms"],
+            "in_aws_calls_ms_mean": through_door["in_aws_calls_ms_mean"],
+            "app_ms_mean": through_door["app_ms_mean"],
+            "chunk_write_units_per_request": through_door["item_write_units_per_request"],
+            "read_units_per_request": through_door["read_units_per_request"],
+            "emf_log_bytes_per_request": through_door["emf_log_bytes_per_request"],
+        }
         chunked[batch]["measured"] = {
             "dynamodb_requests_per_request": ours["dynamodb_calls_per_request"],
             "handler_ms": ours["handler_ms"],
@@ -414,6 +447,13 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
             "target": {"batch": 100, "usd_per_million_below": 0.10},
             "assumptions": ASSUMPTIONS,
         },
+        "cost_function_url": {
+            "unit": "USD per million readings (a reading = one metric value)",
+            "prices_as_of": as_of,
+            "door": "the ingest function behind a Lambda Function URL (chalicelib/api/function_url.py)",
+            "by_batch": door,
+            "memory": _door_memory(by_batch["1"]["door"]),
+        },
         "naive": {"unit": "USD per million readings", "prices_as_of": as_of, "by_batch": naive},
         "iot_core": {
             "unit": "USD per million readings",
@@ -428,6 +468,17 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
             "assumptions": IOT_ASSUMPTIONS,
         },
     }
+
+
+def _door_memory(measured_batch_one: dict[str, Any]) -> dict[str, Any]:
+    """The ingest function's memory, chosen from the batch-1 measurement (bench.door), beside the configured one."""
+    from bench.door import memory_choice
+
+    p = prices()["lambda"]
+    choice = memory_choice(
+        measured_batch_one["app_ms_mean"], measured_batch_one["in_aws_calls_ms_mean"], p["gb_second_arm"]
+    )
+    return {**choice, "configured_mb": lambda_settings()["ingest"]["memory_mb"]}
 
 
 def state_read_costs(measured: dict[str, Any]) -> dict[str, Any]:
@@ -525,9 +576,12 @@ CAPACITY_METHOD = [
     "usage from the measured figures at each batch size (bench.measure, the cost section's units) scaled to "
     "the scenario; headroom = quota / usage; the quota with the least headroom is the first one hit",
     "Lambda concurrency = requests/s x the mean handler duration measured in process (stated per batch; "
-    "the JSON has 3x as a sensitivity) + one archive_readings and one live invocation per stream shard",
+    "the JSON has 3x as a sensitivity) + each stream consumer's busy invocations (records/s x measured s per "
+    "record), at least one per shard, at most STREAM_PARALLELIZATION per shard; the Function URL door's table "
+    "has no API Gateway (its usage 0), the REST API door's does",
     "stream shards: at least one per 1,000 write units/s of the readings table (a partition's limit); "
-    "the live handler and the archiver take one batch at a time per shard (parallelization factor 1)",
+    "the live handler and the archiver take STREAM_PARALLELIZATION (infra.bootstrap, 10) batches at a time "
+    "per shard (ParallelizationFactor; per-device order kept)",
     "active_hour index: every device moves to the new hour's key at its first request of the hour, so "
     "the hour's keys take devices / request interval puts per second, spread over the index's 32 shard "
     "values (adapters.devices.ACTIVE_SHARDS; 1,000 WCU/s per partition); throttled index writes throttle "
@@ -537,15 +591,21 @@ CAPACITY_METHOD = [
 ]
 
 
-def capacity(measured: dict[str, Any], cost: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """1 M devices, one record of 5 metrics a minute: rates, concurrency, units, objects, cost and quotas."""
-    rollup_timeout_s = cost["lambda_functions"]["rollups"]["timeout_s"]
-    by_batch = {
-        batch: _capacity_at(int(batch), designs["chunked"], cost["by_batch"][batch], job, rollup_timeout_s)
-        for batch, designs in measured["by_batch"].items()
-    }
+def capacity(
+    measured: dict[str, Any], cost: dict[str, Any], job: dict[str, Any], *, door: bool = False
+) -> dict[str, Any]:
+    """1 M devices, one record of 5 metrics a minute: rates, concurrency, units, objects, cost and quotas.
+
+    `door`: the devices post through the Function URL (`cost` is then the cost_function_url section)."""
+    rollup_timeout_s = lambda_settings()["rollups"]["timeout_s"]
+    by_batch = {}
+    for batch, designs in measured["by_batch"].items():
+        m = {**designs["door"], "stream": designs["chunked"]["stream"]} if door else designs["chunked"]
+        by_batch[batch] = _capacity_at(int(batch), m, cost["by_batch"][batch], job, rollup_timeout_s, door=door)
+    where = "through the Function URL" if door else "through the REST API"
     return {
-        "scenario": f"{DEVICES:,} devices x 1 record of {METRICS_PER_RECORD} metrics a minute",
+        "scenario": f"{DEVICES:,} devices x 1 record of {METRICS_PER_RECORD} metrics a minute, {where}",
+        "door": "function-url" if door else "api",
         "records_per_s": RECORDS_PER_S,
         "readings_per_s": READINGS_PER_S,
         "readings_per_month": READINGS_PER_MONTH,
@@ -557,9 +617,9 @@ def capacity(measured: dict[str, Any], cost: dict[str, Any], job: dict[str, Any]
 
 
 def _capacity_at(
-    b: int, m: dict[str, Any], c: dict[str, Any], job: dict[str, Any], rollup_timeout_s: int
+    b: int, m: dict[str, Any], c: dict[str, Any], job: dict[str, Any], rollup_timeout_s: int, *, door: bool
 ) -> dict[str, Any]:
-    """The scenario at `b` records per request: m the measured chunked design, c its cost figures."""
+    """The scenario at `b` records per request: m the measured design (`door`: the Function URL's), c its costs."""
     requests_per_s = RECORDS_PER_S / b
     duration_s = m["handler_ms"]["mean"] / 1000
     api_concurrency = requests_per_s * duration_s
@@ -569,13 +629,19 @@ def _capacity_at(
     readings_wru = dynamodb["readings_table_wru_per_s"]
     stream_records_per_s = units["stream_records"] * scale
     shards = max(1, math.ceil(readings_wru / 1000))  # at least one partition per 1,000 WCU/s of writes
-    live_per_shard = 1000 / m["stream"]["live"]["ms_per_record"]  # records/s one live invocation at a time takes
-    archive_per_shard = 1000 / m["stream"]["archive"]["ms_per_record"]
-    consumer_concurrency = 2 * shards
+    # Records/s a shard's consumer takes: STREAM_PARALLELIZATION batches at once, each one invocation.
+    live_ms, archive_ms = m["stream"]["live"]["ms_per_record"], m["stream"]["archive"]["ms_per_record"]
+    live_per_shard = STREAM_PARALLELIZATION * 1000 / live_ms
+    archive_per_shard = STREAM_PARALLELIZATION * 1000 / archive_ms
+    # Each consumer: busy invocations (records/s x seconds a record), at least one per shard.
+    consumer_concurrency = sum(
+        min(STREAM_PARALLELIZATION * shards, max(shards, stream_records_per_s * ms / 1000))
+        for ms in (live_ms, archive_ms)
+    )
     s3_puts_per_s = units["s3_puts"] * scale
     rollup_cpu_s = job["cpu_s_per_million_readings"] * READINGS_PER_DAY / MILLION * ROLLUP_RERUN_FACTOR
     usage = {
-        "api_gateway_rps": requests_per_s,
+        "api_gateway_rps": 0 if door else requests_per_s,
         "lambda_concurrency": api_concurrency + consumer_concurrency,
         "dynamodb_table_wru": max(readings_wru, dynamodb["devices_table_wru_per_s"]),
         "dynamodb_table_rru": max(dynamodb["devices_table_rru_per_s"], dynamodb["realtime_table_rru_per_s"]),
@@ -588,7 +654,7 @@ def _capacity_at(
         "ses_sending": None,
         "cloudwatch_put_metric_data_tps": 0,
     }
-    usd_month, usd_month_first_tier = _monthly_usd(c, requests_per_s)
+    usd_month, usd_month_first_tier = _monthly_usd(c, 0 if door else requests_per_s)
     return {
         "records_per_request": b,
         "requests_per_s": requests_per_s,

@@ -34,3 +34,15 @@ def test_basic_ingest_pays_no_messaging_and_otherwise_the_same() -> None:
     assert basic["usd"]["messaging"] == 0
     assert standard["usd"]["messaging"] == pytest.approx(200_000 / 1e6 * prices()["iot_core"]["messages_per_million"])
     assert standard["usd_total"] - basic["usd_total"] == pytest.approx(standard["usd"]["messaging"])
+
+
+def test_the_ingest_functions_memory_is_the_fastest_within_a_quarter_of_the_cheapest() -> None:
+    from bench.door import memory_choice
+
+    # CPU-light, I/O-bound: the smallest memory is cheapest, the next costs less than 25 % more.
+    light = memory_choice(app_ms=0.7, aws_ms=2.5, gb_second_usd=0.0000133334)
+    assert light["chosen_mb"] == 256
+    # CPU-heavy: small memories are too slow for the latency target, and larger ones cost the same CPU.
+    heavy = memory_choice(app_ms=40.0, aws_ms=5.0, gb_second_usd=0.0000133334)
+    assert heavy["chosen_mb"] == 1024
+    assert all(o["duration_ms"] > 100 for o in heavy["options"] if o["memory_mb"] < 1024)
