@@ -33,6 +33,7 @@ class CallLog:
     targets: Counter[str] = field(default_factory=Counter)  # DynamoDB "Operation table[/index]"
     seconds: float = 0.0
     read_units: float = 0.0
+    table_read_units: dict[str, float] = field(default_factory=dict)  # read units by table (its quota)
 
     def count(self, prefix: str = "") -> int:
         return sum(n for name, n in self.calls.items() if name.startswith(prefix))
@@ -42,6 +43,7 @@ class CallLog:
         self.targets.clear()
         self.seconds = 0.0
         self.read_units = 0.0
+        self.table_read_units.clear()
 
 
 def _units(size: int, consistent: bool) -> float:
@@ -87,7 +89,11 @@ def recorded_aws_calls() -> Iterator[CallLog]:
             if api_params.get("IndexName"):
                 target += "/" + str(api_params["IndexName"])
             log.targets[f"{operation_name} {target}"] += 1
-            log.read_units += read_units(operation_name, api_params, response)
+            units = read_units(operation_name, api_params, response)
+            log.read_units += units
+            if units:
+                table = str(api_params.get("TableName", "*"))
+                log.table_read_units[table] = log.table_read_units.get(table, 0.0) + units
         return response
 
     with mock.patch.object(BaseClient, "_make_api_call", recording):

@@ -297,6 +297,7 @@ def _invoke_all(
     printed = io.StringIO()
     calls: Counter[str] = Counter()
     targets: Counter[str] = Counter()
+    table_units: dict[str, float] = {}
     units = 0.0
     for batch in batches:
         if before_each is not None:
@@ -308,6 +309,8 @@ def _invoke_all(
         walls.append(time.perf_counter() - started)
         calls.update(log.calls)
         targets.update(log.targets)
+        for table, read in log.table_read_units.items():
+            table_units[table] = table_units.get(table, 0.0) + read
         units += log.read_units
     records = sum(len(b) for b in batches)
     devices = sum(len({r["dynamodb"]["Keys"]["d"]["S"] for r in b}) for b in batches)
@@ -321,6 +324,7 @@ def _invoke_all(
         "calls": dict(sorted(calls.items())),
         "dynamodb_targets": dict(sorted(targets.items())),
         "read_units": units,
+        "read_units_by_table": dict(sorted(table_units.items())),
         "emf_log_bytes": len(printed.getvalue().encode()),
     }
 

@@ -556,6 +556,7 @@ QUOTAS = {
 }
 
 
+PARTITION_GB = 10  # DynamoDB splits a partition at 10 GB
 RECORDS_PER_S = DEVICES * RECORDS_PER_DEVICE_PER_MINUTE / 60
 READINGS_PER_S = RECORDS_PER_S * METRICS_PER_RECORD
 READINGS_PER_MONTH = READINGS_PER_S * SECONDS_PER_MONTH
@@ -576,15 +577,18 @@ CAPACITY_METHOD = [
     "usage from the measured figures at each batch size (bench.measure, the cost section's units) scaled to "
     "the scenario; headroom = quota / usage; the quota with the least headroom is the first one hit",
     "Lambda concurrency = requests/s x the mean handler duration measured in process (stated per batch; "
-    "the JSON has 3x as a sensitivity) + each stream consumer's busy invocations (records/s x measured s per "
-    "record), at least one per shard, at most STREAM_PARALLELIZATION per shard; the Function URL door's table "
-    "has no API Gateway (its usage 0), the REST API door's does",
-    "stream shards: at least one per 1,000 write units/s of the readings table (a partition's limit); "
+    "the JSON has 3x as a sensitivity) + each stream consumer's mean concurrency, its busy invocations "
+    "(records/s x measured s per record, at most STREAM_PARALLELIZATION per shard); the JSON also has the "
+    "peak when every shard's poller invokes at once (2 x shards: raise the concurrency quota above it); the "
+    "Function URL door's table has no API Gateway (its usage 0), the REST API door's does",
+    "stream shards: one per partition of the readings table, at least one per 1,000 write units/s (a "
+    "partition's limit) and per 10 GB stored (30 days of chunks: DynamoDB splits partitions at 10 GB); "
     "the live handler and the archiver take STREAM_PARALLELIZATION (infra.bootstrap, 10) batches at a time "
     "per shard (ParallelizationFactor; per-device order kept)",
     "active_hour index: every device moves to the new hour's key at its first request of the hour, so "
-    "the hour's keys take devices / request interval puts per second, spread over the index's 32 shard "
-    "values (adapters.devices.ACTIVE_SHARDS; 1,000 WCU/s per partition); throttled index writes throttle "
+    "the hour's keys take devices / request interval puts per second, spread over the index's "
+    f"{ACTIVE_SHARDS} shard values (adapters.devices.ACTIVE_SHARDS; 1,000 WCU/s per partition); throttled index "
+    "writes throttle "
     "the table writes that caused them",
     "rollup job: its CPU per million readings (archive benchmark) x one day's readings against the "
     "function's timeout (Chalice config); readings per month = 30 days",
@@ -628,23 +632,27 @@ def _capacity_at(
     dynamodb = _dynamodb_at(b, m, c)
     readings_wru = dynamodb["readings_table_wru_per_s"]
     stream_records_per_s = units["stream_records"] * scale
-    shards = max(1, math.ceil(readings_wru / 1000))  # at least one partition per 1,000 WCU/s of writes
+    # A table has at least one partition per 1,000 WCU/s of writes and per 10 GB it holds (30 days
+    # of chunks here); its stream has a shard per partition.
+    table_gb = units["dynamodb_gb_stored"] * READINGS_PER_MONTH / MILLION
+    shards = max(1, math.ceil(readings_wru / 1000), math.ceil(table_gb / PARTITION_GB))
     # Records/s a shard's consumer takes: STREAM_PARALLELIZATION batches at once, each one invocation.
     live_ms, archive_ms = m["stream"]["live"]["ms_per_record"], m["stream"]["archive"]["ms_per_record"]
     live_per_shard = STREAM_PARALLELIZATION * 1000 / live_ms
     archive_per_shard = STREAM_PARALLELIZATION * 1000 / archive_ms
-    # Each consumer: busy invocations (records/s x seconds a record), at least one per shard.
+    # Each consumer's mean concurrency: its busy invocations (records/s x seconds a record), at most
+    # STREAM_PARALLELIZATION per shard. Its peak: every shard's poller invoking at the same moment.
     consumer_concurrency = sum(
-        min(STREAM_PARALLELIZATION * shards, max(shards, stream_records_per_s * ms / 1000))
-        for ms in (live_ms, archive_ms)
+        min(STREAM_PARALLELIZATION * shards, stream_records_per_s * ms / 1000) for ms in (live_ms, archive_ms)
     )
+    consumer_concurrency_peak = 2 * shards
     s3_puts_per_s = units["s3_puts"] * scale
     rollup_cpu_s = job["cpu_s_per_million_readings"] * READINGS_PER_DAY / MILLION * ROLLUP_RERUN_FACTOR
     usage = {
         "api_gateway_rps": 0 if door else requests_per_s,
         "lambda_concurrency": api_concurrency + consumer_concurrency,
         "dynamodb_table_wru": max(readings_wru, dynamodb["devices_table_wru_per_s"]),
-        "dynamodb_table_rru": max(dynamodb["devices_table_rru_per_s"], dynamodb["realtime_table_rru_per_s"]),
+        "dynamodb_table_rru": max(dynamodb["table_rru_per_s"].values()),
         "dynamodb_partition_wcu": max(
             dynamodb["active_hour_key_wcu_per_s_at_top_of_hour"], dynamodb["one_device_wcu_per_s"]
         ),
@@ -662,10 +670,12 @@ def _capacity_at(
         "lambda_api_concurrency": api_concurrency,
         "lambda_api_concurrency_at_3x_duration": 3 * api_concurrency,
         "stream_consumer_concurrency": consumer_concurrency,
+        "stream_consumer_concurrency_peak_all_shards_at_once": consumer_concurrency_peak,
         "dynamodb": dynamodb,
         "stream": {
             "records_per_s": stream_records_per_s,
             "shards_lower_bound": shards,
+            "readings_table_gb": table_gb,
             "live_records_per_s_per_shard_max": live_per_shard,
             "archiver_records_per_s_per_shard_max": archive_per_shard,
         },
@@ -682,16 +692,24 @@ def _capacity_at(
     }
 
 
-def _dynamodb_at(b: int, m: dict[str, Any], c: dict[str, Any]) -> dict[str, float]:
+def _dynamodb_at(b: int, m: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
     """DynamoDB at `b` records per request: units per second per table and on the hottest keys, USD a month."""
     scale = READINGS_PER_S / MILLION  # per-million figures -> per second
     writes, reads = c["units"]["dynamodb_write_units"], c["units"]["dynamodb_read_units"]
+    live = m["stream"]["live"]
+    records_per_s = c["units"]["stream_records"] * scale
+    # The live handler's reads by table (its folds read the devices and readings tables, its
+    # alert rules and WAMP subscribers theirs): each table has its own read quota.
+    by_table = {t: u / live["records"] * records_per_s for t, u in live.get("read_units_by_table", {}).items()}
+    devices_table = next((t for t in by_table if t.endswith("-devices")), "devices")
+    by_table[devices_table] = by_table.get(devices_table, 0.0) + reads["token_lookup"] * scale
     return {
+        "table_rru_per_s": by_table,
         "readings_table_wru_per_s": writes["readings_items"] * scale,
         "devices_table_wru_per_s": (writes["device_state"] + writes["device_state_folds"] + writes["active_hour_index"])
         * scale,
-        "devices_table_rru_per_s": reads["token_lookup"] * scale,
-        "realtime_table_rru_per_s": reads["live_handler"] * scale,
+        "devices_table_rru_per_s": by_table[devices_table],
+        "live_handler_rru_per_s": reads["live_handler"] * scale,
         "rollup_items_wru_per_s_mean": writes["rollup_and_index_items"] * scale,
         # Every device moves to the new hour's key within its first request interval (b minutes) of the
         # hour, over the index's ACTIVE_SHARDS key values (adapters.devices.active_key).
