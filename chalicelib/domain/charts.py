@@ -186,8 +186,7 @@ def _right_axis(f: _Frame, width: int) -> list[str]:
 def _axis_title(x: int, y: str, angle: int, color: str, title: str) -> str:
     """A vertical axis's title at (x, y), turned by `angle` degrees about that point."""
     return (
-        f'<text x="{x}" y="{y}" text-anchor="middle" fill="{color}" '
-        f'transform="rotate({angle} {x} {y})">{title}</text>'
+        f'<text x="{x}" y="{y}" text-anchor="middle" fill="{color}" transform="rotate({angle} {x} {y})">{title}</text>'
     )
 
 
