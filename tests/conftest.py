@@ -60,6 +60,19 @@ def aws() -> Iterator[None]:
         wiring.reset()
 
 
+def _sent(
+    token: str | None, body: Any, raw: bytes | None, content_type: str | None, headers: dict[str, str] | None
+) -> tuple[dict[str, str], bytes]:
+    """The headers and body a test request sends: the bearer token, the type of a body, JSON or raw bytes."""
+    h = dict(headers or {})
+    if token is not None:
+        h["Authorization"] = f"Bearer {token}"
+    if content_type is not None and (body is not None or raw is not None):
+        h["Content-Type"] = content_type
+    payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+    return h, payload
+
+
 @dataclass(frozen=True)
 class DoorAnswer:
     """A Function URL answer as the tests read HTTP answers: status, headers, body bytes."""
@@ -93,12 +106,7 @@ class Api:
         content_type: str | None = "application/json",
         headers: dict[str, str] | None = None,
     ) -> Any:
-        h = dict(headers or {})
-        if token is not None:
-            h["Authorization"] = f"Bearer {token}"
-        if content_type is not None and (body is not None or raw is not None):
-            h["Content-Type"] = content_type
-        payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        h, payload = _sent(token, body, raw, content_type, headers)
         return self.client.http.request(method, path, headers=h, body=payload)
 
     def door(
@@ -117,15 +125,11 @@ class Api:
         from chalice.local import LambdaContext
 
         from app import app
-        from chalicelib.api.function_url import FUNCTION_NAME, function_url_event
+        from chalicelib.api.function_url import FUNCTION_NAME
+        from devstack.function_url import function_url_event
         from infra.stages import function_timeout_s
 
-        h = dict(headers or {})
-        if token is not None:
-            h["Authorization"] = f"Bearer {token}"
-        if content_type is not None and (body is not None or raw is not None):
-            h["Content-Type"] = content_type
-        payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        h, payload = _sent(token, body, raw, content_type, headers)
         raw_path, _, raw_query = path.partition("?")
         event = function_url_event(method, raw_path, raw_query, h, payload)
         context = LambdaContext(FUNCTION_NAME, memory_size=0, max_runtime_ms=function_timeout_s(FUNCTION_NAME) * 1000)

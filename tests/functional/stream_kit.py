@@ -13,12 +13,15 @@ from devstack.events import stream_event
 class Stream:
     """New stream records on each read (TRIM_HORIZON first), in Lambda's record shape."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: str | None = None, region: str | None = None) -> None:
+        """The stream of `table` (default: the stage's readings table) in `region` (the stage's)."""
         settings = wiring.bound_settings()
-        self.region = settings.region
+        self.region = region or settings.region
         self.streams = boto3.client("dynamodbstreams", region_name=self.region)
-        table = boto3.client("dynamodb", region_name=self.region).describe_table(TableName=settings.readings_table)
-        self.arn = table["Table"]["LatestStreamArn"]
+        described = boto3.client("dynamodb", region_name=self.region).describe_table(
+            TableName=table or settings.readings_table
+        )
+        self.arn = described["Table"]["LatestStreamArn"]
         shards = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
         self.iterators = {
             s["ShardId"]: self.streams.get_shard_iterator(

@@ -10,7 +10,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib import wiring
@@ -24,40 +23,14 @@ from chalicelib.errors import MailUnavailableError
 from chalicelib.jobs import alerts as alerts_job
 from chalicelib.jobs.alerts import deliver_notifications, evaluate_stream_batch, run_offline_check
 from devstack.demo import FREEZER_RULE
-from devstack.events import stream_event
 from devstack.mailsink import MailSink
 from tests.functional.helpers import dynamodb
+from tests.functional.stream_kit import Stream
 
 T0 = 1_764_061_200_000  # 2025-11-25T09:00:00Z
 S = 1000
 MIN = 60 * S
 OPS = "ops@example.com"
-
-
-class Stream:
-    """The readings table's stream, read like Lambda's event source mapping (new records on each read)."""
-
-    def __init__(self, table: str, region: str) -> None:
-        self.region = region
-        self.streams = boto3.client("dynamodbstreams", region_name=region)
-        self.arn = boto3.client("dynamodb", region_name=region).describe_table(TableName=table)["Table"][
-            "LatestStreamArn"
-        ]
-        shards = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
-        self.iterators = {
-            s["ShardId"]: self.streams.get_shard_iterator(
-                StreamArn=self.arn, ShardId=s["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            for s in shards
-        }
-
-    def read(self) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        for shard, iterator in self.iterators.items():
-            answer = self.streams.get_records(ShardIterator=iterator, Limit=1000)
-            records += answer["Records"]
-            self.iterators[shard] = answer["NextShardIterator"]
-        return list(stream_event(records, self.arn, self.region)["Records"])
 
 
 class FakeMailer:
