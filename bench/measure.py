@@ -208,7 +208,8 @@ def _door_post(token: str, body: bytes) -> tuple[int, bytes]:
     from chalice.local import LambdaContext
 
     from app import app
-    from chalicelib.api.function_url import FUNCTION_NAME, function_url_event
+    from chalicelib.api.function_url import FUNCTION_NAME
+    from devstack.function_url import function_url_event
     from infra.stages import function_settings
 
     settings = function_settings(FUNCTION_NAME, "test")

@@ -1,7 +1,7 @@
 """The local stack's Function URL: an HTTP server that invokes the `ingest` function as AWS does.
 
-Each request becomes the event a Lambda Function URL sends (payload format 2.0, built by
-`chalicelib.api.function_url.function_url_event`), the function runs with a Lambda context
+Each request becomes the event a Lambda Function URL sends (payload format 2.0,
+`function_url_event`, which the tests and the bench build events with too), the function runs with a Lambda context
 carrying its configured timeout, and its answer (`statusCode`, `headers`, `cookies`, `body`,
 `isBase64Encoded`) is written back. Requests are admitted as on the API's server
 (devstack/serving.py), sharing its slots: a bounded number run at once, the rest wait or get 503.
@@ -12,13 +12,16 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
+import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from chalice.local import LambdaContext
 
-from chalicelib.api.function_url import FUNCTION_NAME, function_url_event
+from chalicelib.api.function_url import FUNCTION_NAME, PAYLOAD_VERSION
 from devstack.serving import LISTEN_BACKLOG, OVERLOADED_CODE, RETRY_AFTER_S, Admission
 from infra.stages import function_settings
 
@@ -113,3 +116,76 @@ def serve(
     thread = threading.Thread(target=server.serve_forever, name="function-url", daemon=True)
     thread.start()
     return server, thread
+
+
+def function_url_event(
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    source_ip: str = "127.0.0.1",
+    domain: str = "localhost",
+) -> dict[str, Any]:
+    """The event a Function URL sends its function for one HTTP request (payload format 2.0).
+
+    `headers`: names in any case (lower-cased here, as the URL does); the body is sent base64
+    encoded unless it is text, as the URL does.
+    """
+    lowered: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers.items():
+        key = name.lower()
+        if key == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
+    text = _as_text(lowered.get("content-type", ""), body)
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": PAYLOAD_VERSION,
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "local",
+            "domainName": domain,
+            "domainPrefix": domain.split(".")[0],
+            "http": {
+                "method": method.upper(),
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": text is None,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if raw_query:
+        event["queryStringParameters"] = {
+            k: ",".join(v) for k, v in parse_qs(raw_query, keep_blank_values=True).items()
+        }
+    if body:
+        event["body"] = text if text is not None else base64.b64encode(body).decode()
+    return event
+
+
+def _as_text(content_type: str, body: bytes) -> str | None:
+    """The body as text if its type is textual and it is UTF-8, else None (sent base64 encoded)."""
+    kind = content_type.split(";")[0].strip().lower()
+    if not (kind.startswith("text/") or kind.endswith(("json", "xml")) or kind == ""):
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

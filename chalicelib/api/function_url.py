@@ -13,9 +13,7 @@ idempotency. An unknown path is a 404 `not_found`, a known path with another met
 
 from __future__ import annotations
 
-import base64
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,76 +126,3 @@ def handle(app: RestApp, event: dict[str, Any], context: Any) -> dict[str, Any]:
             answer.headers["Allow"] = e.allow
         return url_response(answer.to_dict())
     return url_response(app(rest, context))
-
-
-def function_url_event(
-    method: str,
-    raw_path: str,
-    raw_query: str,
-    headers: dict[str, str],
-    body: bytes,
-    *,
-    source_ip: str = "127.0.0.1",
-    domain: str = "localhost",
-) -> dict[str, Any]:
-    """The event a Function URL sends its function for one HTTP request (payload format 2.0).
-
-    `headers`: names in any case (lower-cased here, as the URL does); the body is sent base64
-    encoded unless it is text, as the URL does. The local stack and the tests build events here.
-    """
-    lowered: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers.items():
-        key = name.lower()
-        if key == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
-    text = _as_text(lowered.get("content-type", ""), body)
-    now = time.time()
-    event: dict[str, Any] = {
-        "version": PAYLOAD_VERSION,
-        "routeKey": "$default",
-        "rawPath": raw_path,
-        "rawQueryString": raw_query,
-        "headers": lowered,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "local",
-            "domainName": domain,
-            "domainPrefix": domain.split(".")[0],
-            "http": {
-                "method": method.upper(),
-                "path": raw_path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
-                "userAgent": lowered.get("user-agent", ""),
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": text is None,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if raw_query:
-        event["queryStringParameters"] = {
-            k: ",".join(v) for k, v in parse_qs(raw_query, keep_blank_values=True).items()
-        }
-    if body:
-        event["body"] = text if text is not None else base64.b64encode(body).decode()
-    return event
-
-
-def _as_text(content_type: str, body: bytes) -> str | None:
-    """The body as text if its type is textual and it is UTF-8, else None (sent base64 encoded)."""
-    kind = content_type.split(";")[0].strip().lower()
-    if not (kind.startswith("text/") or kind.endswith(("json", "xml")) or kind == ""):
-        return None
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api.function_url import DOOR_ROUTES, function_url_event, rest_event, url_response
+from chalicelib.api.function_url import DOOR_ROUTES, rest_event, url_response
 from chalicelib.errors import MethodNotAllowedError, RouteNotFoundError
+from devstack.function_url import function_url_event
 from tests.functional.helpers import error_of, state_of
 
 RECORD = {"ts": 1_764_028_800_000, "values": {"temperature": 21.5, "humidity": 40}}
