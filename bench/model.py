@@ -76,7 +76,8 @@ ASSUMPTIONS = [
     "platform lines: its SystemLogLevel is WARN (infra/resources.py HOT_PATH_LOGGING); EMF needs no "
     "PutMetricData calls; custom metrics (7 x $0.30/month) are fixed, counted in the capacity model only.",
     "Function URL door (cost_function_url): the same requests through the ingest function (bench.measure design "
-    "'door'): its own measured duration, DynamoDB calls, read units and EMF bytes, at the ingest function's memory; "
+    "'door'): its own DynamoDB calls, read units and EMF bytes; its duration modelled at the ingest function's "
+    "memory (measured CPU outside AWS calls x 1,769 MB / memory, + the measured time inside them: bench.door); "
     "no API Gateway charge (a Function URL has none); the stream consumers, storage, rollups as the REST design's "
     "(the same stored items). Custom domains (CloudFront in front) are not priced.",
     "Rollups: the daily job re-reads yesterday (and today's first 15 minutes): job CPU from the archive benchmark "
@@ -89,18 +90,9 @@ ASSUMPTIONS = [
 
 def lambda_settings(stage: str = STAGE) -> dict[str, dict[str, Any]]:
     """Memory, timeout and architecture of the functions, as Chalice resolves them for the stage."""
-    from chalice.config import Config
+    from infra.stages import function_settings
 
-    config = Config(chalice_stage=stage, config_from_disk=json.loads((ROOT / ".chalice" / "config.json").read_text()))
-    out = {}
-    for function in ("api_handler", "ingest", "archive_readings", "live", "rollups"):
-        scoped = config.scope(stage, function)
-        out[function] = {
-            "memory_mb": int(scoped.lambda_memory_size),
-            "timeout_s": int(scoped.lambda_timeout),
-            "architecture": str(scoped.lambda_architecture or "x86_64"),
-        }
-    return out
+    return {f: function_settings(f, stage) for f in ("api_handler", "ingest", "archive_readings", "live", "rollups")}
 
 
 def door_platform_log_bytes() -> int:
@@ -403,12 +395,12 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         ours = designs["chunked"]
         chunked[batch] = per_million(_profile(ours, "chunked", batch_one), functions, job)
         # The door stores the same items: its stream and archive figures are the REST design's.
-        shared = {"stream": ours["stream"], "max_chunks_per_request": ours["max_chunks_per_request"]}
-        through_door = {**designs["door"], **shared}
+        through_door = door_design(designs)
         door[batch] = per_million(_profile(through_door, "chunked", batch_one), functions, job, door=True)
         door[batch]["measured"] = {
             "dynamodb_requests_per_request": through_door["dynamodb_calls_per_request"],
-            "handler_ms": through_door["handler_ms"],
+            "handler_ms": designs["door"]["handler_ms"],
+            "lambda_duration_ms_modelled": through_door["handler_ms"]["mean"],
             "in_aws_calls_ms_mean": through_door["in_aws_calls_ms_mean"],
             "app_ms_mean": through_door["app_ms_mean"],
             "chunk_write_units_per_request": through_door["item_write_units_per_request"],
@@ -467,6 +459,24 @@ def costs(measured: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
             "by_batch": basic,
             "assumptions": IOT_ASSUMPTIONS,
         },
+    }
+
+
+def door_design(designs: dict[str, Any]) -> dict[str, Any]:
+    """The Function URL design's measurement as the models read it: its stream and archive are the
+    REST design's (the same stored items), and its Lambda duration is modelled at the ingest
+    function's memory (bench.door: the CPU at that memory's vCPU share, plus the AWS calls' time),
+    not the in-process wall time on a whole core, which would flatter a 256 MB function."""
+    from bench.door import modelled_duration_ms
+
+    door, chunked = designs["door"], designs["chunked"]
+    memory = lambda_settings()["ingest"]["memory_mb"]
+    duration = modelled_duration_ms(door["app_ms_mean"], door["in_aws_calls_ms_mean"], memory)
+    return {
+        **door,
+        "stream": chunked["stream"],
+        "max_chunks_per_request": chunked["max_chunks_per_request"],
+        "handler_ms": {**door["handler_ms"], "mean": duration},
     }
 
 
@@ -604,7 +614,7 @@ def capacity(
     rollup_timeout_s = lambda_settings()["rollups"]["timeout_s"]
     by_batch = {}
     for batch, designs in measured["by_batch"].items():
-        m = {**designs["door"], "stream": designs["chunked"]["stream"]} if door else designs["chunked"]
+        m = door_design(designs) if door else designs["chunked"]
         by_batch[batch] = _capacity_at(int(batch), m, cost["by_batch"][batch], job, rollup_timeout_s, door=door)
     where = "through the Function URL" if door else "through the REST API"
     return {
