@@ -11,7 +11,7 @@ from chalicelib.api.dashboard_ops import DEVICE_QUERY, WINDOWS
 from chalicelib.api.params import query_params, read_query
 from chalicelib.config import settings
 from chalicelib.web.render import render
-from chalicelib.web.status import state_json, status_of
+from chalicelib.web.status import live_state, state_json, status_of
 
 if TYPE_CHECKING:
     from chalice.app import Response
@@ -27,7 +27,7 @@ def device_page(v: Visit, device_id: str) -> Response:
     params = read_query(DEVICE_QUERY, query_params(v.request))
     window = params["window"] or DEFAULT_WINDOW
     device = wiring.devices().get(device_id)
-    state = wiring.devices().state(device_id)
+    state = live_state(device_id)
     alerts, more_alerts = wiring.alerts().list_alerts(AlertFilter(device_id=device_id), DEVICE_ALERTS, None)
     command = None
     if params.get("command"):

@@ -10,7 +10,6 @@ from chalicelib.adapters.alerts import AlertFilter
 from chalicelib.api.dashboard_ops import FLEET_QUERY
 from chalicelib.api.params import query_params, read_query
 from chalicelib.domain.devices import Device
-from chalicelib.domain.state import FOLD_INTERVAL_MS
 from chalicelib.web.forms import MAX_QUERY_CHARS
 from chalicelib.web.render import render
 from chalicelib.web.status import device_states, state_json, status_of
@@ -67,15 +66,7 @@ def _alert_counts() -> tuple[dict[str, int], int, bool]:
 
 
 def fleet_page(v: Visit) -> Response:
-    """GET /dashboard: the fleet page.
-
-    Each row reads the device item (one GetItem: web.status.device_states), i.e. the state the
-    live stream has folded (domain.state): last_seen and the latest values lag the newest request
-    by at most FOLD_INTERVAL_MS (5 minutes) plus the stream's delay. The status allows for that lag
-    (a device sending every minute is never shown "silent"; one that stops turns "silent" up to
-    FOLD_INTERVAL_MS late). The exact state costs one Query more per device (GET
-    /v1/devices/{id}/state); a page of 50 does not pay that.
-    """
+    """GET /dashboard: the fleet page; each row's state is exact (web.status.device_states)."""
     values = read_query(FLEET_QUERY, query_params(v.request))
     limit, cursor = values["limit"], values["cursor"]
     query = " ".join((values["q"] or "").split())[:MAX_QUERY_CHARS]
@@ -92,7 +83,7 @@ def fleet_page(v: Visit) -> Response:
                 "last_seen": last_seen,
                 "latest": state.latest if state else [],
                 "alerts": alerting.get(device.device_id, 0),
-                "status": status_of(device, last_seen, alerting.get(device.device_id, 0), v.now - FOLD_INTERVAL_MS),
+                "status": status_of(device, last_seen, alerting.get(device.device_id, 0), v.now),
             }
         )
     live = {device_id: state_json(state) for device_id, state in states.items()}
