@@ -117,8 +117,11 @@ def parse_line(line: Mapping[str, object]) -> ArchivedReading:
     return ArchivedReading(device_id, metric, unit, ts, value, received_at)
 
 
-def _version(received_at: object, value: Value) -> tuple[Any, ...]:
-    """The order of versions of one identity: the greatest wins (see the module docstring)."""
+def version_key(received_at: object, value: Value) -> tuple[Any, ...]:
+    """The order of versions of one identity: the greatest wins (see the module docstring).
+
+    Every reader that resolves duplicates (the jobs, the aggregation query) uses this order.
+    """
     newness = received_at if _is_int(received_at) else -1
     kind = 0 if isinstance(value, bool) else 2 if isinstance(value, str) else 1
     return (newness, kind, value, dumps(value))
@@ -177,7 +180,7 @@ def rollup_reduce(key: str, values: Iterable[object]) -> Row | None:
     newest: dict[int, tuple[tuple[Any, ...], Value]] = {}
     for v in values:
         ts, received_at, value = _rollup_value(v)
-        version = _version(received_at, value)
+        version = version_key(received_at, value)
         seen = newest.get(ts)
         if seen is None or version > seen[0]:
             newest[ts] = (version, value)
@@ -270,7 +273,7 @@ def dedupe_reduce(key: str, values: Iterable[object]) -> Row | None:
         if not isinstance(v, Mapping):
             raise ArchiveLineError(f"not a dedupe map value: {str(v)[:200]}")
         r = parse_line(v)
-        if best is None or _version(r.received_at, r.value) > _version(best.received_at, best.value):
+        if best is None or version_key(r.received_at, r.value) > version_key(best.received_at, best.value):
             best = r
     return None if best is None else best.line()
 
@@ -282,7 +285,7 @@ def dedupe(lines: Iterable[Mapping[str, object]]) -> Iterator[Row]:
         r = parse_line(line)
         identity = (r.device_id, r.metric, r.unit, r.ts)
         seen = newest.get(identity)
-        if seen is None or _version(r.received_at, r.value) > _version(seen.received_at, seen.value):
+        if seen is None or version_key(r.received_at, r.value) > version_key(seen.received_at, seen.value):
             newest[identity] = r
     for identity in sorted(newest):
         yield newest.pop(identity).line()
