@@ -41,7 +41,8 @@ class ReadingStore:
         self._retention = timedelta(days=retention_days)
         self._retries = retries
 
-    def _item(self, device_id: str, chunk: Chunk, received_at_ms: int) -> ReadingChunkModel:
+    def item(self, device_id: str, chunk: Chunk, received_at_ms: int) -> ReadingChunkModel:
+        """The item a chunk is stored as (with its retention TTL)."""
         newest = datetime.fromtimestamp(chunk.ts_max / 1000, UTC)
         return self._model(
             device_id,
@@ -60,7 +61,7 @@ class ReadingStore:
         Throttling and UnprocessedItems are retried within the request's retry budget
         (adapters.retry); chunk keys are idempotent, so re-sending an item is harmless.
         """
-        items = [self._item(device_id, c, received_at_ms).serialize() for c in chunks]
+        items = [self.item(device_id, c, received_at_ms).serialize() for c in chunks]
         put_items(self._model, items, self._retries)
 
     def chunks(self, device_id: str, low_key: str, high_key: str, max_items: int) -> tuple[list[StoredChunk], bool]:
