@@ -25,7 +25,7 @@ from chalicelib.domain.state import DeviceStates
 # built, so the API function's cold start (telemetry ingestion) does not pay for alerts, WAMP,
 # reports or the jobs; these imports are for the annotations only.
 if TYPE_CHECKING:
-    from chalicelib.adapters.aggregates import AggregateStore
+    from chalicelib.adapters.aggregates import AggregateStore, RollupStore
     from chalicelib.adapters.alerts import AlertStore
     from chalicelib.adapters.archive import S3Archive
     from chalicelib.adapters.call_timeouts import CallTimeoutQueue
@@ -153,6 +153,15 @@ def aggregates() -> AggregateStore:
 
     bound_settings()
     return AggregateStore(retries=retry_policy())
+
+
+@component
+def rollup_store() -> RollupStore:
+    """The hourly rollups (domain.rollups.RollupReader for the aggregation query)."""
+    from chalicelib.adapters.aggregates import RollupStore
+
+    bound_settings()
+    return RollupStore(retries=retry_policy())
 
 
 @component
