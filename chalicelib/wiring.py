@@ -189,14 +189,14 @@ def reports() -> ReportStore:
 def archive_job() -> ArchiveJob:
     from chalicelib.jobs.archiver import ArchiveJob
 
-    return ArchiveJob(archive(), metrics())
+    return ArchiveJob(archive(), metrics(), marks=rollup_store())
 
 
 @component
 def rollups_job() -> RollupsJob:
     from chalicelib.jobs.rollups import RollupsJob
 
-    return RollupsJob(archive(), aggregates())
+    return RollupsJob(archive(), rollup_store(), aggregates())
 
 
 @component

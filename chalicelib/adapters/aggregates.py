@@ -284,8 +284,8 @@ class RollupStore:
         for day, day_hours in sorted(by_day.items()):
             fresh = {key: p for key, p in series.items() if key[2] in day_hours}
             manifest = self.manifest(day, consistent=True)
-            if manifest is None:
-                continue  # nothing rolled that day yet: the hourly run will roll these hours
+            if manifest is None:  # a day before the job's first run: pages of its own
+                manifest = Manifest(1)
             if manifest.compacted:
                 self._replace_in_day(device_id, day, fresh, day_hours)
             else:
@@ -305,8 +305,6 @@ class RollupStore:
         partition = f"{PAGE_PREFIX}{day}#{shard_of(device_id, manifest.shards)}"
         for hour in sorted(hours):
             hh = (hour - base) // HOUR_MS
-            if hh not in manifest.hours:
-                continue  # not rolled yet: its hourly run reads the archive, late readings included
             pages = self._query(partition, self._model.sort_key.startswith(f"{hh:02d}"))
             rows: dict[str, Mapping[SeriesHour, Partial]] = {}
             for page in pages:
@@ -323,6 +321,11 @@ class RollupStore:
             for sort in sorted(stale):  # fewer splits than before
                 gone = self._model(partition, sort)
                 self._call("DeleteItem on aggregates", gone.delete)
+            if hh not in manifest.hours:
+                # an hour the job has not rolled (or a day before its first run): a later full
+                # roll of the hour rewrites these pages from the archive anyway
+                manifest.hours.add(hh)
+                self._put([self._manifest_item(day, manifest)])
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeGuard
 
-from chalicelib.domain.rollups import Partial, partial_of
+from chalicelib.domain.rollups import ROLLUP_GRACE_MS, Partial, partial_of
 
 ROLLUP, INDEX, DEDUPE = "rollup", "index", "dedupe"
 MAX_WORD_LENGTH = 64
@@ -357,3 +357,24 @@ def run_local(job: str, lines: Iterable[Mapping[str, object]], max_keys: int = M
         if row is not None:
             rows.append(row)
     return rows
+
+
+# late readings --------------------------------------------------------------------------
+
+
+def late_marks(
+    lines: Iterable[Mapping[str, object]], now_ms: int, grace_ms: int = ROLLUP_GRACE_MS
+) -> set[tuple[int, str]]:
+    """(hour start, device) of archive lines written into an hour already due for its rollup.
+
+    An hour is rolled once its end + grace has passed; a line archived after that moment
+    is not in the rollup, so its device-hour must be re-rolled.
+    """
+    marks: set[tuple[int, str]] = set()
+    for line in lines:
+        ts, device = line.get("ts"), line.get("device_id")
+        if _is_int(ts) and isinstance(device, str):
+            hour = ts - ts % HOUR_MS
+            if hour + HOUR_MS + grace_ms <= now_ms:
+                marks.add((hour, device))
+    return marks
