@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -96,9 +97,10 @@ PAGE_PREFIX = "rollpage#"
 MANIFEST_SORT = "manifest"
 WATERMARK_KEY = ("rollup#watermark", "watermark")
 DIRTY_PARTITION = "rolldirty"
-# A page near 1 KB costs one write unit and holds several devices' hour, so a device-hour
-# costs a fraction of a write unit; 24 of them still read in a few read units.
-PAGE_TARGET_BYTES = 1000
+# A page under 1 KB costs one write unit and holds several devices' hour, so a device-hour
+# costs a fraction of a write unit; 24 of them still read in a few read units. 800 bytes of
+# blob leave room for the key and for pages above the mean.
+PAGE_TARGET_BYTES = 800
 PAGE_SPLIT_BYTES = 350_000  # under DynamoDB's 400 KB item limit, with room for the key
 PAGE_TTL_S = 30 * 86_400  # pages outlive their day's compaction by far; day items keep the data
 DAY_MS = 24 * HOUR_MS
@@ -120,9 +122,20 @@ def shard_of(device_id: str, shards: int) -> int:
 
 
 def shards_for(rows: Mapping[str, Mapping[SeriesHour, Partial]], hour_ms: int) -> int:
-    """How many page shards a day gets, from its first rolled hour: pages near PAGE_TARGET_BYTES."""
+    """How many page shards a day gets, from its first rolled hour: pages near PAGE_TARGET_BYTES.
+
+    A first guess from each device's own encoding, then corrected by the pages it gives
+    (several devices in one blob compress better than each alone).
+    """
     total = sum(len(encode_devices({d: series}, hour_ms)) for d, series in rows.items())
-    return max(1, round(total / PAGE_TARGET_BYTES))
+    guess = max(1, math.ceil(total / PAGE_TARGET_BYTES))
+    if guess == 1:
+        return 1
+    groups: dict[int, dict[str, Mapping[SeriesHour, Partial]]] = {}
+    for device, series in rows.items():
+        groups.setdefault(shard_of(device, guess), {})[device] = series
+    packed = sum(len(encode_devices(group, hour_ms)) for group in groups.values())
+    return max(1, round(packed / PAGE_TARGET_BYTES))
 
 
 @dataclass
@@ -208,14 +221,16 @@ class RollupStore:
             self._compacted[day] = found
         return found
 
-    def _manifest_item(self, day: str, manifest: Manifest) -> AggregateModel:
+    def manifest_item(self, day: str, manifest: Manifest) -> AggregateModel:
+        """The day's manifest item."""
         return self._model(f"{PAGE_PREFIX}{day}", MANIFEST_SORT, row=manifest.row())
 
     # -- writes -------------------------------------------------------------------------------
 
-    def _page_items(
+    def page_items(
         self, day: str, hour_ms: int, shards: int, rows: Mapping[str, Mapping[SeriesHour, Partial]]
     ) -> list[AggregateModel]:
+        """An hour's pages: devices grouped by shard, one blob each (split past PAGE_SPLIT_BYTES)."""
         groups: dict[int, dict[str, Mapping[SeriesHour, Partial]]] = {}
         for device, series in rows.items():
             if series:
@@ -228,6 +243,10 @@ class RollupStore:
                 sort = hh if k == 0 else f"{hh}#{k}"
                 items.append(self._model(f"{PAGE_PREFIX}{day}#{shard}", sort, blob=blob, expires_at=expires))
         return items
+
+    def day_item(self, device_id: str, day: str, series: Mapping[SeriesHour, Partial]) -> AggregateModel:
+        """A device's day item: every series' hourly Partials of the day."""
+        return self._model(f"{DAY_PREFIX}{device_id}", day, blob=encode_series(series, day_start_ms(day)))
 
     def put_hour(self, hour_ms: int, rows: Mapping[str, Mapping[SeriesHour, Partial]]) -> Manifest:
         """Store one whole closed hour of every device (device -> series-hour -> Partial).
@@ -245,9 +264,9 @@ class RollupStore:
             return manifest
         if manifest is None:
             manifest = Manifest(shards_for(rows, hour_ms))
-        self._put(self._page_items(day, hour_ms, manifest.shards, rows))
+        self._put(self.page_items(day, hour_ms, manifest.shards, rows))
         manifest.hours.add((hour_ms - day_start_ms(day)) // HOUR_MS)
-        self._put([self._manifest_item(day, manifest)])
+        self._put([self.manifest_item(day, manifest)])
         return manifest
 
     def compact(self, day: str) -> int:
@@ -258,7 +277,6 @@ class RollupStore:
         manifest = self.manifest(day, consistent=True)
         if manifest is None or manifest.compacted:
             return 0
-        base = day_start_ms(day)
         devices: dict[str, dict[SeriesHour, Partial]] = {}
         for shard in range(manifest.shards):
             for page in self._query(f"{PAGE_PREFIX}{day}#{shard}"):
@@ -266,12 +284,9 @@ class RollupStore:
                     continue
                 for device, series in decode_devices(page.blob).items():
                     devices.setdefault(device, {}).update(series)
-        written = self._put(
-            self._model(f"{DAY_PREFIX}{device}", day, blob=encode_series(series, base))
-            for device, series in sorted(devices.items())
-        )
+        written = self._put(self.day_item(device, day, series) for device, series in sorted(devices.items()))
         manifest.compacted = True
-        self._put([self._manifest_item(day, manifest)])
+        self._put([self.manifest_item(day, manifest)])
         self._compacted[day] = manifest
         return written
 
@@ -296,7 +311,7 @@ class RollupStore:
         kept = {} if item is None or item.blob is None else decode_series(item.blob)
         merged = {key: p for key, p in kept.items() if key[2] not in hours}
         merged.update(fresh)
-        self._put([self._model(f"{DAY_PREFIX}{device_id}", day, blob=encode_series(merged, day_start_ms(day)))])
+        self._put([self.day_item(device_id, day, merged)])
 
     def _replace_in_pages(
         self, device_id: str, day: str, manifest: Manifest, fresh: Mapping[SeriesHour, Partial], hours: set[int]
@@ -315,7 +330,7 @@ class RollupStore:
                 rows[device_id] = mine
             else:
                 rows.pop(device_id, None)
-            items = self._page_items(day, hour, manifest.shards, rows)
+            items = self.page_items(day, hour, manifest.shards, rows)
             stale = {p.sort_key for p in pages} - {i.sort_key for i in items}
             self._put(items)
             for sort in sorted(stale):  # fewer splits than before
@@ -325,7 +340,7 @@ class RollupStore:
                 # an hour the job has not rolled (or a day before its first run): a later full
                 # roll of the hour rewrites these pages from the archive anyway
                 manifest.hours.add(hh)
-                self._put([self._manifest_item(day, manifest)])
+                self._put([self.manifest_item(day, manifest)])
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ def keys(prefix: str) -> list[tuple[str, str]]:
 
 def test_hours_go_to_pages_then_a_day_compacts_into_day_items(aws):
     store = RollupStore()
-    devices = [f"dev-{n:03d}" for n in range(40)]
+    devices = [f"dev-{n:03d}" for n in range(150)]
     want: dict[str, dict[SeriesHour, Partial]] = {d: {} for d in devices}
     for h in range(24):
         rows = hour_rows(DAY0 + h * HOUR_MS, devices)
@@ -47,10 +47,10 @@ def test_hours_go_to_pages_then_a_day_compacts_into_day_items(aws):
             assert got == {k: p for k, p in want["dev-007"].items() if k[2] < DAY0 + 12 * HOUR_MS}
             assert keys(DAY_PREFIX) == []
     assert manifest.shards > 1 and len(manifest.hours) == 24 and not manifest.compacted
-    assert store.compact("2026-11-25") == 40
-    assert len(keys(DAY_PREFIX)) == 40
+    assert store.compact("2026-11-25") == 150
+    assert len(keys(DAY_PREFIX)) == 150
     assert RollupStore().manifest("2026-11-25").compacted
-    for d in ("dev-000", "dev-039"):
+    for d in ("dev-000", "dev-149"):
         assert RollupStore().hours(d, None, None, DAY0, DAY0 + 24 * HOUR_MS) == want[d]
     temp_noon = RollupStore().hours("dev-001", "temp", "Cel", DAY0 + 12 * HOUR_MS, DAY0 + 13 * HOUR_MS)
     assert list(temp_noon) == [("temp", "Cel", DAY0 + 12 * HOUR_MS)]
@@ -171,3 +171,13 @@ def test_the_job_rolls_closed_hours_compacts_and_rerolls_late_readings(aws, max_
     assert b[("temp", "", DAY0 + 2 * HOUR_MS)].count == 1 + sum(
         1 for x in lines if x["device_id"] == "b" and DAY0 + 2 * HOUR_MS <= x["ts"] < DAY0 + 3 * HOUR_MS
     )
+
+
+def test_the_design_meets_its_write_and_read_targets():
+    from bench.model import job_outputs_per_reading
+
+    job = job_outputs_per_reading()
+    assert job["rollup_write_units_per_million"] <= 13_753 / 10  # a tenth of the daily job's items
+    assert job["rollup_write_units_per_million"] <= job["before_rollup_write_units_per_million"] / 10
+    assert job["read_units_7_day_window"] <= 5
+    assert job["page_bytes_mean"] < 1024  # one write unit a page
