@@ -25,6 +25,7 @@ WORD_PREFIX = "word#"
 
 
 def rollup_item(row: dict[str, Any]) -> AggregateModel:
+    """The daily job's former item, one per series-hour (kept to price it against RollupStore)."""
     return AggregateModel(
         f"{ROLLUP_PREFIX}{row['device_id']}",
         f"{row['metric']}#{row['hour']}#{row['unit']}",
@@ -45,7 +46,7 @@ def index_items(row: dict[str, Any], day: str) -> list[AggregateModel]:
 
 
 class AggregateStore:
-    """Writes job rows (idempotent keys) and answers the API's two questions with Queries."""
+    """The inverted index: writes its postings (idempotent keys) and answers /v1/search with a Query."""
 
     def __init__(self, model: type[AggregateModel] = AggregateModel, *, retries: RetryPolicy = DEFAULT_POLICY) -> None:
         self._model = model
@@ -64,16 +65,6 @@ class AggregateStore:
             return self._retries.budget().call("Query on aggregates", attempt)
         except PynamoDBException as e:
             raise StorageUnavailableError("the aggregates table could not be read") from e
-
-    def rollups(self, device_id: str, metric: str | None, from_hour: str, to_hour: str) -> list[dict[str, Any]]:
-        """Hourly rollups of a device (one metric, or all), hours from_hour..to_hour inclusive."""
-        partition = f"{ROLLUP_PREFIX}{device_id}"
-        if metric is not None:
-            sort = self._model.sort_key.between(f"{metric}#{from_hour}", f"{metric}#{to_hour}#~")
-            rows = self._query(partition, sort)
-        else:
-            rows = [r for r in self._query(partition) if from_hour <= r["hour"] <= to_hour]
-        return sorted(rows, key=lambda r: (r["hour"], r["metric"], r["unit"]))
 
     def postings(self, word: str) -> list[dict[str, Any]]:
         """Every (device, metric) whose string values held the word, summed over days."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.adapters.aggregates import AggregateStore, RollupStore, day_of, day_start_ms, index_items
+from chalicelib.adapters.aggregates import DAY_MS, AggregateStore, RollupStore, day_of, day_start_ms, index_items
 from chalicelib.adapters.archive import S3Archive
 from chalicelib.clock import now_ms
 from chalicelib.domain.archive import ARCHIVE_PREFIX
@@ -91,7 +91,9 @@ class RollupsJob:
             day = day_of(hour)
             hours.append(datetime.fromtimestamp(hour / 1000, UTC).strftime("%Y-%m-%dT%H"))
             days.add(day)
-            if len(manifest.hours) == 24 and not manifest.compacted:
+            # the day's last hour closes it (even if a concurrent run's manifest write lost an hour:
+            # compaction reads every page there is)
+            if not manifest.compacted and (len(manifest.hours) == 24 or hour + HOUR_MS == day_start_ms(day) + DAY_MS):
                 self.store.compact(day)
                 self._write_index(day)
                 compacted.append(day)

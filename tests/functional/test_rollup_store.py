@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -181,3 +182,28 @@ def test_the_design_meets_its_write_and_read_targets():
     assert job["rollup_write_units_per_million"] <= job["before_rollup_write_units_per_million"] / 10
     assert job["read_units_7_day_window"] <= 5
     assert job["page_bytes_mean"] < 1024  # one write unit a page
+
+
+def test_the_rollups_route_serves_the_store(api, device):
+    store = RollupStore()
+    hour = DAY0 + 9 * HOUR_MS
+    rows = hour_rows(hour, [device["id"], "other"])
+    store.put_hour(hour, rows)
+    store.put_hour(hour + HOUR_MS, hour_rows(hour + HOUR_MS, [device["id"]]))
+    answer = api.request("GET", f"/v1/devices/{device['id']}/rollups?from={hour + 5}&to={hour + HOUR_MS}", api.admin)
+    assert answer.status_code == 200, answer.body
+    got = json.loads(answer.body)["rollups"]
+    assert [(r["hour"], r["metric"]) for r in got] == [
+        ("2026-11-25T09", "door"),
+        ("2026-11-25T09", "temp"),
+        ("2026-11-25T10", "door"),
+        ("2026-11-25T10", "temp"),
+    ]
+    door = got[0]
+    assert (door["count"], door["numbers"], door["min"], door["mean"], door["first"], door["last"]) == (
+        2, 0, None, None, "open", True,
+    )  # fmt: skip
+    temp = rows[device["id"]][("temp", "Cel", hour)]
+    assert (got[1]["sum"], got[1]["min"], got[1]["first_ts"]) == (temp.sum, temp.min, temp.first_ts)
+    only = api.request("GET", f"/v1/devices/{device['id']}/rollups?from={hour}&to={hour}&metric=temp", api.admin)
+    assert [r["metric"] for r in json.loads(only.body)["rollups"]] == ["temp"]
