@@ -48,7 +48,8 @@ WRITE_UNITS_PER_DEVICE_HOUR = 7
 
 def _pricing() -> dict[str, Any]:
     path = Path(__file__).resolve().parent.parent / "chalicelib" / "pricing.json"
-    return json.loads(path.read_text())
+    prices: dict[str, Any] = json.loads(path.read_text())
+    return prices
 
 
 def hour_of_archive(devices: int, seed: int = 7) -> list[dict[str, Any]]:
