@@ -29,7 +29,6 @@ are sensor values; the Python path keeps them exact).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -167,7 +166,7 @@ FROM hours
 ORDER BY device_id, metric, unit, hour_ms"""
 
 
-def _hour_filter(d: _Dialect, hour_ms: int) -> str:
+def _hour_filter(hour_ms: int) -> str:
     return f"ts >= {hour_ms} AND ts < {hour_ms + HOUR_MS}"
 
 
@@ -200,7 +199,7 @@ def rollup_json_sql(dialect: str, hour_ms: int, source: str | None = None) -> st
     _check_hour(hour_ms)
     d = DIALECTS[dialect]
     relation = f"{ATHENA_LINES_TABLE} WHERE {_athena_partition(hour_ms)}" if d is TRINO else source or "lines"
-    typed = f"SELECT * FROM ({_typed_from_lines(d, relation)}) WHERE {_hour_filter(d, hour_ms)}"
+    typed = f"SELECT * FROM ({_typed_from_lines(d, relation)}) WHERE {_hour_filter(hour_ms)}"
     return _rollup(d, typed)
 
 
@@ -209,7 +208,7 @@ def rollup_parquet_sql(dialect: str, hour_ms: int, source: str | None = None) ->
     _check_hour(hour_ms)
     d = DIALECTS[dialect]
     relation = f"{ATHENA_COMPACT_TABLE} WHERE {_athena_partition(hour_ms)}" if d is TRINO else source or "compact"
-    typed = f"SELECT * FROM ({_typed_from_compact(relation)}) WHERE {_hour_filter(d, hour_ms)}"
+    typed = f"SELECT * FROM ({_typed_from_compact(relation)}) WHERE {_hour_filter(hour_ms)}"
     return _rollup(d, typed)
 
 
@@ -219,7 +218,7 @@ def compact_select(dialect: str, hour_ms: int, source: str | None = None) -> str
     d = DIALECTS[dialect]
     relation = f"{ATHENA_LINES_TABLE} WHERE {_athena_partition(hour_ms)}" if d is TRINO else (source or "lines")
     return (
-        f"SELECT * FROM ({_typed_from_lines(d, relation)}) WHERE {_hour_filter(d, hour_ms)}\n"
+        f"SELECT * FROM ({_typed_from_lines(d, relation)}) WHERE {_hour_filter(hour_ms)}\n"
         "ORDER BY device_id, metric, unit, ts"
     )
 
@@ -292,8 +291,7 @@ def _value(kind: Any, number: Any, text: Any) -> Value:
     if k == KIND_BOOL:
         return str(text) == "true"
     if k == KIND_NUMBER:
-        n = float(number)
-        return n
+        return float(number)
     return "" if text is None else str(text)
 
 
@@ -353,7 +351,3 @@ def partials(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[SeriesHour, Pa
 def sum_tolerance(numbers: int, largest: float) -> float:
     """The documented bound on |SQL sum - math.fsum| for `numbers` values of magnitude <= largest."""
     return numbers * numbers * 2.0**-52 * largest + (0.0 if math.isfinite(largest) else math.inf)
-
-
-def dumps_value(value: Value) -> str:
-    return json.dumps(value)
