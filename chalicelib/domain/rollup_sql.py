@@ -1,353 +1,354 @@
-"""The hourly rollup as SQL: one definition, two dialects (Trino/Athena and DuckDB).
+"""The hourly rollup as SQL, from one definition, in two dialects: Trino (Athena) and DuckDB.
 
-The fleet-scale path of the hourly job (`chalicelib.jobs.fleet_rollups`) runs the rollup of
-`domain.mapreduce.ROLLUP` on an engine instead of in the Lambda: Athena in AWS, DuckDB
-locally and in the tests. Every statement is built here from the same pieces:
+Three stages, written once; only the leaf expressions differ by dialect (`_Dialect`):
 
-- a *typed source*: one row per archive line with the typed columns
-  (device_id, metric, unit, ts, received_at, kind, number, text), where kind is
-  0 bool, 1 number, 2 string; a boolean is also in `number` (0 or 1) so the version
-  order below needs no third column; `text` holds strings only;
-- *resolution*: one row per identity (device_id, metric, unit, ts), the version
-  `mapreduce.version_key` ranks greatest (received_at, missing oldest; then
-  bool < number < string; then the value);
-- the *compaction* (`compact_statement`): the resolved rows of one hour as Parquet (ZSTD),
-  Athena UNLOAD or DuckDB COPY: later queries of the hour read a few typed columns
-  instead of whole gzip JSON objects, and need no resolution (a re-roll re-compacts);
-- the *rollup* (`rollup_query`): per series, the Partial's fields; `rollup_row` turns a
-  result record into the ROLLUP row (first/last come as (kind, number, text), since
-  an SQL column has one type).
+1. ``typed``: each archive line as typed columns (device_id, metric, unit, ts, received_at,
+   kind 0 bool / 1 number / 2 string, number double, text varchar). From gzip JSON Lines,
+   each line is read as ONE string (Athena: a TEXTFILE table with a `line` column; the OpenX
+   SerDe would turn 21.5 and "21.5" into the same string) and typed with JSON functions;
+   from the Parquet compaction the columns are already typed.
+2. ``latest``: one row per identity (device_id, metric, unit, ts), the version
+   `domain.mapreduce.version_key` ranks greatest: received_at (missing oldest), then
+   kind (bool < number < string), then value.
+3. the rollup: per (device_id, metric, unit, hour) the `domain.rollups.Partial` fields;
+   count/first/last over every reading, numbers/min/max/sum over numbers (booleans are not).
 
-Sums. `run_local` adds with math.fsum (exactly rounded). DuckDB's `fsum` is a compensated
-(Kahan) sum; Trino has only the plain `sum(double)`, whose error is at most
-(n - 1) * 2**-53 * sum(|x|) for n numbers, that is below 4e-13 * sum(|x|) for 3,600
-readings (one a second for an hour). The tests hold DuckDB to SUM_REL_TOLERANCE.
-Numbers are doubles in SQL: an integer reading comes back as the equal float (integers
-beyond 2**53 lose precision, as in any JSON reader that uses doubles).
+The query returns typed columns (first/last as kind, number, text); `decode_row` turns a
+result row (native values from DuckDB, or strings from Athena's CSV) into the ROLLUP row
+{device_id, metric, unit, hour, count, numbers, min, max, sum, mean, first, first_ts, last,
+last_ts} and `partials` into what `RollupStore.put_hour` takes.
 
-Athena and the type of `value`. The OpenX JSON SerDe hands 21.5 and "21.5" over as the same
-string. The JSON source here reads each archive line as one string (`ARCHIVE_LINES_DDL`: a
-TEXTFILE table of one column, gzip read natively) and takes the type from the JSON text
-of the value (json_format of json_extract), so numbers, booleans and strings stay apart.
+Sum. Python uses math.fsum (exactly rounded). DuckDB's fsum is Kahan-Babuska compensated
+summation: |error| <= 2u * sum|x| (u = 2**-53), in practice equal to fsum. Trino's sum(double)
+is plain summation in an unspecified (parallel) order: |error| <= (n-1)u * sum|x|, so at
+60 readings an hour about 7e-15 of sum|x|, at 3,600 about 4e-13. The tests hold DuckDB to
+n * 2**-52 * n * max|x| (>= the bound above); mean = sum / numbers carries the same relative error.
+Numbers are doubles in SQL: integers beyond 2**53 lose precision (the archive's readings
+are sensor values; the Python path keeps them exact).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain.mapreduce import hour_of
-from chalicelib.domain.rollups import HOUR_MS, Partial, Value
+from chalicelib.domain.rollups import HOUR_MS, Partial, SeriesHour, Value
 
-BOOL, NUMBER, STRING = 0, 1, 2
-# DuckDB's fsum against math.fsum (see the module docstring); the tests assert it.
-SUM_REL_TOLERANCE = 1e-12
-# Trino's plain sum of n doubles: relative to sum(|x|), at most (n - 1) * 2**-53.
-TRINO_SUM_REL_BOUND_PER_READING = 2.0**-53
-
-ARCHIVE_LINES_TABLE = "iotcloud_archive_lines"
-COMPACT_TABLE = "iotcloud_compact"
-ARCHIVE_PREFIX = "archive"
-COMPACT_PREFIX = "compact"
-# The typed columns of the compaction, in order (the Parquet schema).
+KIND_BOOL, KIND_NUMBER, KIND_STRING = 0, 1, 2
 TYPED_COLUMNS = ("device_id", "metric", "unit", "ts", "received_at", "kind", "number", "text")
-# What the rollup reads of a compacted hour (received_at is not needed once resolved).
-ROLLUP_COLUMNS = ("device_id", "metric", "unit", "ts", "kind", "number", "text")
+# The columns the rollup reads from the Parquet compaction (what Athena bills for it).
+PARQUET_COLUMNS_READ = tuple(c for c in TYPED_COLUMNS if c != "received_at")
+RESULT_COLUMNS = (
+    "device_id", "metric", "unit", "hour_ms", "count", "numbers", "min", "max", "sum", "mean",
+    "first_ts", "first_kind", "first_number", "first_text",
+    "last_ts", "last_kind", "last_number", "last_text",
+)  # fmt: skip
 
-_SAFE = re.compile(r"^[A-Za-z0-9_.:/=*+-]+$")  # no quotes, spaces or backslashes
+# DuckDB's default row group (122,880 rows) restarts every column's encoding and halves the
+# gain on ts; Athena's writer makes row groups of ~128 MB, far more rows than this.
+COMPACT_ROW_GROUP_ROWS = 1_000_000
+
+# Athena tables (names used by the generated SQL; the DDL is `athena_ddl`).
+ATHENA_LINES_TABLE = "iotcloud_archive_lines"
+ATHENA_COMPACT_TABLE = "iotcloud_compact"
 
 
 @dataclass(frozen=True)
-class Dialect:
-    """What differs between the engines, nothing else."""
-
+class _Dialect:
     name: str
-    sum: str  # the most accurate sum of doubles the engine has
-    min_by: str
-    max_by: str
-    int_div: str  # integer division of BIGINTs
+    fsum: str  # the sum of doubles
+    first_by: str  # arg_min / min_by
+    last_by: str
+    row: str  # a record of (kind, number, text), field access as .k .n .t
+    text_of_json: str  # JSON scalar -> its text ({j}: a JSON value)
+    json_kind: str  # {j} -> 0/1/2
+    json_number: str  # {j} -> double
+    json_field: str  # {line}, {field} -> JSON value of the field
+    bigint_field: str  # {line}, {field} -> bigint
 
 
-TRINO = Dialect("trino", sum="sum", min_by="min_by", max_by="max_by", int_div="/")
-DUCKDB = Dialect("duckdb", sum="fsum", min_by="arg_min", max_by="arg_max", int_div="//")
+TRINO = _Dialect(
+    name="trino",
+    fsum="sum({x})",
+    first_by="min_by({x}, {by})",
+    last_by="max_by({x}, {by})",
+    row="CAST(ROW(kind, number, text) AS ROW(k integer, n double, t varchar))",
+    # json_format keeps the JSON text (strings quoted), so the type survives.
+    text_of_json="json_extract_scalar({j}, '$')",
+    json_kind=(
+        "CASE WHEN json_format({j}) IN ('true', 'false') THEN 0 "
+        "WHEN substr(json_format({j}), 1, 1) = '\"' THEN 2 ELSE 1 END"
+    ),
+    json_number="CAST({j} AS double)",
+    json_field="json_extract({line}, '$.{field}')",
+    bigint_field="CAST(json_extract_scalar({line}, '$.{field}') AS bigint)",
+)
+
+DUCKDB = _Dialect(
+    name="duckdb",
+    fsum="fsum({x})",
+    first_by="arg_min({x}, {by})",
+    last_by="arg_max({x}, {by})",
+    row="{'k': kind, 'n': number, 't': text}",
+    text_of_json="({j} ->> '$')",
+    json_kind=(
+        "CASE WHEN json_type({j}) = 'BOOLEAN' THEN 0 WHEN json_type({j}) = 'VARCHAR' THEN 2 "
+        "WHEN json_type({j}) IN ('UBIGINT', 'BIGINT', 'HUGEINT', 'UHUGEINT', 'DOUBLE') THEN 1 END"
+    ),
+    json_number="CAST({j} AS DOUBLE)",
+    json_field="json_extract({line}, '$.{field}')",
+    bigint_field="CAST(json_extract({line}, '$.{field}') AS BIGINT)",
+)
+
 DIALECTS = {d.name: d for d in (TRINO, DUCKDB)}
 
 
-def _literal(text: str) -> str:
-    # Locations are built from the bucket and the hour: refuse anything that needs quoting.
-    if not _SAFE.match(text):
-        raise ValueError(f"not a safe SQL literal: {text!r}")
-    return f"'{text}'"
+def _typed_from_lines(d: _Dialect, source: str) -> str:
+    """SELECT of the typed columns from a relation with one JSON text column `line`."""
+    j = d.json_field.format(line="line", field="value")
+
+    def s(field: str) -> str:
+        return d.text_of_json.format(j=d.json_field.format(line="line", field=field))
+
+    def b(field: str) -> str:
+        return d.bigint_field.format(line="line", field=field)
+
+    kind = d.json_kind.format(j=j)
+    return (
+        f"SELECT {s('device_id')} AS device_id, {s('metric')} AS metric, {s('unit')} AS unit, "
+        f"{b('ts')} AS ts, {b('received_at')} AS received_at,\n"
+        f"        {kind} AS kind,\n"
+        f"        CASE WHEN {kind} = 1 THEN {d.json_number.format(j=j)} END AS number,\n"
+        f"        CASE WHEN {kind} <> 1 THEN {d.text_of_json.format(j=j)} END AS text\n"
+        f"    FROM {source}"
+    )
 
 
-def hour_partition(hour_ms: int) -> tuple[str, str]:
-    """The archive partition values of an hour: ("YYYY-MM-DD", "HH")."""
-    if hour_ms % HOUR_MS:
-        raise ValueError(f"not an hour start: {hour_ms}")
-    moment = datetime.fromtimestamp(hour_ms / 1000, UTC)
-    return f"{moment:%Y-%m-%d}", f"{moment:%H}"
+# The version order of domain.mapreduce.version_key; the greatest is number 1.
+_VERSION = """row_number() OVER (
+        PARTITION BY device_id, metric, unit, ts
+        ORDER BY received_at DESC NULLS LAST, kind DESC, number DESC NULLS LAST, text DESC NULLS LAST
+    )"""
 
 
-def archive_location(root: str, hour_ms: int) -> str:
-    """Prefix of an hour's gzip JSON Lines objects under root ("s3://bucket", or a folder)."""
-    day, hour = hour_partition(hour_ms)
-    return f"{root}/{ARCHIVE_PREFIX}/dt={day}/hour={hour}/"
+def _typed_from_compact(source: str) -> str:
+    # The compaction holds one version per identity (the winner), so received_at is not read:
+    # the rollup scans 7 of the 8 columns and its ranking has nothing left to choose.
+    columns = ", ".join("CAST(NULL AS bigint) AS received_at" if c == "received_at" else c for c in TYPED_COLUMNS)
+    return f"SELECT {columns} FROM {source}"
 
 
-def compact_location(root: str, hour_ms: int) -> str:
-    """Prefix of an hour's Parquet objects (the compaction's output) under root."""
-    day, hour = hour_partition(hour_ms)
-    return f"{root}/{COMPACT_PREFIX}/dt={day}/hour={hour}/"
+def _rollup(d: _Dialect, typed: str) -> str:
+    rec = d.row
+    first = d.first_by.format(x=rec, by="ts")
+    last = d.last_by.format(x=rec, by="ts")
+    return f"""WITH typed AS (
+    {typed}
+),
+ranked AS (
+    SELECT *, {_VERSION} AS version
+    FROM typed
+),
+latest AS (
+    SELECT * FROM ranked WHERE version = 1
+),
+hours AS (
+    SELECT
+        device_id, metric, unit, ts - ts % {HOUR_MS} AS hour_ms,
+        count(*) AS "count",
+        count(number) AS numbers,
+        min(number) AS "min",
+        max(number) AS "max",
+        {d.fsum.format(x="number")} AS "sum",
+        min(ts) AS first_ts,
+        {first} AS first_v,
+        max(ts) AS last_ts,
+        {last} AS last_v
+    FROM latest
+    GROUP BY device_id, metric, unit, ts - ts % {HOUR_MS}
+)
+SELECT
+    device_id, metric, unit, hour_ms, "count", numbers, "min", "max",
+    CASE WHEN numbers > 0 THEN "sum" ELSE 0.0 END AS "sum",
+    CASE WHEN numbers > 0 THEN "sum" / numbers END AS mean,
+    first_ts, first_v.k AS first_kind, first_v.n AS first_number, first_v.t AS first_text,
+    last_ts, last_v.k AS last_kind, last_v.n AS last_number, last_v.t AS last_text
+FROM hours
+ORDER BY device_id, metric, unit, hour_ms"""
 
 
 def _hour_filter(hour_ms: int) -> str:
     return f"ts >= {hour_ms} AND ts < {hour_ms + HOUR_MS}"
 
 
-# typed sources ---------------------------------------------------------------------------
+def _athena_partition(hour_ms: int) -> str:
+    from datetime import UTC, datetime
+
+    moment = datetime.fromtimestamp(hour_ms / 1000, UTC)
+    return f"dt = '{moment:%Y-%m-%d}' AND \"hour\" = '{moment:%H}'"
 
 
-def json_source(dialect: Dialect, root: str, hour_ms: int) -> str:
-    """The typed rows of an hour's gzip JSON Lines (every version of every reading)."""
-    day, hour = hour_partition(hour_ms)
-    if dialect is TRINO:
-        # v: the value's JSON text, whose first character tells its type.
-        return f"""SELECT
-    json_extract_scalar(j, '$.device_id') AS device_id,
-    json_extract_scalar(j, '$.metric') AS metric,
-    json_extract_scalar(j, '$.unit') AS unit,
-    CAST(json_extract(j, '$.ts') AS bigint) AS ts,
-    CAST(json_extract(j, '$.received_at') AS bigint) AS received_at,
-    CASE WHEN v IN ('true', 'false') THEN {BOOL} WHEN substr(v, 1, 1) = '"' THEN {STRING} ELSE {NUMBER} END AS kind,
-    CASE
-        WHEN v = 'true' THEN 1e0
-        WHEN v = 'false' THEN 0e0
-        WHEN substr(v, 1, 1) <> '"' THEN CAST(json_extract(j, '$.value') AS double)
-    END AS number,
-    CASE WHEN substr(v, 1, 1) = '"' THEN json_extract_scalar(j, '$.value') END AS text
-FROM (
-    SELECT j, json_format(json_extract(j, '$.value')) AS v
-    FROM (SELECT json_parse(line) AS j FROM {ARCHIVE_LINES_TABLE} WHERE dt = '{day}' AND "hour" = {int(hour)})
-)"""
-    files = _literal(archive_location(root, hour_ms) + "*.jsonl.gz")
-    return f"""SELECT
-    device_id, metric, unit, ts, received_at,
-    CASE
-        WHEN json_type(value) = 'BOOLEAN' THEN {BOOL}
-        WHEN json_type(value) = 'VARCHAR' THEN {STRING}
-        ELSE {NUMBER}
-    END AS kind,
-    CASE
-        WHEN json_type(value) = 'BOOLEAN' THEN CAST(CAST(value AS BOOLEAN) AS DOUBLE)
-        WHEN json_type(value) <> 'VARCHAR' THEN CAST(value AS DOUBLE)
-    END AS number,
-    CASE WHEN json_type(value) = 'VARCHAR' THEN value ->> '$' END AS text
-FROM read_json(
-    {files},
-    format = 'newline_delimited',
-    hive_partitioning = false,
-    columns = {{
-        device_id: 'VARCHAR', metric: 'VARCHAR', unit: 'VARCHAR',
-        ts: 'BIGINT', value: 'JSON', received_at: 'BIGINT'
-    }}
-)"""
+def partition_of_hour(hour_ms: int) -> str:
+    """The archive's hive partition of an hour: dt=YYYY-MM-DD/hour=HH."""
+    from datetime import UTC, datetime
+
+    moment = datetime.fromtimestamp(hour_ms / 1000, UTC)
+    return f"dt={moment:%Y-%m-%d}/hour={moment:%H}"
 
 
-def parquet_source(dialect: Dialect, root: str, hour_ms: int) -> str:
-    """The resolved typed rows of a compacted hour, only the columns the rollup reads."""
-    columns = ", ".join(ROLLUP_COLUMNS)
-    if dialect is TRINO:
-        day, hour = hour_partition(hour_ms)
-        return f"SELECT {columns} FROM {COMPACT_TABLE} WHERE dt = '{day}' AND \"hour\" = {int(hour)}"
-    files = _literal(compact_location(root, hour_ms) + "*.parquet")
-    return f"SELECT {columns} FROM read_parquet({files}, hive_partitioning = false)"
+def _check_hour(hour_ms: int) -> None:
+    if hour_ms % HOUR_MS:
+        raise ValueError(f"not the start of an hour: {hour_ms}")
 
 
-def resolved(source: str, hour_ms: int) -> str:
-    """One row per identity of the hour: the greatest version (mapreduce.version_key)."""
+def rollup_json_sql(dialect: str, hour_ms: int, source: str | None = None) -> str:
+    """The rollup of one hour over the gzip JSON Lines archive.
+
+    trino: over `ATHENA_LINES_TABLE` (partition-pruned by dt/hour). duckdb: `source` is a
+    relation with a `line` column, by default `lines` (see `duckdb_lines_source`).
+    """
+    _check_hour(hour_ms)
+    d = DIALECTS[dialect]
+    relation = f"{ATHENA_LINES_TABLE} WHERE {_athena_partition(hour_ms)}" if d is TRINO else source or "lines"
+    typed = f"SELECT * FROM ({_typed_from_lines(d, relation)}) WHERE {_hour_filter(hour_ms)}"
+    return _rollup(d, typed)
+
+
+def rollup_parquet_sql(dialect: str, hour_ms: int, source: str | None = None) -> str:
+    """The rollup of one hour over its Parquet compaction (typed columns; reads only those it needs)."""
+    _check_hour(hour_ms)
+    d = DIALECTS[dialect]
+    relation = f"{ATHENA_COMPACT_TABLE} WHERE {_athena_partition(hour_ms)}" if d is TRINO else source or "compact"
+    typed = f"SELECT * FROM ({_typed_from_compact(relation)}) WHERE {_hour_filter(hour_ms)}"
+    return _rollup(d, typed)
+
+
+def compact_select(dialect: str, hour_ms: int, source: str | None = None) -> str:
+    """The typed columns of one hour's readings, one row per identity (the version version_key ranks
+    greatest, received_at kept for reference), sorted so each series' ts and values sit together.
+
+    A late reading for the hour lands in the JSON archive and the hour is compacted again (re-roll).
+    """
+    _check_hour(hour_ms)
+    d = DIALECTS[dialect]
+    relation = f"{ATHENA_LINES_TABLE} WHERE {_athena_partition(hour_ms)}" if d is TRINO else (source or "lines")
     columns = ", ".join(TYPED_COLUMNS)
-    return f"""SELECT {columns}
-FROM (
-    SELECT
-        *,
-        row_number() OVER (
-            PARTITION BY device_id, metric, unit, ts
-            ORDER BY received_at DESC NULLS LAST, kind DESC, number DESC NULLS LAST, text DESC NULLS LAST
-        ) AS version
-    FROM ({source}) AS typed
-    WHERE {_hour_filter(hour_ms)}
-) AS versions
-WHERE version = 1"""
+    return (
+        f"SELECT {columns} FROM (\n"
+        f"    SELECT *, {_VERSION} AS version\n"
+        f"    FROM ({_typed_from_lines(d, relation)}) WHERE {_hour_filter(hour_ms)}\n"
+        ") WHERE version = 1\n"
+        "ORDER BY device_id, metric, unit, ts"
+    )
 
 
-# statements ------------------------------------------------------------------------------
+def compact_unload_sql(hour_ms: int, bucket: str, prefix: str = "compact") -> str:
+    """Athena UNLOAD of one hour into s3://bucket/compact/dt=/hour=/ as ZSTD Parquet (the prefix must be empty)."""
+    return (
+        f"UNLOAD ({compact_select('trino', hour_ms)})\n"
+        f"TO 's3://{bucket}/{prefix}/{partition_of_hour(hour_ms)}/'\n"
+        "WITH (format = 'PARQUET', compression = 'ZSTD')"
+    )
 
 
-def rollup_query(dialect: Dialect, rows: str) -> str:
-    """Per series of resolved rows: the Partial's fields, ordered by device then series.
-
-    first_*/last_* are the (kind, number, text) of the earliest and latest reading; number
-    and text are never NULL there (a placeholder where the kind does not use them), so
-    min_by/max_by mean the same in both engines whatever they do with NULLs.
-    """
-    d = dialect
-    is_number = f"kind = {NUMBER}"
-    value_parts = {"kind": "kind", "number": "coalesce(number, 0e0)", "text": "coalesce(text, '')"}
-    ends = ["min(ts) AS first_ts", "max(ts) AS last_ts"]
-    for part, expr in value_parts.items():
-        ends.append(f"{d.min_by}({expr}, ts) AS first_{part}")
-        ends.append(f"{d.max_by}({expr}, ts) AS last_{part}")
-    ends_sql = ",\n    ".join(ends)
-    return f"""SELECT
-    device_id,
-    metric,
-    unit,
-    min(ts {d.int_div} {HOUR_MS}) * {HOUR_MS} AS hour_ms,
-    count(*) AS "count",
-    count(CASE WHEN {is_number} THEN 1 END) AS numbers,
-    min(CASE WHEN {is_number} THEN number END) AS "min",
-    max(CASE WHEN {is_number} THEN number END) AS "max",
-    {d.sum}(CASE WHEN {is_number} THEN number END) AS "sum",
-    {ends_sql}
-FROM ({rows}) AS readings
-GROUP BY device_id, metric, unit, ts {d.int_div} {HOUR_MS}
-ORDER BY device_id, metric, unit, hour_ms"""
+def compact_copy_sql(hour_ms: int, target: str, source: str | None = None) -> str:
+    """DuckDB COPY of one hour into a ZSTD Parquet file (the local stand-in for UNLOAD)."""
+    target_sql = target.replace("'", "''")
+    options = f"FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE {COMPACT_ROW_GROUP_ROWS}"
+    return f"COPY ({compact_select('duckdb', hour_ms, source)}) TO '{target_sql}' ({options})"
 
 
-def hourly_rollup(dialect: Dialect, root: str, hour_ms: int, *, compacted: bool) -> str:
-    """The rollup of one hour, from its Parquet compaction or from its gzip JSON Lines."""
-    if compacted:
-        rows = f"SELECT * FROM ({parquet_source(dialect, root, hour_ms)}) AS compacted WHERE {_hour_filter(hour_ms)}"
-        return rollup_query(dialect, rows)
-    return rollup_query(dialect, resolved(json_source(dialect, root, hour_ms), hour_ms))
-
-
-def compact_statement(dialect: Dialect, root: str, hour_ms: int) -> str:
-    """Write an hour's resolved readings as Parquet (ZSTD) under compact_location.
-
-    Sorted by series and time: runs of equal device/metric/unit and near ts compress to
-    little, and a device's row group statistics let a one-device query skip the rest.
-    Athena's UNLOAD refuses a non-empty target: the job empties it first.
-    """
-    rows = resolved(json_source(dialect, root, hour_ms), hour_ms)
-    typed = f"""SELECT device_id, metric, unit, ts, received_at,
-    CAST(kind AS integer) AS kind, number, text
-FROM ({rows}) AS resolved
-ORDER BY device_id, metric, unit, ts"""
-    target = compact_location(root, hour_ms)
-    if dialect is TRINO:
-        return f"UNLOAD ({typed})\nTO {_literal(target)}\nWITH (format = 'PARQUET', compression = 'ZSTD')"
-    return f"COPY ({typed})\nTO {_literal(target + 'part-00000.parquet')} (FORMAT PARQUET, COMPRESSION ZSTD)"
-
-
-# Athena tables ---------------------------------------------------------------------------
-
-
-def _projection(bucket: str, prefix: str) -> str:
-    return f"""TBLPROPERTIES (
-    'projection.enabled' = 'true',
-    'projection.dt.type' = 'date',
-    'projection.dt.range' = '2020-01-01,NOW',
-    'projection.dt.format' = 'yyyy-MM-dd',
-    'projection.dt.interval' = '1',
-    'projection.dt.interval.unit' = 'DAYS',
-    'projection.hour.type' = 'integer',
-    'projection.hour.range' = '0,23',
-    'projection.hour.digits' = '2',
-    'storage.location.template' = 's3://{bucket}/{prefix}/dt=${{dt}}/hour=${{hour}}/'
-)"""
+def duckdb_lines_source(files: Iterable[str]) -> str:
+    """A DuckDB relation with one `line` VARCHAR column over gzip JSON Lines files."""
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    # A delimiter and quote that never occur in a JSON line: the whole line is the column.
+    return (
+        f"read_csv([{listed}], columns = {{'line': 'VARCHAR'}}, header = false, delim = '\\x01', "
+        "quote = '', escape = '', compression = 'gzip', auto_detect = false)"
+    )
 
 
 def athena_ddl(bucket: str) -> list[str]:
-    """The two tables the Athena statements read: archive lines as text, and the compaction.
-
-    The lines table has one string column: LazySimpleSerDe splits fields at \\x01, which a
-    JSON line never holds raw (control characters are escaped), so a line is one field.
-    """
-    _literal(bucket)
-    lines = f"""CREATE EXTERNAL TABLE IF NOT EXISTS {ARCHIVE_LINES_TABLE} (line string)
-PARTITIONED BY (dt string, `hour` int)
-STORED AS TEXTFILE
-LOCATION 's3://{bucket}/{ARCHIVE_PREFIX}/'
-{_projection(bucket, ARCHIVE_PREFIX)}"""
-    compact = f"""CREATE EXTERNAL TABLE IF NOT EXISTS {COMPACT_TABLE} (
-    device_id string, metric string, unit string, ts bigint, received_at bigint,
-    kind int, number double, text string
-)
-PARTITIONED BY (dt string, `hour` int)
-STORED AS PARQUET
-LOCATION 's3://{bucket}/{COMPACT_PREFIX}/'
-{_projection(bucket, COMPACT_PREFIX)}"""
+    """The two tables the job's queries read: archive lines as text, and the Parquet compaction."""
+    projection = (
+        "    'projection.enabled' = 'true',\n"
+        "    'projection.dt.type' = 'date', 'projection.dt.range' = '2020-01-01,NOW',\n"
+        "    'projection.dt.format' = 'yyyy-MM-dd', 'projection.dt.interval' = '1',\n"
+        "    'projection.dt.interval.unit' = 'DAYS',\n"
+        "    'projection.hour.type' = 'integer', 'projection.hour.range' = '0,23', 'projection.hour.digits' = '2',\n"
+    )
+    lines = (
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS {ATHENA_LINES_TABLE} (line string)\n"
+        "PARTITIONED BY (dt string, `hour` string)\n"
+        "ROW FORMAT DELIMITED LINES TERMINATED BY '\\n'\nSTORED AS TEXTFILE\n"
+        f"LOCATION 's3://{bucket}/archive/'\nTBLPROPERTIES (\n{projection}"
+        f"    'storage.location.template' = 's3://{bucket}/archive/dt=${{dt}}/hour=${{hour}}/'\n)"
+    )
+    compact = (
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS {ATHENA_COMPACT_TABLE} (\n"
+        "    device_id string, metric string, unit string, ts bigint, received_at bigint,\n"
+        "    kind int, number double, text string\n)\n"
+        "PARTITIONED BY (dt string, `hour` string)\nSTORED AS PARQUET\n"
+        f"LOCATION 's3://{bucket}/compact/'\nTBLPROPERTIES (\n{projection}"
+        f"    'storage.location.template' = 's3://{bucket}/compact/dt=${{dt}}/hour=${{hour}}/'\n)"
+    )
     return [lines, compact]
 
 
-# results ---------------------------------------------------------------------------------
-
-ROLLUP_RESULT_COLUMNS = (
-    "device_id",
-    "metric",
-    "unit",
-    "hour_ms",
-    "count",
-    "numbers",
-    "min",
-    "max",
-    "sum",
-    "first_ts",
-    "last_ts",
-    "first_kind",
-    "last_kind",
-    "first_number",
-    "last_number",
-    "first_text",
-    "last_text",
-)
+# decoding results ----------------------------------------------------------------------
 
 
-def _value(kind: object, number: object, text: object) -> Value:
-    k = int(kind)  # type: ignore[call-overload]
-    if k == BOOL:
-        return float(number) != 0.0  # type: ignore[arg-type]
-    if k == NUMBER:
-        return float(number)  # type: ignore[arg-type]
-    if k == STRING:
-        return str(text)
-    raise ValueError(f"unknown kind {kind!r}")
+def _int(x: Any) -> int:
+    return int(x)
 
 
-def _opt_float(x: object) -> float | None:
-    return None if x is None or x == "" else float(x)  # type: ignore[arg-type]
+def _num(x: Any) -> float | None:
+    return None if x is None or x == "" else float(x)
 
 
-def rollup_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A rollup result record (either engine; values may be the text of GetQueryResults)
-    as the ROLLUP row: device_id, metric, unit, hour, count, numbers, min, max, sum, mean,
-    first, first_ts, last, last_ts."""
-    numbers = int(record["numbers"])
-    total = _opt_float(record["sum"]) if numbers else 0.0
+def _value(kind: Any, number: Any, text: Any) -> Value:
+    k = int(kind)
+    if k == KIND_BOOL:
+        return str(text) == "true"
+    if k == KIND_NUMBER:
+        return float(number)
+    return "" if text is None else str(text)
+
+
+def decode_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A result row (RESULT_COLUMNS; native values or Athena's CSV strings) as the ROLLUP row.
+
+    (Athena's CSV writes NULL as an empty field; a string reading's text may be empty too,
+    which is why first_text/last_text of a string are read as "" when missing.)
+    """
+    from chalicelib.domain.mapreduce import hour_of
+
+    hour_ms = _int(row["hour_ms"])
+    numbers = _int(row["numbers"])
+    total = float(row["sum"]) if numbers else 0.0
     return {
-        "device_id": str(record["device_id"]),
-        "metric": str(record["metric"]),
-        "unit": str(record["unit"] or ""),
-        "hour": hour_of(int(record["hour_ms"])),
-        "count": int(record["count"]),
+        "device_id": str(row["device_id"]),
+        "metric": str(row["metric"]),
+        "unit": str(row["unit"]),
+        "hour": hour_of(hour_ms),
+        "hour_ms": hour_ms,
+        "count": _int(row["count"]),
         "numbers": numbers,
-        "min": _opt_float(record["min"]) if numbers else None,
-        "max": _opt_float(record["max"]) if numbers else None,
+        "min": _num(row["min"]) if numbers else None,
+        "max": _num(row["max"]) if numbers else None,
         "sum": total,
-        "mean": total / numbers if numbers and total is not None else None,
-        "first": _value(record["first_kind"], record["first_number"], record["first_text"]),
-        "first_ts": int(record["first_ts"]),
-        "last": _value(record["last_kind"], record["last_number"], record["last_text"]),
-        "last_ts": int(record["last_ts"]),
+        "mean": total / numbers if numbers else None,
+        "first": _value(row["first_kind"], row["first_number"], row["first_text"]),
+        "first_ts": _int(row["first_ts"]),
+        "last": _value(row["last_kind"], row["last_number"], row["last_text"]),
+        "last_ts": _int(row["last_ts"]),
     }
 
 
 def partial_of_row(row: Mapping[str, Any]) -> Partial:
-    """The Partial of a ROLLUP row (what RollupStore.put_hour stores)."""
+    """The Partial a decoded ROLLUP row stands for."""
     return Partial(
         count=row["count"],
         first_ts=row["first_ts"],
@@ -357,5 +358,18 @@ def partial_of_row(row: Mapping[str, Any]) -> Partial:
         numbers=row["numbers"],
         min=row["min"],
         max=row["max"],
-        sum=row["sum"] if row["numbers"] else 0.0,
+        sum=row["sum"],
     )
+
+
+def partials(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[SeriesHour, Partial]]:
+    """Decoded rows as RollupStore.put_hour takes them: {device_id: {(metric, unit, hour_ms): Partial}}."""
+    out: dict[str, dict[SeriesHour, Partial]] = {}
+    for row in rows:
+        out.setdefault(row["device_id"], {})[(row["metric"], row["unit"], row["hour_ms"])] = partial_of_row(row)
+    return out
+
+
+def sum_tolerance(numbers: int, largest: float) -> float:
+    """The documented bound on |SQL sum - math.fsum| for `numbers` values of magnitude <= largest."""
+    return numbers * numbers * 2.0**-52 * largest + (0.0 if math.isfinite(largest) else math.inf)
