@@ -37,13 +37,6 @@ FLEET_READINGS_PER_HOUR = FLEET_DEVICES * 60 * 5
 LAMBDA_LIMIT_S = 900
 SAFETY = 0.5  # a run must finish in half the limit (cold start, slow S3, a re-roll)
 LAMBDA_GB = 1.769  # 1,769 MB: one full vCPU, so CPU seconds are wall seconds
-# Athena list price (us-east-1): $5 per TB scanned, 10 MB minimum per query. Not yet in
-# chalicelib/pricing.json: the integrator adds {"athena": {"per_tb_scanned": 5.0, "minimum_mb_per_query": 10}}.
-ATHENA_PER_TB = 5.0
-ATHENA_MIN_BYTES = 10 * 10**6
-# The load writes one item per device and day, updated as each hour closes (RollupStore):
-# at 5 metrics the item holds on average 12.5 hours x 5 Partials of ~100 bytes: ~7 write units.
-WRITE_UNITS_PER_DEVICE_HOUR = 7
 
 
 def _pricing() -> dict[str, Any]:
@@ -179,14 +172,20 @@ def fleet_model(
     json_scan = json_bytes_per_reading * readings
     parquet_scan = parquet_bytes_per_reading * readings
     tb = 1e12
+    athena_per_tb = prices["athena"]["per_tb_scanned"]
+    athena_min_bytes = prices["athena"]["minimum_mb_per_query"] * 10**6
     # Compaction scans the JSON once; the rollup then reads the Parquet.
-    athena_cost = (max(json_scan, ATHENA_MIN_BYTES) + max(parquet_scan, ATHENA_MIN_BYTES)) / tb * ATHENA_PER_TB
+    athena_cost = (max(json_scan, athena_min_bytes) + max(parquet_scan, athena_min_bytes)) / tb * athena_per_tb
     rows = FLEET_DEVICES * len(METRICS)
     load_s = rows * load_s_per_row
     load_cost = load_s * LAMBDA_GB * gb_s
-    writes = FLEET_DEVICES * WRITE_UNITS_PER_DEVICE_HOUR
+    # The rollup store's write units per reading, priced from its real items (bench.model).
+    from bench.model import job_outputs_per_reading
+
+    per_reading = job_outputs_per_reading()["rollup_write_units_per_million"] / 1e6
+    writes = readings * per_reading
     write_cost = writes * write
-    both_json_cost = 2 * json_scan / tb * ATHENA_PER_TB
+    both_json_cost = 2 * json_scan / tb * athena_per_tb
     return {
         "devices": FLEET_DEVICES,
         "readings_per_hour": readings,
@@ -210,9 +209,9 @@ def fleet_model(
             "usd_per_hour": round(athena_cost + load_cost + write_cost, 4),
         },
         "assumptions": {
-            "athena_usd_per_tb": ATHENA_PER_TB,
+            "athena_usd_per_tb": athena_per_tb,
             "lambda_gb": LAMBDA_GB,
-            "write_units_per_device_hour": WRITE_UNITS_PER_DEVICE_HOUR,
+            "rollup_write_units_per_reading": per_reading,
         },
     }
 
