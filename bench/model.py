@@ -138,8 +138,7 @@ def job_outputs_per_reading() -> dict[str, float]:
     manifest and its 24 pages of the device's shard.
     """
     from chalicelib.adapters.aggregates import Manifest, RollupStore, index_items, rollup_item, shards_for
-    from chalicelib.domain.mapreduce import INDEX, ROLLUP, run_local
-    from chalicelib.jobs.rollups import partials_by_device
+    from chalicelib.domain.mapreduce import INDEX, ROLLUP, partials_by_device, run_local
 
     store = RollupStore()
     start = 1_764_028_800_000  # 2025-11-25T00:00Z

@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 
 from chalicelib.domain import rollup_sql
-from chalicelib.domain.mapreduce import ROLLUP, run_local
+from chalicelib.domain.mapreduce import ROLLUP, partials_by_device, run_local
 
 HOUR = 1_764_050_400_000  # 2025-11-25T06:00Z
 METRICS = (("temp", "C"), ("hum", "%"), ("pres", "hPa"), ("volt", "V"), ("status", ""))
@@ -119,7 +119,7 @@ def measure(devices: int = 2_000) -> dict[str, Any]:
             rollup_sql.decode_row(dict(zip(rollup_sql.RESULT_COLUMNS, r, strict=True)))
             for r in db.execute(rollup_sql.rollup_parquet_sql("duckdb", HOUR, pq)).fetchall()
         ]
-        rollup_sql.partials(decoded)
+        partials_by_device(decoded)
         load_cpu_per_row = (time.perf_counter() - start) / max(1, len(decoded))
     cpu = time.process_time()
     local_rows = run_local(ROLLUP, lines)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeGuard
 
-from chalicelib.domain.rollups import ROLLUP_GRACE_MS, Partial, partial_of
+from chalicelib.domain.rollups import ROLLUP_GRACE_MS, Partial, SeriesHour, partial_of
 
 ROLLUP, INDEX, DEDUPE = "rollup", "index", "dedupe"
 MAX_WORD_LENGTH = 64
@@ -205,6 +205,16 @@ def partial_of_row(row: Mapping[str, Any]) -> Partial:
         max=row["max"],
         sum=float(row["sum"]),
     )
+
+
+def partials_by_device(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[SeriesHour, Partial]]:
+    """ROLLUP rows (from run_local or the SQL) as RollupStore.put_hour takes them:
+    device -> (metric, unit, hour start) -> Partial."""
+    out: dict[str, dict[SeriesHour, Partial]] = {}
+    for row in rows:
+        key = (row["metric"], row["unit"], hour_start_ms(row["hour"]))
+        out.setdefault(row["device_id"], {})[key] = partial_of_row(row)
+    return out
 
 
 def hour_start_ms(hour: str) -> int:

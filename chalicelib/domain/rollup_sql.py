@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.domain.rollups import HOUR_MS, Partial, SeriesHour, Value
+from chalicelib.domain.rollups import HOUR_MS, Value
 
 KIND_BOOL, KIND_NUMBER, KIND_STRING = 0, 1, 2
 TYPED_COLUMNS = ("device_id", "metric", "unit", "ts", "received_at", "kind", "number", "text")
@@ -345,29 +345,6 @@ def decode_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "last": _value(row["last_kind"], row["last_number"], row["last_text"]),
         "last_ts": _int(row["last_ts"]),
     }
-
-
-def partial_of_row(row: Mapping[str, Any]) -> Partial:
-    """The Partial a decoded ROLLUP row stands for."""
-    return Partial(
-        count=row["count"],
-        first_ts=row["first_ts"],
-        first=row["first"],
-        last_ts=row["last_ts"],
-        last=row["last"],
-        numbers=row["numbers"],
-        min=row["min"],
-        max=row["max"],
-        sum=row["sum"],
-    )
-
-
-def partials(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[SeriesHour, Partial]]:
-    """Decoded rows as RollupStore.put_hour takes them: {device_id: {(metric, unit, hour_ms): Partial}}."""
-    out: dict[str, dict[SeriesHour, Partial]] = {}
-    for row in rows:
-        out.setdefault(row["device_id"], {})[(row["metric"], row["unit"], row["hour_ms"])] = partial_of_row(row)
-    return out
 
 
 def sum_tolerance(numbers: int, largest: float) -> float:

@@ -28,7 +28,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.adapters.athena import CANCELLED, FAILED, SUCCEEDED, AthenaQueries
 from chalicelib.domain import rollup_sql
-from chalicelib.domain.mapreduce import hour_of
+from chalicelib.domain.mapreduce import hour_of, partials_by_device
 from chalicelib.domain.rollups import HOUR_MS, ROLLUP_GRACE_MS, Partial, SeriesHour
 from chalicelib.models import AggregateModel
 
@@ -126,7 +126,7 @@ class FleetRollupsJob:
                 current = self._start(hour_ms, ROLLING, 1)
             elif q.state == SUCCEEDED:
                 rows = [rollup_sql.decode_row(r) for r in self.queries.rows(current.execution_id)]
-                self.sink.put_hour(hour_ms, rollup_sql.partials(rows))
+                self.sink.put_hour(hour_ms, partials_by_device(rows))
                 current = HourState(hour_ms, LOADED, current.execution_id, current.attempts)
             elif q.state in (FAILED, CANCELLED) and current.attempts < MAX_ATTEMPTS:
                 log.warning("fleet rollup %s: %s %s, retrying: %s", hour_of(hour_ms), current.stage, q.state, q.reason)

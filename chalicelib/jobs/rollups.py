@@ -12,7 +12,7 @@ deleted only if no newer one replaced it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +21,8 @@ from chalicelib.adapters.aggregates import DAY_MS, AggregateStore, RollupStore, 
 from chalicelib.adapters.archive import S3Archive
 from chalicelib.clock import now_ms
 from chalicelib.domain.archive import ARCHIVE_PREFIX
-from chalicelib.domain.mapreduce import INDEX, ROLLUP, hour_start_ms, partial_of_row, run_local
-from chalicelib.domain.rollups import HOUR_MS, ROLLUP_GRACE_MS, Partial, SeriesHour
+from chalicelib.domain.mapreduce import INDEX, ROLLUP, partials_by_device, run_local
+from chalicelib.domain.rollups import HOUR_MS, ROLLUP_GRACE_MS
 
 MAX_HOURS_PER_RUN = 48  # a run's bound: two days of catching up, well inside the Lambda timeout
 
@@ -36,15 +36,6 @@ def hour_prefix(hour_ms: int) -> str:
     """The archive partition of an hour."""
     moment = datetime.fromtimestamp(hour_ms / 1000, UTC)
     return f"{ARCHIVE_PREFIX}/dt={moment:%Y-%m-%d}/hour={moment:%H}/"
-
-
-def partials_by_device(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[SeriesHour, Partial]]:
-    """ROLLUP rows as device -> (metric, unit, hour start) -> Partial."""
-    out: dict[str, dict[SeriesHour, Partial]] = {}
-    for row in rows:
-        key = (row["metric"], row["unit"], hour_start_ms(row["hour"]))
-        out.setdefault(row["device_id"], {})[key] = partial_of_row(row)
-    return out
 
 
 @dataclass
