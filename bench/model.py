@@ -159,7 +159,8 @@ def job_outputs_per_reading() -> dict[str, float]:
     # 24 manifest and watermark writes and the compaction's manifest write, shared by the fleet
     shared_wru = (25 * write_units(manifest) + 24 * 1) / ROLLUP_FLEET
     rollup_wru = write_units(day_item) + page_wru_per_device_day + shared_wru
-    before = sum(write_units(rollup_item(row).serialize()) for row in rollups)
+    # The old job wrote numeric series only (its strongest honest form: no item for a string series).
+    before = sum(write_units(rollup_item(row).serialize()) for row in rollups if row["numbers"])
     page_sizes = sorted(item_size(p) for p in pages)
     mean_page = sum(page_sizes) / len(page_sizes)
     read_7_days = (
