@@ -19,6 +19,12 @@ API_GATEWAY_TIMEOUT_S = 29.0
 DEFAULT_RETRY_BUDGET_S = 10.0
 DYNAMODB_CONNECT_TIMEOUT_S = 1.0
 DYNAMODB_READ_TIMEOUT_S = 3.0
+ROLLUP_ENGINES = ("lambda", "athena")
+# Where the in-Lambda hourly job stops fitting: bench/rollup_engines.py measures its CPU per million
+# readings; at this rate an hour's rollup takes about a third of the 900 s Lambda limit (the README
+# and docs/PERFORMANCE.md give the figure). Past it, set ROLLUP_ENGINE=athena.
+ATHENA_THRESHOLD_READINGS_PER_HOUR = 20_000_000
+ATHENA_RESULTS_PREFIX = "athena-results/"
 
 
 def _sibling(readings_table: str, kind: str) -> str:
@@ -79,12 +85,28 @@ class Settings:
     session_secret: str = ""
     session_ttl_s: int = 8 * 3600
     public_ws_url: str = ""  # the WAMP WebSocket URL browsers use (empty: pages poll instead)
+    # The hourly rollup's engine (ROLLUP_ENGINES): map/reduce inside the job's Lambda, or SQL on
+    # Athena for fleets past ATHENA_THRESHOLD_READINGS_PER_HOUR. Athena's names: its workgroup (empty:
+    # iotcloud-<stage>), the Glue database of the tables (iotcloud_<stage>), where results go (empty:
+    # s3://<archive bucket>/athena-results/).
+    rollup_engine: str = "lambda"
+    athena_workgroup: str = ""
+    athena_database: str = ""
+    athena_output: str = ""
 
     def __post_init__(self) -> None:
         # The one rule for a stage's derived names, however Settings is built (from_env or directly).
         for name, kind in _DERIVED_NAMES.items():
             if not getattr(self, name):
                 object.__setattr__(self, name, _sibling(self.readings_table, kind))
+        if self.rollup_engine not in ROLLUP_ENGINES:
+            raise ValueError(f"ROLLUP_ENGINE={self.rollup_engine!r}: must be one of {', '.join(ROLLUP_ENGINES)}")
+        if not self.athena_workgroup:  # the stage's own (infra.bootstrap makes it)
+            object.__setattr__(self, "athena_workgroup", f"iotcloud-{self.stage}")
+        if not self.athena_database:  # Glue names take no hyphens
+            object.__setattr__(self, "athena_database", f"iotcloud_{self.stage}".replace("-", "_"))
+        if not self.athena_output and self.archive_bucket:
+            object.__setattr__(self, "athena_output", f"s3://{self.archive_bucket}/{ATHENA_RESULTS_PREFIX}")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -139,6 +161,10 @@ def from_env(env: Mapping[str, str]) -> Settings:
         session_secret=env.get("SESSION_SECRET", ""),
         session_ttl_s=_int(env, "SESSION_TTL_SECONDS", 8 * 3600),
         public_ws_url=env.get("PUBLIC_WS_URL", ""),
+        rollup_engine=env.get("ROLLUP_ENGINE", "") or "lambda",
+        athena_workgroup=env.get("ATHENA_WORKGROUP", ""),
+        athena_database=env.get("ATHENA_DATABASE", ""),
+        athena_output=env.get("ATHENA_OUTPUT", ""),
         limits=Limits(
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             max_records=_int(env, "MAX_RECORDS", defaults.max_records),

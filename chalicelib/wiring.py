@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from chalicelib.domain.wamp.router import Router
     from chalicelib.jobs.alerts import AlertJobs
     from chalicelib.jobs.archiver import ArchiveJob
+    from chalicelib.jobs.fleet_rollups import FleetRollupsJob
     from chalicelib.jobs.live import LiveStream
     from chalicelib.jobs.realtime import Realtime
     from chalicelib.jobs.rollups import RollupsJob
@@ -192,11 +193,35 @@ def archive_job() -> ArchiveJob:
     return ArchiveJob(archive(), metrics(), marks=rollup_store())
 
 
-@component
-def rollups_job() -> RollupsJob:
-    from chalicelib.jobs.rollups import RollupsJob
+# The local stack's Athena (devstack.athena.DuckDBAthena: moto's Athena runs no query), set by
+# devstack before the first job; None: boto3's athena client.
+athena_stand_in: Any = None
 
-    return RollupsJob(archive(), rollup_store(), aggregates())
+
+@component
+def rollups_job() -> RollupsJob | FleetRollupsJob:
+    """The hourly rollup on the stage's engine (Settings.rollup_engine)."""
+    from chalicelib.jobs.rollups import RollupsJob, oldest_archive_hour
+
+    s = bound_settings()
+    if s.rollup_engine == "lambda":
+        return RollupsJob(archive(), rollup_store(), aggregates())
+    from chalicelib.adapters.athena import AthenaQueries
+    from chalicelib.jobs.fleet_rollups import FleetRollupsJob, JobState
+
+    local = athena_stand_in is not None
+    athena = athena_stand_in if local else aws_client("athena")
+    queries = AthenaQueries(athena, aws_client("s3"), s.athena_workgroup, s.athena_output, s.athena_database)
+    return FleetRollupsJob(
+        queries,
+        JobState(),
+        rollup_store(),
+        aggregates(),
+        s.archive_bucket,
+        oldest_hour=lambda: oldest_archive_hour(archive()),
+        dialect="duckdb" if local else "trino",
+        clear_prefix=None if local else archive().delete_prefix,
+    )
 
 
 @component
@@ -354,8 +379,9 @@ def warm(concurrency: int | None = None) -> None:
 
 def reset() -> None:
     """Forget everything built (tests that change the environment)."""
-    global _pool_connections
+    global _pool_connections, athena_stand_in
     settings.cache_clear()
+    athena_stand_in = None
     with _CLIENTS_LOCK:
         _clients.clear()
         _pool_connections = None

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import ROLLUP_ENGINES
 from devstack.demo import demo_duration, minimum_duration
 from devstack.schedule import ScheduleError
 from devstack.serving import Limits
@@ -33,6 +34,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         stage=args.stage,
         state_dir=Path(args.state_dir),
         limits=Limits(max_active=args.max_requests, max_wait_s=args.max_wait),
+        rollup_engine=args.rollup_engine,
     ) as stack:
         print(f"iotcloud local stack is up (stage {stack.stage})")
         print(f"  API:          {stack.api_url}")
@@ -77,10 +79,18 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 
     conn = _connection(Path(args.state_dir))
     stack = LocalStack(stage=conn["stage"], moto_port=int(conn["aws_endpoint_url"].rsplit(":", 1)[1]))
-    os.environ.update({**stage_environment(stack.stage), **stack.aws_environment()})
+    engine = {"ROLLUP_ENGINE": conn.get("rollup_engine") or "lambda"}
+    os.environ.update({**stage_environment(stack.stage), **stack.aws_environment(), **engine})
     factory = chalice_factory.CLIFactory(str(ROOT), environ=os.environ)
     app = factory.create_config_obj(chalice_stage_name=stack.stage).chalice_app
-    os.environ.update(stack.aws_environment())
+    os.environ.update({**stack.aws_environment(), **engine})
+    if engine["ROLLUP_ENGINE"] == "athena":  # the stack's DuckDB stand-in, over the same folder
+        from chalicelib import wiring
+        from devstack.athena import DuckDBAthena
+
+        wiring.athena_stand_in = DuckDBAthena(
+            stack.client("s3"), conn["archive_bucket"], Path(args.state_dir) / "athena"
+        )
     result = EventEmulator(app, stack.client).run_job(args.name)
     print(json.dumps(result, indent=2, default=str))
     return 0
@@ -351,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--max-wait", type=float, default=Limits.max_wait_s,
         help="seconds a request may wait for a slot before it is answered 503 (%(default)s)",
+    )  # fmt: skip
+    up.add_argument(
+        "--rollup-engine", choices=ROLLUP_ENGINES, default="",
+        help="the hourly rollup's engine (ROLLUP_ENGINE; athena runs its SQL in DuckDB here); default: the stage's",
     )  # fmt: skip
     up.set_defaults(func=cmd_up)
 

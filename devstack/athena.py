@@ -1,9 +1,10 @@
 """Athena for the local stack: the job's queries run in DuckDB over the mirrored archive.
 
 moto's Athena accepts queries but does not execute them, so the local stack passes this
-executor where AWS passes boto3's `athena` client. It has the three calls
-`adapters.athena.AthenaQueries` makes (start_query_execution, get_query_execution,
-get_query_results) with Athena's shapes, so the job's code path is the same; the SQL is
+executor where AWS passes boto3's `athena` client. It has the two calls
+`adapters.athena.AthenaQueries` makes (start_query_execution, get_query_execution) with
+Athena's shapes, and writes a SELECT's result as Athena does (a CSV at the output location),
+so the job's code path is the same; the SQL is
 `domain.rollup_sql`'s DuckDB dialect, reading two relations:
 
 - ``lines``: every archive line as one ``line`` column (gzip JSON Lines mirrored from S3
@@ -17,8 +18,9 @@ many state checks (as Athena would), and `fail_next` makes the next queries fail
 
 from __future__ import annotations
 
-import itertools
+import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +42,20 @@ class _Execution:
     rows: list[list[str | None]] = field(default_factory=list)
     polls_left: int = 0
     scanned: int = 0
+    output: str = ""  # s3:// of the result CSV
 
 
-def _text(value: Any) -> str | None:
+def athena_csv(columns: list[str], rows: list[list[str | None]]) -> bytes:
+    """Athena's result CSV: a header, every value in double quotes (doubled inside), NULL left empty."""
+
+    def field(v: str | None) -> str:
+        return "" if v is None else '"' + v.replace('"', '""') + '"'
+
+    lines = [",".join(field(c) for c in columns)] + [",".join(field(v) for v in row) for row in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def athena_text(value: Any) -> str | None:
     # Athena's results are text; booleans as true/false, NULL as a missing VarCharValue.
     if value is None:
         return None
@@ -62,21 +75,46 @@ class DuckDBAthena:
         self.fail_next = 0
         self.started: list[str] = []
         self._executions: dict[str, _Execution] = {}
-        self._ids = itertools.count(1)
+        # Executions are kept on disk too: `devstack run-job` (another process) looks at queries the
+        # stack's schedule started, as Athena would answer for them.
+        self._saved = folder / "executions"
+
+    def _save(self, execution_id: str, e: _Execution) -> None:
+        self._executions[execution_id] = e
+        self._saved.mkdir(parents=True, exist_ok=True)
+        (self._saved / f"{execution_id}.json").write_text(json.dumps(vars(e)))
+
+    def _execution(self, execution_id: str) -> _Execution:
+        e = self._executions.get(execution_id)
+        if e is None:
+            path = self._saved / f"{execution_id}.json"
+            if not path.exists():
+                raise KeyError(f"InvalidRequestException: QueryExecution {execution_id} was not found")
+            e = self._executions[execution_id] = _Execution(**json.loads(path.read_text()))
+        return e
 
     # the calls of boto3's athena client ----------------------------------------------
 
-    def start_query_execution(self, QueryString: str, **_: Any) -> dict[str, Any]:  # noqa: N803 (boto3's names)
-        execution_id = f"duckdb-{next(self._ids):06d}"
+    def start_query_execution(  # noqa: N803 (boto3's names)
+        self, QueryString: str, ResultConfiguration: dict[str, str] | None = None, **_: Any
+    ) -> dict[str, Any]:
+        execution_id = f"duckdb-{uuid.uuid4()}"
         self.started.append(QueryString)
-        self._executions[execution_id] = self._run(QueryString)
+        e = self._run(QueryString)
+        if e.state == "SUCCEEDED" and e.columns:  # a SELECT: its result file, as Athena writes it
+            e.output = (ResultConfiguration or {}).get("OutputLocation", f"s3://{self._bucket}/athena-results/")
+            e.output = e.output.rstrip("/") + f"/{execution_id}.csv"
+            bucket, key = e.output.removeprefix("s3://").split("/", 1)
+            self._s3.put_object(Bucket=bucket, Key=key, Body=athena_csv(e.columns, e.rows), ContentType="text/csv")
+        self._save(execution_id, e)
         return {"QueryExecutionId": execution_id}
 
     def get_query_execution(self, QueryExecutionId: str) -> dict[str, Any]:  # noqa: N803
-        e = self._executions[QueryExecutionId]
+        e = self._execution(QueryExecutionId)
         state = e.state
         if e.polls_left > 0:
             e.polls_left -= 1
+            self._save(QueryExecutionId, e)
             state = "RUNNING"
         status: dict[str, Any] = {"State": state}
         if e.reason and state == "FAILED":
@@ -86,29 +124,9 @@ class DuckDBAthena:
                 "QueryExecutionId": QueryExecutionId,
                 "Status": status,
                 "Statistics": {"DataScannedInBytes": e.scanned},
+                "ResultConfiguration": {"OutputLocation": e.output},
             }
         }
-
-    def get_query_results(
-        self,
-        QueryExecutionId: str,  # noqa: N803
-        MaxResults: int = 1000,  # noqa: N803
-        NextToken: str | None = None,  # noqa: N803
-    ) -> dict[str, Any]:
-        e = self._executions[QueryExecutionId]
-        if e.state != "SUCCEEDED" or e.polls_left > 0:
-            raise RuntimeError(f"query {QueryExecutionId} has not succeeded")
-        start = int(NextToken or 0)
-        header = [] if start else [{"Data": [{"VarCharValue": c} for c in e.columns]}]
-        size = MaxResults - len(header)
-        chunk = e.rows[start : start + size]
-        rows = header + [{"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in chunk]
-        page: dict[str, Any] = {
-            "ResultSet": {"Rows": rows, "ResultSetMetadata": {"ColumnInfo": [{"Name": c} for c in e.columns]}}
-        }
-        if start + size < len(e.rows):
-            page["NextToken"] = str(start + size)
-        return page
 
     # running -------------------------------------------------------------------------
 
@@ -146,7 +164,7 @@ class DuckDBAthena:
                 return _Execution("SUCCEEDED", polls_left=self.polls_before_done)
             cursor = db.execute(sql)
             columns = [c[0] for c in cursor.description]
-            rows = [[_text(v) for v in row] for row in cursor.fetchall()]
+            rows = [[athena_text(v) for v in row] for row in cursor.fetchall()]
             return _Execution("SUCCEEDED", columns=columns, rows=rows, polls_left=self.polls_before_done)
         except Exception as e:  # an engine error is the query's FAILED state, as in Athena
             return _Execution("FAILED", reason=f"{type(e).__name__}: {e}"[:500])

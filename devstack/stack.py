@@ -76,6 +76,7 @@ class LocalStack:
     gateway: WebSocketGateway | None = None
     faults: FaultPlan | None = None  # injected faults (devstack/faults.py): make reliability
     limits: Limits = field(default_factory=Limits)  # requests the API runs at once (devstack/serving.py)
+    rollup_engine: str = ""  # ROLLUP_ENGINE (empty: the stage's); athena runs its SQL in DuckDB here
     admission: Admission | None = None
     _saved_environ: dict[str, str] | None = None
     _moto: subprocess.Popen[bytes] | None = None
@@ -157,7 +158,7 @@ class LocalStack:
             "SMTP_PASSWORD": "",
             "MAIL_FROM": os.environ.get("MAIL_FROM", "iotcloud@localhost.localdomain"),
             "REPORT_RECIPIENTS": os.environ.get("REPORT_RECIPIENTS", "ops@localhost.localdomain"),
-        }
+        } | ({"ROLLUP_ENGINE": self.rollup_engine} if self.rollup_engine else {})
 
     def _start_app(self) -> None:
         from chalice.cli import factory as chalice_factory
@@ -189,6 +190,10 @@ class LocalStack:
         # Their pools hold a connection per request running at once, plus the emulator's and
         # the WebSocket gateway's handler threads.
         wiring.warm(concurrency=self.limits.max_active + BACKGROUND_THREADS)
+        if settings.rollup_engine == "athena":  # moto's Athena runs no query: DuckDB over the mirrored bucket
+            from devstack.athena import DuckDBAthena
+
+            wiring.athena_stand_in = DuckDBAthena(self.client("s3"), settings.archive_bucket, self.state_dir / "athena")
         self.emulator = EventEmulator(
             app, self.client, region=settings.region, stream_table=settings.readings_table, queues=queues
         )
@@ -232,6 +237,7 @@ class LocalStack:
                 "devices_table": s.devices_table,
                 "readings_table": s.readings_table,
                 "archive_bucket": s.archive_bucket,
+                "rollup_engine": s.rollup_engine,
             }
         except KeyError:
             pass

@@ -27,6 +27,7 @@ import contextlib
 import functools
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from email.utils import parseaddr
 from pathlib import Path
@@ -38,6 +39,7 @@ from pynamodb.models import Model
 
 from chalicelib import models
 from chalicelib.config import Settings
+from chalicelib.domain.rollup_sql import ATHENA_COMPACT_TABLE, ATHENA_LINES_TABLE, athena_ddl
 from chalicelib.domain.scaling.targets import alarm_name, load_targets_config
 from infra.bootstrap_monitoring import ensure_monitoring
 from infra.stages import CHALICE_CONFIG, machine_aws_environment, stage_environment, stage_settings
@@ -175,6 +177,12 @@ def plan(settings: Settings) -> list[str]:
     identity = mail_identity(settings)
     if identity:
         steps.append(f"SES identity {identity} (verification requested if not verified)")
+    if settings.rollup_engine == "athena":
+        steps.append(
+            f"Athena: Glue database {settings.athena_database} with tables {ATHENA_LINES_TABLE} and "
+            f"{ATHENA_COMPACT_TABLE} (partition projection), workgroup {settings.athena_workgroup} "
+            f"(results at {settings.athena_output})"
+        )
     return steps
 
 
@@ -296,6 +304,51 @@ def ensure_queue(sqs: Any, settings: Settings, tags: dict[str, str]) -> None:
         sqs.set_queue_attributes(QueueUrl=url, Attributes=changed)
 
 
+def ensure_workgroup(athena: Any, settings: Settings) -> None:
+    """The stage's Athena workgroup: results at ATHENA_OUTPUT, enforced, with CloudWatch metrics."""
+    configuration = {
+        "ResultConfiguration": {"OutputLocation": settings.athena_output},
+        "EnforceWorkGroupConfiguration": True,
+        "PublishCloudWatchMetricsEnabled": True,
+    }
+    try:  # AWS answers a missing workgroup with InvalidRequestException (moto: with no WorkGroup)
+        found = "WorkGroup" in athena.get_work_group(WorkGroup=settings.athena_workgroup)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "InvalidRequestException":
+            raise
+        found = False
+    if not found:
+        athena.create_work_group(
+            Name=settings.athena_workgroup,
+            Configuration=configuration,
+            Description=f"iotcloud {settings.stage}: the hourly rollup's queries",
+        )
+
+
+def ensure_athena_tables(athena: Any, settings: Settings, wait_s: float = 120.0) -> list[str]:
+    """The rollup's Glue database and tables (ROLLUP_ENGINE=athena), by Athena DDL; each waited for.
+
+    The statements are idempotent (IF NOT EXISTS); returns their execution ids.
+    """
+    from chalicelib.adapters.athena import AthenaQueries
+
+    ensure_workgroup(athena, settings)
+    out = []
+    queries = AthenaQueries(athena, None, settings.athena_workgroup, settings.athena_output, settings.athena_database)
+    statements = [f"CREATE DATABASE IF NOT EXISTS {settings.athena_database}", *athena_ddl(settings.archive_bucket)]
+    for sql in statements:
+        execution = queries.start(sql)
+        deadline = time.monotonic() + wait_s
+        state = queries.state(execution)
+        while not state.done and time.monotonic() < deadline:
+            time.sleep(1.0)
+            state = queries.state(execution)
+        if state.state != "SUCCEEDED":
+            raise RuntimeError(f"Athena DDL {sql.splitlines()[0]!r}: {state.state} {state.reason}")
+        out.append(execution)
+    return out
+
+
 def ensure_mail_identity(ses: Any, settings: Settings) -> None:
     """SES sends only from verified identities: request verification of MAIL_FROM.
 
@@ -325,6 +378,8 @@ def bootstrap(settings: Settings, clients: Clients, config_file: Path = CHALICE_
     if settings.call_timeout_queue:
         ensure_queue(clients("sqs"), settings, tags)
     ensure_mail_identity(clients("ses"), settings)
+    if settings.rollup_engine == "athena" and settings.archive_bucket:
+        ensure_athena_tables(clients("athena"), settings)
     config = load_targets_config(settings.stage, settings.scaling_file)
     made = ensure_monitoring(clients, settings.stage, settings.region, config)
     stream = dynamodb.describe_table(TableName=settings.readings_table)["Table"].get("LatestStreamArn")

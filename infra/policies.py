@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.config import Settings
+from chalicelib.domain.rollup_sql import ATHENA_COMPACT_TABLE, ATHENA_LINES_TABLE
 from chalicelib.domain.scaling.targets import load_targets_config
 from infra.bootstrap import stage_tables
 from infra.stages import CHALICE_CONFIG, stage_settings
@@ -32,7 +33,7 @@ from infra.stages import CHALICE_CONFIG, stage_settings
 TABLE_ACTIONS: dict[str, list[str]] = {
     "DeviceModel": ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"],
     "ReadingChunkModel": ["BatchWriteItem", "Query"],
-    "AggregateModel": ["GetItem", "PutItem", "BatchWriteItem", "Query"],
+    "AggregateModel": ["GetItem", "PutItem", "BatchWriteItem", "Query", "DeleteItem"],
     "AlertModel": ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],
     "RealtimeModel": ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "Query"],
 }
@@ -41,11 +42,17 @@ INDEX_ACTIONS: dict[str, list[str]] = {
     "AlertModel": ["Query"],
 }
 # What the code does under each prefix of the archive bucket.
+# (Athena reads and writes with the caller's credentials: the archive and its Parquet compaction,
+# and the query results at ATHENA_OUTPUT; UNLOAD's target is emptied first.)
 OBJECT_ACTIONS: dict[str, list[str]] = {
-    "s3:GetObject": ["archive/", "reports/"],
-    "s3:PutObject": ["archive/", "index/", "reports/", "rollups/"],
+    "s3:GetObject": ["archive/", "compact/", "reports/"],
+    "s3:PutObject": ["archive/", "compact/", "reports/"],
+    "s3:DeleteObject": ["compact/"],
 }
-LIST_PREFIXES = ["archive/"]
+LIST_PREFIXES = ["archive/", "compact/"]
+# The Athena engine of the hourly rollup (both engines are allowed, so switching ROLLUP_ENGINE needs
+# no new policy): its queries in the stage's workgroup, the Glue database and tables they read.
+ATHENA_ACTIONS = ["athena:StartQueryExecution", "athena:GetQueryExecution"]  # rows: the result CSV in S3
 # What the Lambda service does with the function's role for its event sources.
 STREAM_READ = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
 LOG_WRITE = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -123,6 +130,8 @@ def stage_policy(stage: str, config_file: Path = CHALICE_CONFIG) -> dict[str, An
                 Condition={"StringLike": {"s3:prefix": [f"{p}*" for p in LIST_PREFIXES]}},
             )
         )
+        statements.append(_statement("ArchiveBucketLocation", ["s3:GetBucketLocation"], [bucket]))
+        statements += _athena_statements(settings)
     statements += _scaling_statements(load_targets_config(stage, settings.scaling_file)["targets"])
     statements.append(_statement("ReportMail", ["ses:SendRawEmail"], ["arn:aws:ses:*:*:identity/*"]))
     return {"Version": "2012-10-17", "Statement": statements}
@@ -152,6 +161,21 @@ def _table_statements(settings: Settings, function_prefix: str) -> list[dict[str
     if streams:
         out.append(_statement("ReadingsStream", STREAM_READ, streams))
     return out
+
+
+def _athena_statements(settings: Settings) -> list[dict[str, Any]]:
+    """The rollup's Athena queries: start, watch and read them in the workgroup; the Glue catalog they read."""
+    db = settings.athena_database
+    database = ["arn:aws:glue:*:*:catalog", f"arn:aws:glue:*:*:database/{db}"]
+    tables = [f"arn:aws:glue:*:*:table/{db}/{t}" for t in (ATHENA_LINES_TABLE, ATHENA_COMPACT_TABLE)]
+    results = settings.athena_output.removeprefix("s3://").rstrip("/")
+    return [
+        _statement("AthenaResults", ["s3:GetObject", "s3:PutObject"], [f"arn:aws:s3:::{results}/*"]),
+        _statement("AthenaQueries", ATHENA_ACTIONS, [f"arn:aws:athena:*:*:workgroup/{settings.athena_workgroup}"]),
+        # (Glue checks GetDatabase on the catalog and the database, GetTable on those and the table.)
+        _statement("AthenaDatabase", ["glue:GetDatabase"], database),
+        _statement("AthenaTables", ["glue:GetTable"], database + tables),
+    ]
 
 
 def _scaling_statements(targets: list[dict[str, Any]]) -> list[dict[str, Any]]:

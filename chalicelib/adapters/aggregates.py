@@ -268,18 +268,42 @@ class RollupStore:
         manifest = self.manifest(day, consistent=True)
         if manifest is None or manifest.compacted:
             return 0
+        written = sum(self._compact_shard(day, shard) for shard in range(manifest.shards))
+        self._mark_compacted(day, manifest)
+        return written
+
+    def compact_from(self, day: str, first_shard: int, stop: Callable[[], bool]) -> int | None:
+        """`compact` in steps, for days too big for one run: shards from `first_shard` on until
+        `stop()` says (at least one a call); the next shard to do, or None once the day is compacted.
+
+        A device's series all lie in its one shard, so each shard's day items are complete when
+        written; readers keep reading the pages until the manifest says compacted.
+        """
+        manifest = self.manifest(day, consistent=True)
+        if manifest is None or manifest.compacted:
+            return None
+        shard = first_shard
+        while shard < manifest.shards:
+            if shard > first_shard and stop():
+                return shard
+            self._compact_shard(day, shard)
+            shard += 1
+        self._mark_compacted(day, manifest)
+        return None
+
+    def _compact_shard(self, day: str, shard: int) -> int:
         devices: dict[str, dict[SeriesHour, Partial]] = {}
-        for shard in range(manifest.shards):
-            for page in self._query(f"{PAGE_PREFIX}{day}#{shard}"):
-                if page.blob is None:
-                    continue
-                for device, series in decode_devices(page.blob).items():
-                    devices.setdefault(device, {}).update(series)
-        written = self._put(self.day_item(device, day, series) for device, series in sorted(devices.items()))
+        for page in self._query(f"{PAGE_PREFIX}{day}#{shard}"):
+            if page.blob is None:
+                continue
+            for device, series in decode_devices(page.blob).items():
+                devices.setdefault(device, {}).update(series)
+        return self._put(self.day_item(device, day, series) for device, series in sorted(devices.items()))
+
+    def _mark_compacted(self, day: str, manifest: Manifest) -> None:
         manifest.compacted = True
         self._put([self.manifest_item(day, manifest)])
         self._compacted[day] = manifest
-        return written
 
     def replace_hours(self, device_id: str, series: Mapping[SeriesHour, Partial], hours: set[int]) -> None:
         """Replace a device's Partials of the given hour starts (a re-roll): every series of those

@@ -41,6 +41,35 @@ class S3Archive:
             raise ArchiveUnavailableError(f"could not list s3://{self._bucket}/{prefix}") from e
         return out
 
+    def children(self, prefix: str) -> list[str]:
+        """The "folders" right under a prefix (archive/ -> archive/dt=2026-12-01/, ...), sorted: one
+        listing of common prefixes, however many objects lie under them."""
+        out: list[str] = []
+        try:
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=prefix, Delimiter="/"
+            )
+            for page in pages:
+                out.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+        except (ClientError, BotoCoreError) as e:
+            raise ArchiveUnavailableError(f"could not list s3://{self._bucket}/{prefix}") from e
+        return sorted(out)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under a prefix (an Athena UNLOAD's target must be empty); how many."""
+        keys = self.keys(prefix)
+        try:
+            for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+                batch = [{"Key": k} for k in keys[start : start + 1000]]
+                answer = self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": batch, "Quiet": True})
+                if answer.get("Errors"):
+                    raise ArchiveUnavailableError(
+                        f"could not delete under s3://{self._bucket}/{prefix}: {answer['Errors'][:3]}"
+                    )
+        except (ClientError, BotoCoreError) as e:
+            raise ArchiveUnavailableError(f"could not delete under s3://{self._bucket}/{prefix}") from e
+        return len(keys)
+
     def lines(self, key: str) -> Iterator[dict[str, Any]]:
         """The JSON lines of a gzip JSON Lines object, streamed."""
         return iter_json_lines(self._s3, self._bucket, key)

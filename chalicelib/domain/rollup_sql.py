@@ -216,13 +216,55 @@ def rollup_json_sql(dialect: str, hour_ms: int, source: str | None = None) -> st
     return _rollup(d, typed)
 
 
-def rollup_parquet_sql(dialect: str, hour_ms: int, source: str | None = None) -> str:
-    """The rollup of one hour over its Parquet compaction (typed columns; reads only those it needs)."""
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def rollup_parquet_sql(
+    dialect: str, hour_ms: int, source: str | None = None, devices: Iterable[str] | None = None
+) -> str:
+    """The rollup of one hour over its Parquet compaction (typed columns; reads only those it needs).
+
+    `devices`: only those (a re-roll of the devices with late readings), else every device.
+    """
     _check_hour(hour_ms)
     d = DIALECTS[dialect]
     relation = f"{ATHENA_COMPACT_TABLE} WHERE {_athena_partition(hour_ms)}" if d is TRINO else source or "compact"
-    typed = f"SELECT * FROM ({_typed_from_compact(relation)}) WHERE {_hour_filter(hour_ms)}"
+    where = _hour_filter(hour_ms)
+    if devices is not None:
+        where += f" AND device_id IN ({', '.join(_quoted(x) for x in sorted(set(devices))) or 'NULL'})"
+    typed = f"SELECT * FROM ({_typed_from_compact(relation)}) WHERE {where}"
     return _rollup(d, typed)
+
+
+INDEX_COLUMNS = ("device_id", "metric", "unit", "ts", "text")
+
+
+def day_strings_sql(dialect: str, day_ms: int, source: str | None = None) -> str:
+    """A UTC day's string readings (one version per identity) from its Parquet compaction: what the
+    day's inverted index (domain.mapreduce INDEX) reads; the numbers, most of the day, stay in S3."""
+    from datetime import UTC, datetime
+
+    if day_ms % (24 * HOUR_MS):
+        raise ValueError(f"not the start of a UTC day: {day_ms}")
+    d = DIALECTS[dialect]
+    day = f"{datetime.fromtimestamp(day_ms / 1000, UTC):%Y-%m-%d}"
+    relation = f"{ATHENA_COMPACT_TABLE} WHERE dt = '{day}'" if d is TRINO else f"{source or 'compact'} WHERE true"
+    return (
+        f"SELECT {', '.join(INDEX_COLUMNS)} FROM {relation}\n"
+        f"    AND kind = {KIND_STRING} AND ts >= {day_ms} AND ts < {day_ms + 24 * HOUR_MS}"
+    )
+
+
+def index_line(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A `day_strings_sql` result row as the archive line the INDEX job maps."""
+    return {
+        "device_id": str(row["device_id"]),
+        "metric": str(row["metric"]),
+        "unit": str(row["unit"] or ""),
+        "ts": _int(row["ts"]),
+        "value": "" if row["text"] is None else str(row["text"]),
+    }
 
 
 def compact_select(dialect: str, hour_ms: int, source: str | None = None) -> str:
@@ -255,14 +297,13 @@ def compact_unload_sql(hour_ms: int, bucket: str, prefix: str = "compact") -> st
 
 def compact_copy_sql(hour_ms: int, target: str, source: str | None = None) -> str:
     """DuckDB COPY of one hour into a ZSTD Parquet file (the local stand-in for UNLOAD)."""
-    target_sql = target.replace("'", "''")
     options = f"FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE {COMPACT_ROW_GROUP_ROWS}"
-    return f"COPY ({compact_select('duckdb', hour_ms, source)}) TO '{target_sql}' ({options})"
+    return f"COPY ({compact_select('duckdb', hour_ms, source)}) TO {_quoted(target)} ({options})"
 
 
 def duckdb_lines_source(files: Iterable[str]) -> str:
     """A DuckDB relation with one `line` VARCHAR column over gzip JSON Lines files."""
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    listed = ", ".join(_quoted(f) for f in files)
     # A delimiter and quote that never occur in a JSON line: the whole line is the column.
     return (
         f"read_csv([{listed}], columns = {{'line': 'VARCHAR'}}, header = false, delim = '\\x01', "

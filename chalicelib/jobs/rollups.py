@@ -32,6 +32,17 @@ def last_due_hour_end(now: int, grace_ms: int = ROLLUP_GRACE_MS) -> int:
     return (now - grace_ms) // HOUR_MS * HOUR_MS
 
 
+def event_ms(event_time: str) -> int:
+    """A schedule event's time ("2026-12-07T10:10:00Z") in epoch milliseconds."""
+    return int(datetime.fromisoformat(event_time.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def oldest_archive_hour(archive: S3Archive) -> int | None:
+    """The start of the archive's first day (where a first run starts), or None if it is empty."""
+    days = [p for p in archive.children(f"{ARCHIVE_PREFIX}/") if p.startswith(f"{ARCHIVE_PREFIX}/dt=")]
+    return day_start_ms(days[0].removeprefix(f"{ARCHIVE_PREFIX}/dt=").rstrip("/")) if days else None
+
+
 def hour_prefix(hour_ms: int) -> str:
     """The archive partition of an hour."""
     moment = datetime.fromtimestamp(hour_ms / 1000, UTC)
@@ -54,23 +65,17 @@ class RollupsJob:
                 if devices is None or line.get("device_id") in devices:
                     yield line
 
-    def _oldest_archive_hour(self) -> int | None:
-        days = sorted({k.split("/")[1] for k in self.archive.keys(f"{ARCHIVE_PREFIX}/dt=")})
-        return day_start_ms(days[0].removeprefix("dt=")) if days else None
-
     def _write_index(self, day: str) -> int:
         rows = run_local(INDEX, self._lines(f"{ARCHIVE_PREFIX}/dt={day}/"))
         return self.index.put(item for row in rows for item in index_items(row, day))
 
     def run(self, event_time: str | None) -> dict[str, Any]:
         """Roll due hours, compact complete days, re-roll dirty device-hours; the handler's answer."""
-        now = self.clock()
-        if event_time:
-            now = int(datetime.fromisoformat(event_time.replace("Z", "+00:00")).timestamp() * 1000)
+        now = event_ms(event_time) if event_time else self.clock()
         due_end = last_due_hour_end(now)
         start = self.store.covered_until_ms()
         if start == 0:
-            start = self._oldest_archive_hour() or due_end
+            start = oldest_archive_hour(self.archive) or due_end
         hours: list[str] = []
         compacted: list[str] = []
         days: set[str] = set()

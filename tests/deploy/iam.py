@@ -67,7 +67,21 @@ _STAR_ACTIONS = {
     ("autoscaling", "DescribeAutoScalingGroups"),
     ("autoscaling", "DescribePolicies"),
 }
+_ATHENA_QUERY_ACTIONS = {"StartQueryExecution", "GetQueryExecution"}
 _WS_METHODS = {"PostToConnection": "POST", "DeleteConnection": "DELETE", "GetConnection": "GET"}
+
+
+def _s3_requests(op: str, p: dict[str, str], why: str) -> list[Request]:
+    bucket = p.get("Bucket", "")
+    if op in _S3_OBJECT_ACTIONS:
+        return [Request(_S3_OBJECT_ACTIONS[op], f"arn:aws:s3:::{bucket}/{p['Key']}", why=why)]
+    if op in ("ListObjectsV2", "ListObjects"):
+        return [Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", (("s3:prefix", p.get("Prefix", "")),), why=why)]
+    if op == "HeadBucket":
+        return [Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", why=why)]
+    if op == "DeleteObjects":
+        return [Request("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}", why=why) for k in p["Keys"].split(",")]
+    return []
 
 
 def requests_of(call: Call) -> list[Request]:
@@ -93,13 +107,14 @@ def requests_of(call: Call) -> list[Request]:
                 resource += f"/index/{p['IndexName']}"
             return [Request(f"dynamodb:{op}", resource, why=why)]
     elif service == "s3":
-        bucket = p.get("Bucket", "")
-        if op in _S3_OBJECT_ACTIONS:
-            return [Request(_S3_OBJECT_ACTIONS[op], f"arn:aws:s3:::{bucket}/{p['Key']}", why=why)]
-        if op in ("ListObjectsV2", "ListObjects"):
-            return [Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", (("s3:prefix", p.get("Prefix", "")),), why=why)]
-        if op == "HeadBucket":
-            return [Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", why=why)]
+        found = _s3_requests(op, p, why)
+        if found:
+            return found
+    elif service == "athena" and op in _ATHENA_QUERY_ACTIONS:
+        # GetQueryExecution names only the execution: IAM checks its workgroup, the
+        # stage's own (Settings.athena_workgroup) unless ATHENA_WORKGROUP says otherwise.
+        workgroup = p.get("WorkGroup") or f"iotcloud-{call.stage}"
+        return [Request(f"athena:{op}", f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/{workgroup}", why=why)]
     elif (service, op) in _STAR_ACTIONS:
         return [Request(f"{service}:{op}", "*", why=why)]
     elif service == "cloudwatch" and op == "PutMetricData":

@@ -56,6 +56,7 @@ _KEPT = (
     "QueueUrl",
     "QueueName",
     "ConnectionId",
+    "WorkGroup",
 )
 
 
@@ -116,6 +117,9 @@ def _relevant(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
             f"{kind}:{body.get('TableName', '')}" for item in params["TransactItems"] for kind, body in item.items()
         }
         kept["TransactItems"] = ",".join(sorted(entries))
+    delete = params.get("Delete")
+    if isinstance(delete, dict):  # DeleteObjects: its keys (one s3:DeleteObject each)
+        kept["Keys"] = ",".join(sorted(str(o.get("Key", "")) for o in delete.get("Objects", [])))
     return tuple(sorted(kept.items()))
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from chalice.app import DynamoDBEventConfig, SQSEventConfig
 
+from chalicelib.domain.rollup_sql import ATHENA_COMPACT_TABLE, ATHENA_LINES_TABLE
 from chalicelib.domain.scaling.targets import load_targets_config
 from infra.stages import stage_settings
 from tests.deploy import iam_recorder
@@ -70,7 +71,7 @@ def stage_names(stage: str) -> tuple[str, ...]:
     names = [
         value
         for field, value in sorted(vars(settings).items())
-        if (field.endswith("_table") or field in ("archive_bucket", "call_timeout_queue")) and value
+        if (field.endswith("_table") or field in ("archive_bucket", "call_timeout_queue", "athena_database")) and value
     ]
     names += [t["resource"] for t in load_targets_config(stage, settings.scaling_file)["targets"]]
     names.append(f"{_config()['app_name']}-{stage}")  # functions: iotcloud-<stage>[-<handler>]
@@ -123,6 +124,25 @@ def service_requests(stage: str) -> list[Request]:
             arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{settings.call_timeout_queue}"
             for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"):
                 out.append(Request(f"sqs:{action}", arn, why=f"event source of {source.name}"))
+    return out + athena_requests(stage)
+
+
+def athena_requests(stage: str) -> list[Request]:
+    """What Athena does with the caller's credentials for the rollup's queries (ROLLUP_ENGINE=athena;
+    the local stack's DuckDB stands in for it, so these are not recorded calls): read the Glue tables,
+    find the bucket, scan the compaction, write the result files (the app reads them itself)."""
+    s = stage_settings(stage, CONFIG)
+    db, bucket = s.athena_database, s.archive_bucket
+    results = s.athena_output.removeprefix("s3://").rstrip("/")
+    why = "Athena, for the rollup's queries"
+    database = [f"arn:aws:glue:{REGION}:{ACCOUNT}:catalog", f"arn:aws:glue:{REGION}:{ACCOUNT}:database/{db}"]
+    tables = [f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{db}/{t}" for t in (ATHENA_LINES_TABLE, ATHENA_COMPACT_TABLE)]
+    # (GetDatabase is checked on the catalog and the database; GetTable on those and the table.)
+    out = [Request("glue:GetDatabase", arn, why=why) for arn in database]
+    out += [Request("glue:GetTable", arn, why=why) for arn in database + tables]
+    out.append(Request("s3:GetBucketLocation", f"arn:aws:s3:::{bucket}", why=why))
+    out.append(Request("s3:PutObject", f"arn:aws:s3:::{results}/q-1.csv", why=why))
+    out.append(Request("s3:GetObject", f"arn:aws:s3:::{bucket}/compact/dt=2026-01-01/hour=00/part-0.parquet", why=why))
     return out
 
 

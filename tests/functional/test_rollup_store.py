@@ -57,6 +57,31 @@ def test_hours_go_to_pages_then_a_day_compacts_into_day_items(aws):
     assert list(temp_noon) == [("temp", "Cel", DAY0 + 12 * HOUR_MS)]
 
 
+def test_a_day_compacts_shard_by_shard_and_reads_stay_whole_meanwhile(aws):
+    store = RollupStore()
+    devices = [f"dev-{n:03d}" for n in range(150)]
+    want: dict[str, dict[SeriesHour, Partial]] = {d: {} for d in devices}
+    for h in range(24):
+        rows = hour_rows(DAY0 + h * HOUR_MS, devices)
+        for d, series in rows.items():
+            want[d].update(series)
+        manifest = store.put_hour(DAY0 + h * HOUR_MS, rows)
+    steps, shard = [], 0
+    while True:
+        nxt = store.compact_from("2026-11-25", shard, stop=lambda: True)  # one shard a call
+        steps.append(nxt)
+        if nxt is None:
+            break
+        assert not RollupStore().manifest("2026-11-25").compacted  # type: ignore[union-attr]
+        for d in ("dev-000", "dev-149"):  # part compacted: the pages still answer, whole
+            assert RollupStore().hours(d, None, None, DAY0, DAY0 + 24 * HOUR_MS) == want[d]
+        shard = nxt
+    assert steps == [*range(1, manifest.shards), None]
+    assert len(keys(DAY_PREFIX)) == 150 and RollupStore().manifest("2026-11-25").compacted  # type: ignore[union-attr]
+    assert all(RollupStore().hours(d, None, None, DAY0, DAY0 + 24 * HOUR_MS) == want[d] for d in devices)
+    assert store.compact_from("2026-11-25", 0, stop=lambda: False) is None  # done: nothing more
+
+
 def test_reads_span_compacted_and_open_days_and_put_hour_is_idempotent(aws):
     store = RollupStore()
     devices = ["a", "b", "c"]
