@@ -44,7 +44,7 @@ COST_ROWS = [
     ("API Gateway (REST) requests", "api_gateway_requests"),
     ("Lambda api_handler (requests + GB-s)", "lambda_api"),
     ("DynamoDB writes: readings, device state, index", "dynamodb_writes"),
-    ("DynamoDB writes: daily rollup + index items", "dynamodb_writes_rollup_items"),
+    ("DynamoDB writes: hourly rollup + index items", "dynamodb_writes_rollup_items"),
     ("DynamoDB reads (on demand)", "dynamodb_reads"),
     ("DynamoDB stream reads (Lambda triggers: free)", "dynamodb_stream_reads"),
     ("Lambda archive_readings + live", "lambda_stream_consumers"),
@@ -52,7 +52,7 @@ COST_ROWS = [
     ("S3 storage, 30 days", "s3_storage_30_days"),
     ("DynamoDB storage, 30 days", "dynamodb_storage_30_days"),
     ("CloudWatch Logs (EMF + platform lines)", "cloudwatch_logs"),
-    ("daily rollup job (Lambda + S3 GETs)", "rollup_job_lambda_and_s3_gets"),
+    ("hourly rollup job (Lambda + S3 GETs)", "rollup_job_lambda_and_s3_gets"),
 ]
 
 
@@ -537,21 +537,23 @@ def _run_sections(run: _Run, only: set[str]) -> None:
     if "archive" in only or "cost" in only:
         figures["archive"] = timed("archive", archive.run)
         shown("archive", print_archive)
+    if "read_side" in only or "cost" in only:  # before cost: the capacity model reads the Athena load time
+        from bench import rollup_engines
+
+        figures["rollup_engines"] = timed("rollup_engines", rollup_engines.measure)
+        shown("rollup_engines", print_rollup_engines)
     if "cost" in only:
         figures["measure"] = timed("measure", measure.run)
         shown("measure", print_measure)
         if "error" not in figures["measure"] and "error" not in figures["archive"]:
             job_cpu = figures["archive"]["chunked"]["rollup_and_index_job_cpu_s_per_million_readings"]
             job = {**model.job_outputs_per_reading(), "cpu_s_per_million_readings": job_cpu}
+            if "error" not in figures["rollup_engines"]:
+                job["athena_load_s_per_hour"] = figures["rollup_engines"]["fleet"]["athena"]["load_lambda_s"]
             figures.update(model.costs(figures["measure"], job))
             print_cost(run.console, figures)
             print_state_reads(run.console, figures["state_reads"])
             print_waiting_device(run.console, figures["waiting_device"])
-    if "read_side" in only:
-        from bench import rollup_engines
-
-        figures["rollup_engines"] = timed("rollup_engines", rollup_engines.measure)
-        shown("rollup_engines", print_rollup_engines)
     if "cold_start" in only:
         figures["cold_start"] = timed("cold_start", coldstart.run)
         shown("cold_start", print_cold_start)

@@ -80,9 +80,9 @@ ASSUMPTIONS = [
     "memory (measured CPU outside AWS calls x 1,769 MB / memory, + the measured time inside them: bench.door); "
     "no API Gateway charge (a Function URL has none); the stream consumers, storage, rollups as the REST design's "
     "(the same stored items). Custom domains (CloudFront in front) are not priced.",
-    "Rollups: the daily job re-reads yesterday (and today's first 15 minutes): job CPU from the archive benchmark "
-    "as Lambda duration at 2,048 MB; rollup and index items per reading from the real job on a device-day of "
-    "records, 1 write each.",
+    "Rollups: the hourly job rolls each closed hour once: job CPU from the archive benchmark as Lambda duration "
+    "at 2,048 MB; rollup and index items per reading from the real rollup store's items (hour pages, day items, "
+    "manifests, index postings) for a fleet of devices, at their write units.",
     "Naive design: same API, same auth and device state, one item per reading; its stream consumers are priced "
     "per stream record as ours at batch 1 (one record per reading instead of per request).",
 ]
@@ -607,7 +607,7 @@ QUOTAS = {
     "dynamodb_partition_wcu": ("DynamoDB: write units/s per partition (one partition key value)", 1_000),
     "dynamodb_stream_readers": ("DynamoDB Streams: simultaneous readers per shard", 2),
     "s3_put_rps_per_prefix": ("S3: PUT requests/s per partitioned prefix", 3_500),
-    "lambda_timeout_s": ("Lambda: function timeout, seconds (hard limit; the daily rollup job)", 900),
+    "lambda_timeout_s": ("Lambda: function timeout, seconds (hard limit; the hourly rollup job's run)", 900),
     "ses_sending": ("SES: sending quota (sandbox 200/day; production from 50,000/day, 14/s)", None),
     "cloudwatch_put_metric_data_tps": ("CloudWatch: PutMetricData requests/s", 500),
 }
@@ -647,8 +647,11 @@ CAPACITY_METHOD = [
     f"{ACTIVE_SHARDS} shard values (adapters.devices.ACTIVE_SHARDS; 1,000 WCU/s per partition); throttled index "
     "writes throttle "
     "the table writes that caused them",
-    "rollup job: its CPU per million readings (archive benchmark) x one day's readings against the "
-    "function's timeout (Chalice config); readings per month = 30 days",
+    "rollup job: it runs every hour; past ATHENA_THRESHOLD_READINGS_PER_HOUR (chalicelib/config.py) a stage "
+    "runs it on Athena (ROLLUP_ENGINE=athena), where a tick's Lambda time is its work budget (TICK_BUDGET_S) "
+    "plus at most one hour's load (rollup_engines.fleet.athena.load_lambda_s); below it, its CPU per million "
+    "readings (archive benchmark) x one hour's readings; either against the function's timeout (Chalice "
+    "config); readings per month = 30 days",
 ]
 
 
@@ -704,7 +707,7 @@ def _capacity_at(
     )
     consumer_concurrency_peak = 2 * shards
     s3_puts_per_s = units["s3_puts"] * scale
-    rollup_cpu_s = job["cpu_s_per_million_readings"] * READINGS_PER_DAY / MILLION * ROLLUP_RERUN_FACTOR
+    rollup = _rollup_run(job)
     usage = {
         "api_gateway_rps": 0 if door else requests_per_s,
         "lambda_concurrency": api_concurrency + consumer_concurrency,
@@ -715,7 +718,7 @@ def _capacity_at(
         ),
         "dynamodb_stream_readers": 2,
         "s3_put_rps_per_prefix": s3_puts_per_s,
-        "lambda_timeout_s": rollup_cpu_s,
+        "lambda_timeout_s": rollup["lambda_s_per_run"],
         "ses_sending": None,
         "cloudwatch_put_metric_data_tps": 0,
     }
@@ -737,7 +740,7 @@ def _capacity_at(
             "archiver_records_per_s_per_shard_max": archive_per_shard,
         },
         "s3_objects_per_month": s3_puts_per_s * SECONDS_PER_MONTH,
-        "rollup_job_cpu_s_per_daily_run": rollup_cpu_s,
+        "rollup_job": rollup,
         "usd_month": usd_month,
         "usd_month_first_tier_prices": usd_month_first_tier,
         "usage": usage,
@@ -746,6 +749,26 @@ def _capacity_at(
             "live_handler_records_per_s_per_shard": live_per_shard / (stream_records_per_s / shards),
             "archiver_records_per_s_per_shard": archive_per_shard / (stream_records_per_s / shards),
         },
+    }
+
+
+def _rollup_run(job: dict[str, Any]) -> dict[str, Any]:
+    """The hourly rollup at the scenario's size: which engine the threshold picks, one run's Lambda seconds."""
+    from chalicelib.config import ATHENA_THRESHOLD_READINGS_PER_HOUR
+    from chalicelib.jobs.fleet_rollups import TICK_BUDGET_S
+
+    readings_per_hour = READINGS_PER_S * 3600
+    in_lambda_s = job["cpu_s_per_million_readings"] * readings_per_hour / MILLION * ROLLUP_RERUN_FACTOR
+    engine = "athena" if readings_per_hour > ATHENA_THRESHOLD_READINGS_PER_HOUR else "lambda"
+    load_s = job.get("athena_load_s_per_hour")
+    if engine == "athena" and load_s is None:
+        raise ValueError("the Athena engine's load time is needed: run the read_side section with cost")
+    return {
+        "readings_per_hour": readings_per_hour,
+        "engine": engine,
+        "in_lambda_cpu_s_per_hourly_run": in_lambda_s,
+        "athena_load_s_per_hour": load_s,
+        "lambda_s_per_run": in_lambda_s if engine == "lambda" else TICK_BUDGET_S + float(load_s or 0.0),
     }
 
 

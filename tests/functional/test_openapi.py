@@ -15,11 +15,12 @@ from referencing.jsonschema import DRAFT4
 
 from app import app
 from chalicelib import wiring
-from chalicelib.adapters.aggregates import index_items, rollup_item
+from chalicelib.adapters.aggregates import index_items
 from chalicelib.adapters.alerts import AlertStore, Commit
 from chalicelib.config import settings
 from chalicelib.domain.alerts import RuleState, alert_id_for, alert_writes, evaluate, validate_rule
 from chalicelib.domain.readings import Reading
+from chalicelib.domain.rollups import HOUR_MS, partial_of
 from chalicelib.web import session as sessions
 from chalicelib.web import static
 from tests.functional.helpers import T0, body_of, dynamodb, error_of, now_ms, throttled
@@ -388,23 +389,16 @@ def dashboard_calls(api: Any, device: dict[str, Any]) -> list[Call]:
 
 
 def seed_analytics(device_id: str) -> None:
-    """What the daily job would have written for a device: one rollup row, one posting."""
-    rollup = {
-        "device_id": device_id,
-        "metric": "temp",
-        "unit": "",
-        "hour": "2025-11-25T09",
-        "count": 2,
-        "min": 20,
-        "max": 21.5,
-        "sum": 41.5,
-        "mean": 20.75,
-        "first_ts": T0,
-        "last_ts": T0 + 1000,
-    }
+    """What the hourly job would have written for a device: an hour's rollups (a number and a string
+    series, so nullable fields are both present and null), and one posting."""
+    hour = T0 // HOUR_MS * HOUR_MS
+    temp = partial_of([(T0, 20), (T0 + 1000, 21.5)])
+    door = partial_of([(T0, "open")])
+    assert temp is not None and door is not None
+    wiring.rollup_store().put_hour(hour, {device_id: {("temp", "", hour): temp, ("door", "", hour): door}})
     posting = {"device_id": device_id, "metric": "label", "count": 1, "first_ts": T0, "last_ts": T0}
     index_row = {"word": "kitchen", "postings": [posting], "count": 1, "first_ts": T0, "last_ts": T0}
-    wiring.aggregates().put([rollup_item(rollup), *index_items(index_row, "2025-11-25")])
+    wiring.aggregates().put(index_items(index_row, "2025-11-25"))
 
 
 REPORT_ID = "1795600000000-0123abcd"
