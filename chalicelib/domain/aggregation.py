@@ -48,6 +48,7 @@ MAX_BUCKETS = 10_000  # buckets a request may ask for (interval, or points)
 # the window's edge hours and the hours not rolled up yet; at most the retention's chunks).
 MAX_RAW_ITEMS = 5_000
 RAW_QUERY_ITEMS = 1_000  # chunk items asked of one Query page (DynamoDB's 1 MB cap may cut it shorter)
+MIN_QUERY_ITEMS = 100  # the smallest page asked near the end of the budget
 
 UNIT_MS = {"ms": 1, "s": SECOND_MS, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS, "w": WEEK_MS}
 # A duration with a unit, or bare milliseconds: every string this matches parses (no 0, bounded digits).
@@ -133,9 +134,14 @@ def _ladder(whole_days: bool) -> Iterable[int]:
 
 
 def choose_interval(window_ms: int, points: int) -> int:
-    """The smallest ladder interval whose buckets are at most `points` for any window this long."""
+    """The smallest ladder interval whose buckets are at most `points` for any window this long.
+
+    (For points=1: the smallest interval at least as long as the window, at most 2 buckets.)
+    """
     if points < 1:
         raise ValueError("points must be at least 1")
+    if points == 1:  # no interval keeps every alignment of a window of 2+ ms in one bucket
+        return next(ms for ms in _ladder(False) if ms >= window_ms)
     return next(ms for ms in _ladder(False) if max_buckets(window_ms, ms) <= points)
 
 
@@ -330,15 +336,22 @@ class _RawReader:
         for a, b in ranges:
             position = a
             while position < b:
-                if self.budget is not None and self.items >= self.budget and position >= must_read_until():
-                    return position
-                position = self._page(position, b)
+                if self.budget is None:
+                    position = self._page(position, b, RAW_QUERY_ITEMS)
+                elif self.items < self.budget:  # ask no more than the budget left (a floor: no tiny Queries)
+                    left = max(self.budget - self.items, MIN_QUERY_ITEMS)
+                    position = self._page(position, b, min(RAW_QUERY_ITEMS, left))
+                else:  # spent: read only what the first bucket still needs
+                    needed = _ceil_hour(must_read_until())
+                    if position >= needed:
+                        return position
+                    position = self._page(position, min(b, needed), RAW_QUERY_ITEMS)
         return complete
 
-    def _page(self, a: int, b: int) -> int:
+    def _page(self, a: int, b: int, max_items: int) -> int:
         """One Query page from hour `a` on; the hour from which the range is not read yet."""
         low, high = hour_bucket(a), hour_bucket(b - 1) + MAX_BUCKET
-        chunks, more = self.source.chunks(self.device_id, low, high, RAW_QUERY_ITEMS)
+        chunks, more = self.source.chunks(self.device_id, low, high, max_items)
         self.queries += 1
         self.items += len(chunks)
         if not more or not chunks:
