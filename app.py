@@ -76,7 +76,7 @@ def archive_readings(event: DynamoDBEvent) -> dict[str, Any]:
     return wiring.archive_job().handle(event.to_dict()["Records"])
 
 
-@app.schedule(Cron(15, 0, "*", "*", "?", "*"), name="rollups", description="daily rollups and inverted index")
+@app.schedule(Cron(10, "*", "*", "*", "?", "*"), name="rollups", description="hourly rollups and daily inverted index")
 def rollups(event: CloudWatchEvent) -> dict[str, Any]:
     return wiring.rollups_job().run(event.time)
 

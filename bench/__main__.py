@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("ingest", "archive", "cost", "cold_start", "e2e", "local_stack")
+SECTIONS = ("ingest", "archive", "cost", "read_side", "cold_start", "e2e", "local_stack")
 BATCHES = ("1", "10", "100")
 
 ROWS = [
@@ -181,6 +181,34 @@ def print_state_reads(console: Console, reads: dict[str, Any]) -> None:
         f" fleet pages {usd(reads['dynamodb_usd_per_million_dashboard_pages'])}"
         f" (folded every {fold['fold_interval_ms'] // 60_000} min, late bound {fold['late_fold_ms'] // 60_000} min)"
     )
+
+
+def print_charts(console: Console, charts: dict[str, Any]) -> None:
+    """A device chart's requests, before (raw pages) and after (aggregates): bench.charts."""
+    t = table(f"charts: {charts['workload']}", "window", "requests", "read units", "wall ms", "points", "answer KB")
+    for window, ways in charts["windows"].items():
+        for way, f in ways.items():
+            points = f.get("points", f.get("points_per_series"))
+            if "series" in f:
+                points = f"{points} x {f['series']} series"
+            t.add_row(
+                f"{window} {way}",
+                str(f["requests"]),
+                f"{f['read_units']:g}",
+                f"{f['wall_ms']:.0f}",
+                str(points),
+                f"{f['answer_bytes'] / 1024:.1f}",
+            )
+    console.print(t)
+    job = charts["rollup_job"]
+    console.print(f"rollup job over the month: {job['runs']} runs, {job['cpu_s']:.1f} CPU s")
+
+
+def print_rollup_engines(console: Console, engines: dict[str, Any]) -> None:
+    """The hourly rollup on both paths (bench.rollup_engines): its own plain table."""
+    from bench.rollup_engines import print_table
+
+    print_table(engines)
 
 
 def print_cost(console: Console, figures: dict[str, Any]) -> None:
@@ -519,6 +547,11 @@ def _run_sections(run: _Run, only: set[str]) -> None:
             print_cost(run.console, figures)
             print_state_reads(run.console, figures["state_reads"])
             print_waiting_device(run.console, figures["waiting_device"])
+    if "read_side" in only:
+        from bench import rollup_engines
+
+        figures["rollup_engines"] = timed("rollup_engines", rollup_engines.measure)
+        shown("rollup_engines", print_rollup_engines)
     if "cold_start" in only:
         figures["cold_start"] = timed("cold_start", coldstart.run)
         shown("cold_start", print_cold_start)

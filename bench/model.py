@@ -35,7 +35,7 @@ APP_LOG_BYTES_ARCHIVER = 200  # the archiver's one info line per invocation
 RETENTION_DAYS = 30
 IOT_DEVICE = "dev-0123456789abcdef"
 IOT_TOPIC = f"iotcloud/{IOT_DEVICE}/telemetry"
-ROLLUP_RERUN_FACTOR = 1 + 15 / 1440  # 00:15 run: yesterday in full and today's first 15 minutes
+ROLLUP_RERUN_FACTOR = 1.0  # hourly job: each closed hour rolled once (late re-rolls are rare and not priced)
 EMF_METRICS = 7  # ReadingsIngested, RejectedRequests, BatchSize, IngestLatency, ArchivedReadings, ArchiveLag, Active*
 
 ASSUMPTIONS = [
@@ -102,15 +102,11 @@ def door_platform_log_bytes() -> int:
     return 0 if HOT_PATH_LOGGING["SystemLogLevel"] == "WARN" else PLATFORM_LOG_BYTES
 
 
-def job_outputs_per_reading() -> dict[str, float]:
-    """Rollup and index items the daily job writes per reading, from the real job on one device-day."""
-    from chalicelib.adapters.aggregates import index_items, rollup_item
-    from chalicelib.domain.mapreduce import INDEX, ROLLUP, run_local
-
-    rng = random.Random(5)
+def _bench_lines(device: str, start: int, minutes: int, seed: int) -> list[dict[str, Any]]:
+    """One 5-metric record a minute of one device (the bench's device, or one of its fleet)."""
+    rng = random.Random(seed)
     lines = []
-    start = 1_764_028_800_000
-    for minute in range(1440):
+    for minute in range(minutes):
         ts = start + minute * 60_000
         values: dict[str, Any] = {
             "temp": round(21 + rng.uniform(-1, 1), 2),
@@ -120,16 +116,67 @@ def job_outputs_per_reading() -> dict[str, float]:
             "status": "ok" if rng.random() > 0.01 else "warn",
         }
         for metric, value in values.items():
-            lines.append({"device_id": "dev-bench", "metric": metric, "unit": "", "ts": ts, "value": value})
+            lines.append({"device_id": device, "metric": metric, "unit": "", "ts": ts, "value": value})
+    return lines
+
+
+ROLLUP_FLEET = 1_000  # devices sharing the hour pages (their fill sets a page's devices)
+
+
+def _read_units(sizes: list[int]) -> float:
+    """Eventually consistent read units of one Query (or GetItem) returning items of these sizes."""
+    return 0.5 * max(1, math.ceil(sum(sizes) / 4096))
+
+
+def job_outputs_per_reading() -> dict[str, float]:
+    """Write units the hourly rollup job spends per reading, from the real job, codec and items.
+
+    One device-day of the bench device (its day item, its index items) plus its share of the
+    hour pages of a ROLLUP_FLEET-device fleet, of the manifest and of the watermark writes;
+    `before_*` prices the daily job's one item per (device, metric, unit, hour) for comparison.
+    Also the read units of a 7-day hourly window: 6 day items in one Query, the open day's
+    manifest and its 24 pages of the device's shard.
+    """
+    from chalicelib.adapters.aggregates import Manifest, RollupStore, index_items, rollup_item, shards_for
+    from chalicelib.domain.mapreduce import INDEX, ROLLUP, partials_by_device, run_local
+
+    store = RollupStore()
+    start = 1_764_028_800_000  # 2025-11-25T00:00Z
+    day = "2025-11-25"
+    lines = _bench_lines("dev-bench", start, 1440, 5)
     rollups = run_local(ROLLUP, lines)
     index = run_local(INDEX, lines)
-    items = [rollup_item(row) for row in rollups] + [i for row in index for i in index_items(row, "2025-11-25")]
-    units = sum(write_units(item.serialize()) for item in items)
+    index_wru = sum(write_units(i.serialize()) for row in index for i in index_items(row, day))
+    series = partials_by_device(rollups)["dev-bench"]
+    day_item = store.day_item("dev-bench", day, series).serialize()
+    # one hour of the fleet, each device its own values: the pages that hour writes
+    hour_lines = [x for n in range(ROLLUP_FLEET) for x in _bench_lines(f"dev-{n:06d}", start, 60, 1000 + n)]
+    fleet_hour = partials_by_device(run_local(ROLLUP, hour_lines))
+    shards = shards_for(fleet_hour, start)
+    pages = [p.serialize() for p in store.page_items(day, start, shards, fleet_hour)]
+    page_wru_per_device_day = 24 * sum(write_units(p) for p in pages) / ROLLUP_FLEET
+    manifest = store.manifest_item(day, Manifest(shards, set(range(24)))).serialize()
+    # 24 manifest and watermark writes and the compaction's manifest write, shared by the fleet
+    shared_wru = (25 * write_units(manifest) + 24 * 1) / ROLLUP_FLEET
+    rollup_wru = write_units(day_item) + page_wru_per_device_day + shared_wru
+    # The old job wrote numeric series only (its strongest honest form: no item for a string series).
+    before = sum(write_units(rollup_item(row).serialize()) for row in rollups if row["numbers"])
+    page_sizes = sorted(item_size(p) for p in pages)
+    mean_page = sum(page_sizes) / len(page_sizes)
+    read_7_days = (
+        _read_units([item_size(day_item)] * 6) + _read_units([item_size(manifest)]) + _read_units([int(mean_page)] * 24)
+    )
     return {
         "readings": len(lines),
         "rollup_rows": len(rollups),
-        "index_items": len(items) - len(rollups),
-        "write_units_per_reading": units / len(lines),
+        "index_items": sum(len(row["postings"]) for row in index),
+        "write_units_per_reading": (rollup_wru + index_wru) / len(lines),
+        "rollup_write_units_per_million": MILLION * rollup_wru / len(lines),
+        "before_rollup_write_units_per_million": MILLION * before / len(lines),
+        "day_item_bytes": item_size(day_item),
+        "page_shards": shards,
+        "page_bytes_mean": mean_page,
+        "read_units_7_day_window": read_7_days,
     }
 
 

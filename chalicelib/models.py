@@ -146,9 +146,10 @@ class ReadingChunkModel(AppModel):
 
 
 class AggregateModel(AppModel):
-    """Outputs of the map/reduce jobs that the API serves, one small item per row.
+    """Outputs of the rollup job that the API serves (layout: adapters.aggregates.RollupStore).
 
-    Rollups: partition `rollup#<device>`, sort `<metric>#<hour>#<unit>`.
+    Rollup day items: partition `rollday#<device>`, sort `YYYY-MM-DD`, blob of hourly Partials.
+    Hour pages: partition `rollpage#<day>#<shard>`, sort `HH[#k]`; manifest `rollpage#<day>`.
     Inverted index: partition `word#<word>`, sort `<device>#<metric>#<day>`.
     """
 
@@ -160,7 +161,9 @@ class AggregateModel(AppModel):
 
     partition = UnicodeAttribute(hash_key=True, attr_name="p")
     sort_key = UnicodeAttribute(range_key=True, attr_name="s")
-    row = UnicodeAttribute(attr_name="j")  # the job's output row, as JSON
+    row = UnicodeAttribute(null=True, attr_name="j")  # a small JSON row (index posting, manifest, ...)
+    blob = BinaryAttribute(null=True, legacy_encoding=False, attr_name="b")  # rollup_codec bytes
+    expires_at = TTLAttribute(null=True, attr_name="x")  # hour pages once their day is compacted
 
 
 class AlertLookupIndex(GlobalSecondaryIndex["AlertModel"]):

@@ -25,7 +25,7 @@ from chalicelib.domain.state import DeviceStates
 # built, so the API function's cold start (telemetry ingestion) does not pay for alerts, WAMP,
 # reports or the jobs; these imports are for the annotations only.
 if TYPE_CHECKING:
-    from chalicelib.adapters.aggregates import AggregateStore
+    from chalicelib.adapters.aggregates import AggregateStore, RollupStore
     from chalicelib.adapters.alerts import AlertStore
     from chalicelib.adapters.archive import S3Archive
     from chalicelib.adapters.call_timeouts import CallTimeoutQueue
@@ -156,6 +156,15 @@ def aggregates() -> AggregateStore:
 
 
 @component
+def rollup_store() -> RollupStore:
+    """The hourly rollups (domain.rollups.RollupReader for the aggregation query)."""
+    from chalicelib.adapters.aggregates import RollupStore
+
+    bound_settings()
+    return RollupStore(retries=retry_policy())
+
+
+@component
 def metrics() -> Metrics:
     s = bound_settings()
     sink: MetricsSink | None = None
@@ -180,14 +189,14 @@ def reports() -> ReportStore:
 def archive_job() -> ArchiveJob:
     from chalicelib.jobs.archiver import ArchiveJob
 
-    return ArchiveJob(archive(), metrics())
+    return ArchiveJob(archive(), metrics(), marks=rollup_store())
 
 
 @component
 def rollups_job() -> RollupsJob:
     from chalicelib.jobs.rollups import RollupsJob
 
-    return RollupsJob(archive(), aggregates())
+    return RollupsJob(archive(), rollup_store(), aggregates())
 
 
 @component

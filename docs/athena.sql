@@ -71,16 +71,19 @@ SELECT
     unit,
     date_format(from_unixtime(ts / 1000), '%Y-%m-%dT%H') AS "hour",
     count(*) AS "count",
+    count(number) AS numbers,
     min(number) AS "min",
     max(number) AS "max",
-    sum(number) AS "sum",
-    sum(number) / count(*) AS mean,
+    coalesce(sum(number), 0e0) AS "sum",
+    sum(number) / nullif(count(number), 0) AS mean,
+    min_by("value", ts) AS "first",
     min(ts) AS first_ts,
+    max_by("value", ts) AS "last",
     max(ts) AS last_ts
 FROM (
-    SELECT *, try_cast("value" AS double) AS number
+    SELECT *, CASE WHEN regexp_like("value", '^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$') THEN try_cast("value" AS double) END AS number
     FROM iotcloud_readings
-    WHERE dt = '2026-11-25' AND regexp_like("value", '^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$')
+    WHERE dt = '2026-11-25'
 )
 GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2, 3, 4;

@@ -7,9 +7,10 @@
 -- httpfs extension). Same rows as the rollup and index jobs of
 -- chalicelib/domain/mapreduce.py (sum and mean up to float rounding), which the unit tests
 -- check: one row per reading identity, the version received last (then bool < number <
--- string, then the greater value); rollups of numbers only, the index of strings only.
+-- string, then the greater value); rollups of every type (numbers alone in numbers, min,
+-- max, sum, mean; first and last as JSON), the index of strings only.
 
--- Rollups: per (device_id, metric, unit, UTC hour) of numeric readings.
+-- Rollups: the hourly Partial per (device_id, metric, unit, UTC hour), every value type.
 WITH archive AS (
     SELECT device_id, metric, unit, ts, received_at, value, json_type(value) AS json_type
     FROM read_json(
@@ -48,14 +49,16 @@ SELECT
     unit,
     strftime(epoch_ms(ts), '%Y-%m-%dT%H') AS hour,
     count(*) AS "count",
+    count(number) AS numbers,
     min(number) AS "min",
     max(number) AS "max",
-    fsum(number) AS "sum",
-    fsum(number) / count(*) AS mean,
+    coalesce(fsum(number), 0.0) AS "sum",
+    CASE WHEN count(number) > 0 THEN fsum(number) / count(number) END AS mean,
+    arg_min(value, ts) AS "first",
     min(ts) AS first_ts,
+    arg_max(value, ts) AS "last",
     max(ts) AS last_ts
 FROM latest
-WHERE kind = 1
 GROUP BY ALL
 ORDER BY device_id, metric, unit, hour;
 

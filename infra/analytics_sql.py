@@ -55,6 +55,8 @@ latest AS (
     ) = 1
 )"""
 
+# The hourly Partial of domain.rollups: every reading in count/first/last (value as typed
+# JSON), numbers alone in numbers/min/max/sum/mean (min/max/mean null when none, sum 0.0).
 ROLLUP_SQL = f"""{_DUCKDB_LATEST}
 SELECT
     device_id,
@@ -62,14 +64,16 @@ SELECT
     unit,
     strftime(epoch_ms(ts), '%Y-%m-%dT%H') AS hour,
     count(*) AS "count",
+    count(number) AS numbers,
     min(number) AS "min",
     max(number) AS "max",
-    fsum(number) AS "sum",
-    fsum(number) / count(*) AS mean,
+    coalesce(fsum(number), 0.0) AS "sum",
+    CASE WHEN count(number) > 0 THEN fsum(number) / count(number) END AS mean,
+    arg_min(value, ts) AS "first",
     min(ts) AS first_ts,
+    arg_max(value, ts) AS "last",
     max(ts) AS last_ts
 FROM latest
-WHERE kind = 1
 GROUP BY ALL
 ORDER BY device_id, metric, unit, hour"""
 
@@ -162,16 +166,19 @@ _ATHENA_HOURLY_ROLLUP = f"""SELECT
     unit,
     date_format(from_unixtime(ts / 1000), '%Y-%m-%dT%H') AS "hour",
     count(*) AS "count",
+    count(number) AS numbers,
     min(number) AS "min",
     max(number) AS "max",
-    sum(number) AS "sum",
-    sum(number) / count(*) AS mean,
+    coalesce(sum(number), 0e0) AS "sum",
+    sum(number) / nullif(count(number), 0) AS mean,
+    min_by("value", ts) AS "first",
     min(ts) AS first_ts,
+    max_by("value", ts) AS "last",
     max(ts) AS last_ts
 FROM (
-    SELECT *, try_cast("value" AS double) AS number
+    SELECT *, CASE WHEN regexp_like("value", '{_ATHENA_NUMBER}') THEN try_cast("value" AS double) END AS number
     FROM {ATHENA_VIEW}
-    WHERE dt = '2026-11-25' AND regexp_like("value", '{_ATHENA_NUMBER}')
+    WHERE dt = '2026-11-25'
 )
 GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2, 3, 4"""
@@ -236,7 +243,8 @@ _DUCKDB_HEADER = f"""-- Hourly rollups and the inverted index over the archive, 
 -- httpfs extension). Same rows as the rollup and index jobs of
 -- chalicelib/domain/mapreduce.py (sum and mean up to float rounding), which the unit tests
 -- check: one row per reading identity, the version received last (then bool < number <
--- string, then the greater value); rollups of numbers only, the index of strings only."""
+-- string, then the greater value); rollups of every type (numbers alone in numbers, min,
+-- max, sum, mean; first and last as JSON), the index of strings only."""
 
 
 def render_docs() -> dict[str, str]:
@@ -245,7 +253,9 @@ def render_docs() -> dict[str, str]:
     athena += [f"-- {title}\n{sql};" for title, sql in ATHENA_QUERIES]
     duckdb = [
         _DUCKDB_HEADER,
-        "-- Rollups: per (device_id, metric, unit, UTC hour) of numeric readings.\n" + ROLLUP_SQL + ";",
+        "-- Rollups: the hourly Partial per (device_id, metric, unit, UTC hour), every value type.\n"
+        + ROLLUP_SQL
+        + ";",
         "-- Inverted index: word -> postings per (device_id, metric) of string readings.\n" + INDEX_SQL + ";",
     ]
     return {"docs/athena.sql": "\n\n".join(athena) + "\n", "docs/rollups.duckdb.sql": "\n\n".join(duckdb) + "\n"}

@@ -12,13 +12,14 @@ from chalicelib.api.routing import Auth, route
 from chalicelib.api.telemetry import device_answer
 from chalicelib.clock import now_ms
 from chalicelib.domain.auth import Principal
-from chalicelib.domain.schema import Anything, Arr, Int, Named, Num, Obj, Str, optional, record, required
+from chalicelib.domain.schema import Anything, Arr, Int, Named, Num, Obj, Str, nullable, optional, record, required
 from chalicelib.errors import InvalidParameterError
 
 analytics_api = Blueprint(__name__)
 
 _STR, _INT, _NUM = Str(), Int(), Num()
-# The jobs' rows as they are stored (an open shape: the answer shows the row).
+# A rollup row is the hourly Partial of domain.rollups (see domain.mapreduce.rollup_row).
+_READING = Anything(description="a reading's value: number, boolean or string")
 ROLLUP = Named(
     "Rollup",
     Obj(
@@ -28,12 +29,15 @@ ROLLUP = Named(
                 metric=_STR,
                 unit=_STR,
                 hour=Str(description="UTC hour, YYYY-MM-DDTHH"),
-                count=_INT,
-                min=_NUM,
-                max=_NUM,
+                count=Int(description="readings of every type"),
+                numbers=Int(description="numeric readings (min, max, sum, mean are theirs)"),
+                min=nullable(_NUM),
+                max=nullable(_NUM),
                 sum=_NUM,
-                mean=_NUM,
+                mean=nullable(_NUM),
+                first=_READING,
                 first_ts=_INT,
+                last=_READING,
                 last_ts=_INT,
             ),
         },
@@ -50,7 +54,8 @@ POSTING = Named(
 
 GET_ROLLUPS = Op(
     "getRollups",
-    "Hourly rollups of numeric readings from the daily job (admin, or the device itself)",
+    "Hourly rollups (the hours from..to, closed and rolled by the hourly job) of every series or one metric"
+    " (admin, or the device itself)",
     path=(DEVICE_ID,),
     answers={200: device_answer(rollups=Arr(ROLLUP))},
 )
@@ -64,9 +69,16 @@ def get_rollups(principal: Principal, device_id: str) -> Response:
     from_ms, to_ms, metric = values["from"], values["to"], values["metric"]
     if from_ms > to_ms:
         raise InvalidParameterError("from must not be after to")
-    from chalicelib.domain.mapreduce import hour_of  # the jobs' module, not the ingest path's
+    from chalicelib.domain.mapreduce import hour_of, rollup_row  # the jobs' module, not the ingest path's
+    from chalicelib.domain.rollups import HOUR_MS
 
-    rows = wiring.aggregates().rollups(device_id, metric, hour_of(from_ms), hour_of(to_ms))
+    first_hour = from_ms - from_ms % HOUR_MS
+    end = to_ms - to_ms % HOUR_MS + HOUR_MS  # the hour holding `to` is included
+    partials = wiring.rollup_store().hours(device_id, metric, None, first_hour, end)
+    rows = [
+        rollup_row(device_id, m, u, hour_of(h), p)
+        for (m, u, h), p in sorted(partials.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))
+    ]
     return json_response({"device_id": device_id, "rollups": rows})
 
 

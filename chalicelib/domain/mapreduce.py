@@ -3,7 +3,8 @@
 Three jobs, each a `map` (one archive line -> key/value pairs) and a `reduce` (one
 key and all its values -> at most one row):
 
-- ``rollup``: hourly statistics of numeric readings per (device, metric, unit).
+- ``rollup``: the hourly Partial (domain.rollups) per (device, metric, unit): every reading in
+  count/first/last, numbers in numbers/min/max/sum/mean.
 - ``index``: an inverted index of string readings, word -> postings per (device, metric).
 - ``dedupe``: the archive with one line per reading identity (the newest version).
 
@@ -36,6 +37,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeGuard
+
+from chalicelib.domain.rollups import ROLLUP_GRACE_MS, Partial, SeriesHour, partial_of
 
 ROLLUP, INDEX, DEDUPE = "rollup", "index", "dedupe"
 MAX_WORD_LENGTH = 64
@@ -152,15 +155,13 @@ def _unkey(key: str, size: int) -> list[Any]:
 
 
 def rollup_map(line: Mapping[str, object]) -> Iterator[tuple[str, object]]:
-    """(device, metric, unit, hour) -> [ts, received_at, value].
+    """(device, metric, unit, hour) -> [ts, received_at, value], values of every type.
 
-    Non-numeric readings are emitted too, as they may supersede a numeric version of the
-    same identity; their text is not needed for that (type decides first), so strings
-    travel as "" to keep the shuffle small.
+    Strings travel whole: they decide versions against each other and are an hour's
+    `first` or `last`.
     """
     r = parse_line(line)
-    value: Value = "" if isinstance(r.value, str) else r.value
-    yield _key(r.device_id, r.metric, r.unit, hour_of(r.ts)), [r.ts, r.received_at, value]
+    yield _key(r.device_id, r.metric, r.unit, hour_of(r.ts)), [r.ts, r.received_at, r.value]
 
 
 def _rollup_value(v: object) -> tuple[int, int | None, Value]:
@@ -171,10 +172,61 @@ def _rollup_value(v: object) -> tuple[int, int | None, Value]:
     raise ArchiveLineError(f"not a rollup map value: {str(v)[:200]}")
 
 
-def rollup_reduce(key: str, values: Iterable[object]) -> Row | None:
-    """One hour of one series: count, min, max, sum, mean, first_ts, last_ts of its numbers.
+def rollup_row(device_id: str, metric: str, unit: str, hour: str, p: Partial) -> Row:
+    """The rollup row of one series-hour's Partial (the job's output, the rollups API's item)."""
+    return {
+        "device_id": device_id,
+        "metric": metric,
+        "unit": unit,
+        "hour": hour,
+        "count": p.count,
+        "numbers": p.numbers,
+        "min": p.min,
+        "max": p.max,
+        "sum": p.sum,
+        "mean": p.mean,
+        "first": p.first,
+        "first_ts": p.first_ts,
+        "last": p.last,
+        "last_ts": p.last_ts,
+    }
 
-    None when no numeric reading is left once versions are resolved.
+
+def partial_of_row(row: Mapping[str, Any]) -> Partial:
+    """The Partial a rollup row carries (the inverse of `rollup_row`)."""
+    return Partial(
+        count=row["count"],
+        first_ts=row["first_ts"],
+        first=row["first"],
+        last_ts=row["last_ts"],
+        last=row["last"],
+        numbers=row["numbers"],
+        min=row["min"],
+        max=row["max"],
+        sum=float(row["sum"]),
+    )
+
+
+def partials_by_device(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[SeriesHour, Partial]]:
+    """ROLLUP rows (from run_local or the SQL) as RollupStore.put_hour takes them:
+    device -> (metric, unit, hour start) -> Partial."""
+    out: dict[str, dict[SeriesHour, Partial]] = {}
+    for row in rows:
+        key = (row["metric"], row["unit"], hour_start_ms(row["hour"]))
+        out.setdefault(row["device_id"], {})[key] = partial_of_row(row)
+    return out
+
+
+def hour_start_ms(hour: str) -> int:
+    """Start of a "YYYY-MM-DDTHH" hour, in ms (the inverse of `hour_of`)."""
+    return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp()) * 1000
+
+
+def rollup_reduce(key: str, values: Iterable[object]) -> Row | None:
+    """One hour of one series: the Partial (domain.rollups.partial_of) of its resolved versions.
+
+    Every type counts in count/first/last; numbers alone in numbers/min/max/sum/mean (null
+    when the hour holds none).
     """
     device_id, metric, unit, hour = _unkey(key, 4)
     newest: dict[int, tuple[tuple[Any, ...], Value]] = {}
@@ -184,28 +236,8 @@ def rollup_reduce(key: str, values: Iterable[object]) -> Row | None:
         seen = newest.get(ts)
         if seen is None or version > seen[0]:
             newest[ts] = (version, value)
-    times: list[int] = []
-    nums: list[int | float] = []
-    for ts, (_, value) in newest.items():
-        if is_number(value):
-            times.append(ts)
-            nums.append(value)
-    if not nums:
-        return None
-    total = math.fsum(nums)  # exactly rounded, so independent of the order values arrive in
-    return {
-        "device_id": device_id,
-        "metric": metric,
-        "unit": unit,
-        "hour": hour,
-        "count": len(nums),
-        "min": min(nums),
-        "max": max(nums),
-        "sum": total,
-        "mean": total / len(nums),
-        "first_ts": min(times),
-        "last_ts": max(times),
-    }
+    p = partial_of((ts, value) for ts, (_, value) in newest.items())
+    return None if p is None else rollup_row(device_id, metric, unit, hour, p)
 
 
 # inverted index -------------------------------------------------------------------------
@@ -335,3 +367,24 @@ def run_local(job: str, lines: Iterable[Mapping[str, object]], max_keys: int = M
         if row is not None:
             rows.append(row)
     return rows
+
+
+# late readings --------------------------------------------------------------------------
+
+
+def late_marks(
+    lines: Iterable[Mapping[str, object]], now_ms: int, grace_ms: int = ROLLUP_GRACE_MS
+) -> set[tuple[int, str]]:
+    """(hour start, device) of archive lines written into an hour already due for its rollup.
+
+    An hour is rolled once its end + grace has passed; a line archived after that moment
+    is not in the rollup, so its device-hour must be re-rolled.
+    """
+    marks: set[tuple[int, str]] = set()
+    for line in lines:
+        ts, device = line.get("ts"), line.get("device_id")
+        if _is_int(ts) and isinstance(device, str):
+            hour = ts - ts % HOUR_MS
+            if hour + HOUR_MS + grace_ms <= now_ms:
+                marks.add((hour, device))
+    return marks

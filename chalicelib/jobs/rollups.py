@@ -1,68 +1,115 @@
-"""The daily map/reduce job: hourly rollups and the inverted index of a day's archive."""
+"""The hourly rollup job: each closed hour of the archive into the rollup store, late readings re-rolled.
+
+Every run (minute 10 of each hour) rolls the hours from the store's watermark up to the last
+hour whose end + ROLLUP_GRACE_MS has passed, at most `max_hours` of them (the rest next run;
+the first run starts at the archive's oldest day). An hour is map/reduced from its archive
+partition `archive/dt=DAY/hour=HH/` and written with `RollupStore.put_hour` (a retry rewrites
+the same items), then the watermark moves past it. When a day's 24 hours are in, the day is
+compacted into one item per device and its inverted index is written. Device-hours marked
+dirty by the archiver (late readings) are re-rolled from their partition and the mark is
+deleted only if no newer one replaced it.
+"""
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.adapters.aggregates import AggregateStore, index_items, rollup_item
+from chalicelib.adapters.aggregates import DAY_MS, AggregateStore, RollupStore, day_of, day_start_ms, index_items
 from chalicelib.adapters.archive import S3Archive
+from chalicelib.clock import now_ms
 from chalicelib.domain.archive import ARCHIVE_PREFIX
-from chalicelib.domain.mapreduce import INDEX, ROLLUP, run_local
+from chalicelib.domain.mapreduce import INDEX, ROLLUP, partials_by_device, run_local
+from chalicelib.domain.rollups import HOUR_MS, ROLLUP_GRACE_MS
+
+MAX_HOURS_PER_RUN = 48  # a run's bound: two days of catching up, well inside the Lambda timeout
 
 
-@dataclass(frozen=True)
-class DayOutcome:
-    day: str
-    objects: int
-    rollups: int
-    words: int
+def last_due_hour_end(now: int, grace_ms: int = ROLLUP_GRACE_MS) -> int:
+    """The end of the last hour that may be rolled at `now`: its end + grace has passed."""
+    return (now - grace_ms) // HOUR_MS * HOUR_MS
 
 
-def days_to_roll_up(event_time: str | None, now: datetime | None = None) -> list[str]:
-    """The UTC days touched by the 24 hours before the event: yesterday (now complete) and today."""
-    moment = now or datetime.now(UTC)
-    if event_time:
-        moment = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
-    return sorted({f"{moment - timedelta(days=1):%Y-%m-%d}", f"{moment:%Y-%m-%d}"})
+def hour_prefix(hour_ms: int) -> str:
+    """The archive partition of an hour."""
+    moment = datetime.fromtimestamp(hour_ms / 1000, UTC)
+    return f"{ARCHIVE_PREFIX}/dt={moment:%Y-%m-%d}/hour={moment:%H}/"
 
 
-def _rows_file(rows: list[dict[str, Any]]) -> bytes:
-    text = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
-    return gzip.compress(text.encode(), mtime=0)
-
-
-def roll_up_day(day: str, archive: S3Archive, store: AggregateStore) -> DayOutcome:
-    """Run both jobs over one day's partitions, streaming each object, and publish the rows.
-
-    Outputs go to S3 (`rollups/dt=DAY/`, `index/dt=DAY/`, for Athena and EMR) and to the
-    aggregates table (for the API). Keys are per day, so a re-run overwrites.
-    """
-    keys = sorted(archive.keys(f"{ARCHIVE_PREFIX}/dt={day}/"))
-
-    def lines() -> Iterator[dict[str, Any]]:
-        for key in keys:
-            yield from archive.lines(key)
-
-    rollups = run_local(ROLLUP, lines())
-    index = run_local(INDEX, lines())
-    archive.put(f"rollups/dt={day}/part-00000.jsonl.gz", _rows_file(rollups))
-    archive.put(f"index/dt={day}/part-00000.jsonl.gz", _rows_file(index))
-    store.put([rollup_item(row) for row in rollups] + [item for row in index for item in index_items(row, day)])
-    return DayOutcome(day=day, objects=len(keys), rollups=len(rollups), words=len(index))
-
-
-@dataclass(frozen=True)
+@dataclass
 class RollupsJob:
-    """The daily schedule: roll up every day the event's last 24 hours touched."""
+    """The hourly schedule's body (see the module docstring)."""
 
     archive: S3Archive
-    store: AggregateStore
+    store: RollupStore
+    index: AggregateStore
+    max_hours: int = MAX_HOURS_PER_RUN
+    clock: Any = field(default=now_ms)
+
+    def _lines(self, prefix: str, devices: set[str] | None = None) -> Iterator[dict[str, Any]]:
+        for key in sorted(self.archive.keys(prefix)):
+            for line in self.archive.lines(key):
+                if devices is None or line.get("device_id") in devices:
+                    yield line
+
+    def _oldest_archive_hour(self) -> int | None:
+        days = sorted({k.split("/")[1] for k in self.archive.keys(f"{ARCHIVE_PREFIX}/dt=")})
+        return day_start_ms(days[0].removeprefix("dt=")) if days else None
+
+    def _write_index(self, day: str) -> int:
+        rows = run_local(INDEX, self._lines(f"{ARCHIVE_PREFIX}/dt={day}/"))
+        return self.index.put(item for row in rows for item in index_items(row, day))
 
     def run(self, event_time: str | None) -> dict[str, Any]:
-        """The handler's answer: each day's outcome."""
-        return {"days": [vars(roll_up_day(day, self.archive, self.store)) for day in days_to_roll_up(event_time)]}
+        """Roll due hours, compact complete days, re-roll dirty device-hours; the handler's answer."""
+        now = self.clock()
+        if event_time:
+            now = int(datetime.fromisoformat(event_time.replace("Z", "+00:00")).timestamp() * 1000)
+        due_end = last_due_hour_end(now)
+        start = self.store.covered_until_ms()
+        if start == 0:
+            start = self._oldest_archive_hour() or due_end
+        hours: list[str] = []
+        compacted: list[str] = []
+        days: set[str] = set()
+        hour = start
+        while hour < due_end and len(hours) < self.max_hours:
+            rows = partials_by_device(run_local(ROLLUP, self._lines(hour_prefix(hour))))
+            manifest = self.store.put_hour(hour, rows)
+            self.store.set_covered_until(hour + HOUR_MS)
+            day = day_of(hour)
+            hours.append(datetime.fromtimestamp(hour / 1000, UTC).strftime("%Y-%m-%dT%H"))
+            days.add(day)
+            # the day's last hour closes it (even if a concurrent run's manifest write lost an hour:
+            # compaction reads every page there is)
+            if not manifest.compacted and (len(manifest.hours) == 24 or hour + HOUR_MS == day_start_ms(day) + DAY_MS):
+                self.store.compact(day)
+                self._write_index(day)
+                compacted.append(day)
+            hour += HOUR_MS
+        rerolled = self._reroll(hour, days)
+        return {"days": sorted(days), "hours": hours, "rerolled": rerolled, "compacted": compacted}
+
+    def _reroll(self, covered_until: int, days: set[str]) -> list[dict[str, Any]]:
+        marks: dict[int, dict[str, str]] = {}
+        for hour, device, version in self.store.dirty():
+            if hour < covered_until:  # later hours are still to be rolled in full
+                marks.setdefault(hour, {})[device] = version
+        done: list[dict[str, Any]] = []
+        index_days: set[str] = set()
+        for hour, devices in sorted(marks.items()):
+            rows = partials_by_device(run_local(ROLLUP, self._lines(hour_prefix(hour), set(devices))))
+            for device, version in sorted(devices.items()):
+                self.store.replace_hours(device, rows.get(device, {}), {hour})
+                cleared = self.store.clear_dirty(hour, device, version)
+                done.append({"hour": hour, "device_id": device, "cleared": cleared})
+            day = day_of(hour)
+            days.add(day)
+            manifest = self.store.manifest(day)
+            if manifest is not None and manifest.compacted:
+                index_days.add(day)
+        for day in sorted(index_days):
+            self._write_index(day)
+        return done

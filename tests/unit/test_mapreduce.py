@@ -23,13 +23,17 @@ from chalicelib.domain.mapreduce import (
     TooManyKeysError,
     dedupe,
     hour_of,
+    hour_start_ms,
     index_map,
     index_reduce,
+    partial_of_row,
     rollup_map,
     rollup_reduce,
+    rollup_row,
     run_local,
     words,
 )
+from chalicelib.domain.rollups import partial_of
 from infra import analytics_sql
 from infra.analytics_sql import ARCHIVE_VARIABLE, INDEX_SQL, ROLLUP_SQL
 
@@ -50,20 +54,26 @@ def line(device, metric, unit, ts, value, received_at=None):
     }
 
 
-def rollup(device, metric, unit, hour, values, first_ts, last_ts):
-    total = float(sum(values))
+def rollup(device, metric, unit, hour, points):
+    """The row by hand: points are the resolved (ts, value) pairs of the series-hour."""
+    points = sorted(points)
+    nums = [v for _, v in points if type(v) in (int, float)]
+    total = float(sum(nums))
     return {
         "device_id": device,
         "metric": metric,
         "unit": unit,
         "hour": hour,
-        "count": len(values),
-        "min": min(values),
-        "max": max(values),
+        "count": len(points),
+        "numbers": len(nums),
+        "min": min(nums) if nums else None,
+        "max": max(nums) if nums else None,
         "sum": total,
-        "mean": total / len(values),
-        "first_ts": first_ts,
-        "last_ts": last_ts,
+        "mean": total / len(nums) if nums else None,
+        "first": points[0][1],
+        "first_ts": points[0][0],
+        "last": points[-1][1],
+        "last_ts": points[-1][0],
     }
 
 
@@ -92,11 +102,19 @@ ROLLUP_LINES = [
 ]
 
 ROLLUP_ROWS = [
-    rollup("d1", "temp", "Cel", "2026-11-25T09", [20, 22.5, 21.0, 23], H9 + 1 * S, H10 - 1),
-    rollup("d1", "temp", "Cel", "2026-11-25T10", [19.5, 18], H10, H10 + 60 * S),
-    rollup("d1", "temp", "degF", "2026-11-25T09", [70], H9 + 1 * S, H9 + 1 * S),
-    rollup("d2", "level", "%", "2026-11-25T09", [7, 4, 9], H9 + 6 * S, H9 + 8 * S),
-    rollup("d2", "temp", "Cel", "2026-11-25T09", [25], H9 + 1 * S, H9 + 1 * S),
+    rollup("d1", "alarm", "", "2026-11-25T09", [(H9 + 4 * S, True)]),
+    rollup("d1", "door", "", "2026-11-25T09", [(H9 + 4 * S, "open")]),
+    rollup("d1", "temp", "Cel", "2026-11-25T09", [(H9 + S, 20), (H9 + 2 * S, 22.5), (H9 + 3 * S, 21.0), (H10 - 1, 23)]),
+    rollup("d1", "temp", "Cel", "2026-11-25T10", [(H10, 19.5), (H10 + 60 * S, 18)]),
+    rollup("d1", "temp", "degF", "2026-11-25T09", [(H9 + S, 70)]),
+    rollup(
+        "d2",
+        "level",
+        "%",
+        "2026-11-25T09",
+        [(H9 + 5 * S, "sensor fault"), (H9 + 6 * S, 7), (H9 + 7 * S, 4), (H9 + 8 * S, 9)],
+    ),
+    rollup("d2", "temp", "Cel", "2026-11-25T09", [(H9 + S, 25)]),
 ]
 
 
@@ -110,14 +128,27 @@ def test_rollups_do_not_depend_on_line_order():
 
 
 def test_rollup_keeps_int_and_float_as_they_are():
-    row = run_local(ROLLUP, ROLLUP_LINES)[0]
+    row = run_local(ROLLUP, ROLLUP_LINES)[2]
     assert (row["min"], type(row["min"]), row["max"], type(row["max"])) == (20, int, 23, int)
     assert type(row["sum"]) is float and type(row["mean"]) is float
 
 
-def test_rollup_reduce_of_a_series_without_numbers_is_none():
+def test_rollup_of_a_series_without_numbers_counts_its_readings():
     key, value = next(rollup_map(line("d1", "door", "", H9, "open")))
-    assert rollup_reduce(key, [value]) is None
+    row = rollup_reduce(key, [value])
+    assert row is not None
+    assert (row["count"], row["numbers"], row["min"], row["max"], row["mean"]) == (1, 0, None, None, None)
+    assert (row["first"], row["last"]) == ("open", "open")
+
+
+def test_rollup_row_is_the_partial_of_the_contract():
+    rows = run_local(ROLLUP, ROLLUP_LINES)
+    level = next(r for r in rows if r["metric"] == "level")
+    assert partial_of_row(level) == partial_of(
+        [(H9 + 5 * S, "sensor fault"), (H9 + 6 * S, 7), (H9 + 7 * S, 4), (H9 + 8 * S, 9)]
+    )
+    assert rollup_row("d2", "level", "%", level["hour"], partial_of_row(level)) == level
+    assert hour_start_ms(level["hour"]) == H9
 
 
 def test_hour_buckets_are_utc():
@@ -232,9 +263,7 @@ def test_too_many_keys():
 
 def test_sql_documents_are_generated_from_analytics_sql():
     for relative, text in analytics_sql.render_docs().items():
-        assert (ROOT / relative).read_text(encoding="utf-8") == text, (
-            f"run python -m infra.analytics_sql ({relative})"
-        )
+        assert (ROOT / relative).read_text(encoding="utf-8") == text, f"run python -m infra.analytics_sql ({relative})"
 
 
 # three-way agreement: run_local == Hadoop Streaming commands == DuckDB ---------------------
@@ -359,15 +388,21 @@ def test_rollups_agree_three_ways(archive):
     files, lines = archive
     local = run_local(ROLLUP, read_archive(files))
     assert len(local) >= 3 * 3 * 5  # temp, humidity and mode of each device and hour, and more
-    assert sum(r["count"] for r in local) < sum(1 for x in lines if type(x["value"]) in (int, float))
+    assert sum(r["count"] for r in local) < len(lines)  # duplicates resolved
+    assert sum(r["numbers"] for r in local) < sum(1 for x in lines if type(x["value"]) in (int, float))
+    assert any(r["numbers"] == 0 for r in local) and any(isinstance(r["first"], str) for r in local)
 
     assert streaming(ROLLUP, stdin=archive_text(files)) == local
 
     from_sql, local = natural(duck(ROLLUP_SQL, files)), natural(local)
+    for r in from_sql:  # first and last come out of DuckDB as JSON text, typed
+        r["first"], r["last"] = json.loads(r["first"]), json.loads(r["last"])
     exact = [{k: v for k, v in r.items() if k not in ("sum", "mean")} for r in local]
     assert [{k: v for k, v in r.items() if k not in ("sum", "mean")} for r in from_sql] == exact
-    sums = [x for r in local for x in (r["sum"], r["mean"])]
-    assert [x for r in from_sql for x in (r["sum"], r["mean"])] == pytest.approx(sums, rel=1e-9, abs=1e-9)
+    sums = [x for r in local for x in (r["sum"], r["mean"]) if x is not None]
+    assert [r["mean"] is None for r in from_sql] == [r["mean"] is None for r in local]
+    from_sql_sums = [x for r in from_sql for x in (r["sum"], r["mean"]) if x is not None]
+    assert from_sql_sums == pytest.approx(sums, rel=1e-9, abs=1e-9)
 
 
 def test_index_agrees_three_ways(archive):

@@ -54,7 +54,7 @@ def test_rollup_map_writes_series_hour_key_and_ts_received_at_value():
     assert out.endswith("\n")
     assert pairs(out) == [
         ('["d1","temp","Cel","2026-11-25T09"]', [H9, H9 + 100, 21.5]),
-        ('["d1","door","","2026-11-25T09"]', [H9, H9 + 100, ""]),  # a string only needs to be a string here
+        ('["d1","door","","2026-11-25T09"]', [H9, H9 + 100, "door open"]),  # strings whole: first/last
     ]
 
 
@@ -85,7 +85,7 @@ def test_map_skips_blank_lines_and_accepts_crlf():
 def test_reduce_writes_one_json_row_per_key():
     text = "".join(
         [
-            '["d1","door","","2026-11-25T09"]\t[1795597200000,1,""]\n',  # no numbers: no row
+            '["d1","door","","2026-11-25T09"]\t[1795597200000,1,"open"]\n',  # no numbers: a row all the same
             '["d1","temp","Cel","2026-11-25T09"]\t[1795597200000,1,20]\n',
             '["d1","temp","Cel","2026-11-25T09"]\t[1795597201000,1,22.5]\n',
             "\n",
@@ -95,13 +95,16 @@ def test_reduce_writes_one_json_row_per_key():
     code, out = run("rollup", "reduce", text)
     assert code == 0
     rows = [json.loads(x) for x in out.splitlines()]
-    assert [(r["device_id"], r["hour"], r["count"], r["sum"]) for r in rows] == [
-        ("d1", "2026-11-25T09", 2, 42.5),
-        ("d2", "2026-11-25T10", 1, 19.0),
+    assert [(r["device_id"], r["metric"], r["hour"], r["count"], r["numbers"], r["sum"]) for r in rows] == [
+        ("d1", "door", "2026-11-25T09", 1, 0, 0.0),
+        ("d1", "temp", "2026-11-25T09", 2, 2, 42.5),
+        ("d2", "temp", "2026-11-25T10", 1, 1, 19.0),
     ]
     assert list(rows[0]) == [
-        "device_id", "metric", "unit", "hour", "count", "min", "max", "sum", "mean", "first_ts", "last_ts",
+        "device_id", "metric", "unit", "hour", "count", "numbers", "min", "max", "sum", "mean",
+        "first", "first_ts", "last", "last_ts",
     ]  # fmt: skip
+    assert (rows[0]["min"], rows[0]["mean"], rows[0]["first"], rows[0]["last"]) == (None, None, "open", "open")
 
 
 def test_index_reduce_row():
