@@ -24,15 +24,25 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalicelib.domain.chunks import bucket_start_ms, decode, hour_bucket
 from chalicelib.domain.mapreduce import version_key
 from chalicelib.domain.query import MAX_BUCKET, ChunkLike
 from chalicelib.domain.rollups import HOUR_MS, Partial, RollupReader, SeriesHour, Value, combine, partial_of
+from chalicelib.errors import (
+    AmbiguousUnitError,
+    CursorMismatchError,
+    IntervalNotWholeDaysError,
+    InvalidParameterError,
+    NotNumericError,
+    TooManyBucketsError,
+    UnknownTimeZoneError,
+    WindowTooLongError,
+)
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
@@ -43,6 +53,9 @@ YEAR_MS = 365 * DAY_MS
 AGGREGATES = ("avg", "min", "max", "sum", "count", "first", "last")
 NUMERIC_AGGREGATES = frozenset({"avg", "min", "max", "sum"})  # over numbers only; the others over every reading
 MAX_BUCKETS = 10_000  # buckets a request may ask for (interval, or points)
+# The longest window one aggregated request spans: a year of days with room (or 9,600 hours).
+# What bounds it is the rollup store's read, whose cost grows with the days of the window.
+MAX_WINDOW_DAYS = 400
 # Raw chunk items one request reads before it stops at a bucket edge and hands out next_cursor.
 # Soft by one bucket: a page always completes its first bucket (whose raw part is normally only
 # the window's edge hours and the hours not rolled up yet; at most the retention's chunks).
@@ -494,13 +507,18 @@ def bucket_value(agg: str, partial: Partial) -> tuple[int, Value] | None:
 
 @dataclass(frozen=True)
 class AggCursor:
-    """Where the next page of an aggregated query starts, bound to the query that issued it."""
+    """Where the next page of an aggregated query starts, bound to the query that issued it.
+
+    `to_ms` is the window's end as the first page resolved it (a `to` left out means "now"),
+    so every page answers the same window with the same buckets.
+    """
 
     start_ms: int
+    to_ms: int
     query: str  # a digest of the query's parameters: a cursor answers only the query it came from
 
     def encode(self) -> str:
-        doc = json.dumps({"s": self.start_ms, "q": self.query}, separators=(",", ":"))
+        doc = json.dumps({"s": self.start_ms, "t": self.to_ms, "q": self.query}, separators=(",", ":"))
         return base64.urlsafe_b64encode(doc.encode()).decode().rstrip("=")
 
     @staticmethod
@@ -508,12 +526,16 @@ class AggCursor:
         """The cursor, or ValueError if this is not one."""
         try:
             doc = json.loads(base64.urlsafe_b64decode((text + "=" * (-len(text) % 4)).encode()))
-            start, query = doc["s"], doc["q"]
+            start, to, query = doc["s"], doc["t"], doc["q"]
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as e:
             raise ValueError("not an aggregation cursor") from e
-        if not (isinstance(start, int) and not isinstance(start, bool) and isinstance(query, str)):
+        if not (_is_int(start) and _is_int(to) and isinstance(query, str)):
             raise ValueError("not an aggregation cursor")
-        return AggCursor(start, query)
+        return AggCursor(start, to, query)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def query_digest(*parts: object) -> str:
@@ -524,3 +546,123 @@ def query_digest(*parts: object) -> str:
 def utc_iso(ms: int) -> str:
     """An instant as ISO 8601 UTC (for messages)."""
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- the aggregated query ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AggQuery:
+    """An aggregated telemetry query as read from the request (types checked, combinations not yet)."""
+
+    device_id: str
+    agg: str
+    metric: str | None
+    unit: str | None
+    from_ms: int
+    to_ms: int
+    to_given: bool  # False: `to` was "now" (a cursor's page keeps the first page's)
+    interval: str | None = None
+    points: int | None = None
+    tz: str | None = None
+
+    def digest(self) -> str:
+        """What a cursor of this query is bound to (the window's end included)."""
+        interval = parse_interval(self.interval) if self.interval is not None else None
+        return query_digest(
+            self.device_id, self.agg, self.metric, self.unit, self.from_ms, self.to_ms, interval, self.points, self.tz
+        )
+
+
+def interval_of(q: AggQuery) -> int:
+    """The query's bucket length in ms, once its window and interval are within the limits (400s if not)."""
+    if q.metric is None:
+        raise InvalidParameterError("agg needs metric: one metric is aggregated at a time")
+    if (q.interval is None) == (q.points is None):
+        raise InvalidParameterError("agg needs exactly one of interval (a bucket length) or points (at most N buckets)")
+    if q.from_ms > q.to_ms:
+        raise InvalidParameterError("from must not be after to")
+    if q.tz is not None:
+        try:
+            zone(q.tz)
+        except ValueError as e:
+            raise UnknownTimeZoneError(f"tz: no IANA time zone {q.tz!r} (for example Europe/Paris, UTC)") from e
+    if q.to_ms - q.from_ms >= MAX_WINDOW_DAYS * DAY_MS:
+        raise WindowTooLongError(
+            f"an aggregated window spans at most {MAX_WINDOW_DAYS} days: "
+            f"this one is {utc_iso(q.from_ms)} to {utc_iso(q.to_ms)} (give from)"
+        )
+    if q.points is not None:
+        return choose_interval_for(q.from_ms, q.to_ms, q.points, q.tz)
+    assert q.interval is not None
+    try:
+        interval = parse_interval(q.interval)
+    except ValueError as e:
+        raise InvalidParameterError("interval: a duration such as 1m, 5m, 1h, 1d, or milliseconds") from e
+    if q.tz is not None and interval % DAY_MS:
+        raise IntervalNotWholeDaysError(
+            f"tz buckets are local days: interval must be whole days (1d, 7d...), not {format_interval(interval)}"
+        )
+    count = bucket_count(q.from_ms, q.to_ms, interval, q.tz)
+    if count > MAX_BUCKETS:
+        fits = format_interval(choose_interval_for(q.from_ms, q.to_ms, MAX_BUCKETS, q.tz))
+        raise TooManyBucketsError(
+            f"interval {format_interval(interval)} cuts this window into {count:,} buckets, more than "
+            f"{MAX_BUCKETS:,}: use an interval of at least {fits}, or points"
+        )
+    return interval
+
+
+def _resume_point(q: AggQuery, cursor: str | None) -> tuple[AggQuery, int]:
+    """The query a page answers (a cursor's window end) and where its buckets start."""
+    if cursor is None:
+        return q, q.from_ms
+    try:
+        position = AggCursor.decode(cursor)
+    except ValueError as e:
+        raise InvalidParameterError("cursor is not one this API issued") from e
+    if not q.to_given:
+        q = replace(q, to_ms=position.to_ms)
+    if position.query != q.digest():
+        raise CursorMismatchError("this cursor belongs to another query: give it with the parameters of its first page")
+    if not q.from_ms <= position.start_ms <= q.to_ms:
+        raise InvalidParameterError("cursor is not one this API issued")
+    return q, position.start_ms
+
+
+def aggregated_answer(q: AggQuery, cursor: str | None, *, chunks: ChunkSource, rollups: RollupReader) -> dict[str, Any]:
+    """One page of an aggregated query: its non-empty buckets, and next_cursor while the raw budget
+    (MAX_RAW_ITEMS chunk items a page) cuts the window short."""
+    if q.agg not in AGGREGATES:
+        raise InvalidParameterError(f"agg must be one of {', '.join(AGGREGATES)}")
+    q, start = _resume_point(q, cursor)
+    interval = interval_of(q)
+    found = aggregate(
+        q.device_id, start, q.to_ms, interval, chunks=chunks, rollups=rollups, tz=q.tz, metric=q.metric,
+        unit=q.unit, max_raw_items=MAX_RAW_ITEMS,
+    )  # fmt: skip
+    if len(found.series) > 1:
+        units = ", ".join(repr(s.unit) for s in found.series)
+        raise AmbiguousUnitError(f"metric {q.metric!r} has several units ({units}): give unit")
+    series = found.series[0] if found.series else None
+    buckets: list[dict[str, Any]] = []
+    if series is not None:
+        if q.agg in NUMERIC_AGGREGATES and not any(p.numbers for _, p in series.buckets):
+            raise NotNumericError(
+                f"metric {q.metric!r} has no numbers here (strings or booleans): {q.agg} needs numbers; "
+                "count, first and last take every reading"
+            )
+        for bucket_start, partial in series.buckets:
+            answer = bucket_value(q.agg, partial)
+            if answer is not None:  # a bucket of strings alone has no avg: left out like an empty one
+                buckets.append({"start": bucket_start, "count": answer[0], "value": answer[1]})
+    cursor_out = AggCursor(found.resume_ms, q.to_ms, q.digest()) if found.resume_ms is not None else None
+    return {
+        "device_id": q.device_id,
+        "metric": q.metric,
+        "unit": series.unit if series is not None else q.unit,
+        "agg": q.agg,
+        "interval_ms": interval,
+        "buckets": buckets,
+        "next_cursor": cursor_out.encode() if cursor_out else None,
+    }

@@ -469,9 +469,10 @@ def test_no_readings_no_series() -> None:
 
 
 def test_the_cursor_round_trips_and_refuses_what_it_did_not_issue() -> None:
-    cursor = AggCursor(T0, "abc")
+    cursor = AggCursor(T0, T0 + DAY_MS, "abc")
     assert AggCursor.decode(cursor.encode()) == cursor
-    for bad in ("", "!!", "eyJ4IjoxfQ", "eyJzIjp0cnVlLCJxIjoiYSJ9"):  # {"x":1}, {"s":true,"q":"a"}
+    # {"x":1}, {"s":true,"t":1,"q":"a"}, {"s":1,"q":"a"} (no window end)
+    for bad in ("", "!!", "eyJ4IjoxfQ", "eyJzIjp0cnVlLCJ0IjoxLCJxIjoiYSJ9", "eyJzIjoxLCJxIjoiYSJ9"):
         with pytest.raises(ValueError):
             AggCursor.decode(bad)
 
