@@ -320,6 +320,7 @@ def dashboard_calls(api: Any, device: dict[str, Any]) -> list[Call]:
     js, css = "/dashboard/js/{name}", "/dashboard/css/{name}"
     tele, states = "/dashboard/data/devices/{device_id}/telemetry", "/dashboard/data/states"
     ticket = "/dashboard/data/ticket"
+    agg = "/dashboard/data/devices/{device_id}/aggregates"
     d = device["id"]
     digest = static.find("dashboard.js", ".js").digest  # type: ignore[union-attr]
     return [
@@ -375,6 +376,11 @@ def dashboard_calls(api: Any, device: dict[str, Any]) -> list[Call]:
         get(tele, "/dashboard/data/devices/nope/telemetry"),
         get(tele, f"/dashboard/data/devices/{d}/telemetry", headers=None),
         get(tele, f"/dashboard/data/devices/{d}/telemetry", fault="Query"),
+        get(agg, f"/dashboard/data/devices/{d}/aggregates?interval=1h"),
+        get(agg, f"/dashboard/data/devices/{d}/aggregates?interval=5x"),
+        get(agg, "/dashboard/data/devices/nope/aggregates"),
+        get(agg, f"/dashboard/data/devices/{d}/aggregates", headers=None),
+        get(agg, f"/dashboard/data/devices/{d}/aggregates", fault="Query"),
         get(states, f"/dashboard/data/states?ids={d},nope"),
         get(states, states),
         get(states, f"/dashboard/data/states?ids={d}", headers=None),
