@@ -28,7 +28,7 @@ def chart_interval(window_ms: int) -> int:
     """The bucket interval of a window's charts: at most CHART_POINTS buckets, whole hours past a day.
 
     The page first asks /dashboard/data/devices/{id}/aggregates at this interval (one request,
-    every series); where a series holds at most CHART_POINTS readings (the 1 h window at a
+    every series); where every series holds at most CHART_POINTS readings (the 1 h window at a
     reading a minute: 60) the script then draws the raw readings instead. Windows longer than a
     day use whole hours, which the rollup store serves (a 30-day chart: one rollup Query and the
     raw chunks of the hours not rolled up yet), rather than sub-hour buckets that read every chunk.
