@@ -30,6 +30,9 @@ from chalicelib.api.dashboard_ops import (
     REPORTS_PAGE_QUERY,
     SIGN_IN_FORM,
     SIGN_IN_QUERY,
+    SPARKLINE_HOURS,
+    SPARKLINES,
+    SPARKLINES_QUERY,
     STATES,
     STATES_QUERY,
     STATIC_QUERY,
@@ -308,6 +311,24 @@ def aggregates_data(v: Visit, device_id: str) -> Response:
     from chalicelib.web.data import aggregates_json
 
     return json_response(aggregates_json(v.request, device_id), headers=NO_STORE)
+
+
+SPARKLINES_DATA = data_op(
+    "dashboardSparklines",
+    f"for the fleet page's script: hourly averages of each device's first numeric metric over the last "
+    f"{SPARKLINE_HOURS} hours, from the hourly rollups (and the raw chunks of the hours not rolled up yet)",
+    SPARKLINES,
+    {400: "no ids, too many, or not device ids", 503: "storage unavailable: retry after Retry-After seconds"},
+)
+
+
+@route(
+    dashboard_api, "/dashboard/data/sparklines", "GET", auth=Auth.SESSION, query=SPARKLINES_QUERY, doc=SPARKLINES_DATA
+)
+def sparklines_data(v: Visit) -> Response:
+    from chalicelib.web.data import sparklines_json
+
+    return json_response(sparklines_json(v.request), headers=NO_STORE)
 
 
 STATES_DATA = data_op(

@@ -118,6 +118,10 @@ class DeviceIdsParam(Param):
 
 
 STATES_QUERY: Query = (DeviceIdsParam("ids", f"device ids, comma-separated (1 to {MAX_STATE_IDS})"),)
+SPARKLINE_HOURS = 24  # the fleet page's sparklines: hourly averages of the last 24 hours
+SPARKLINES_QUERY: Query = (
+    DeviceIdsParam("ids", f"device ids, comma-separated (1 to {FLEET_PAGE[1]}: a fleet page)", most=FLEET_PAGE[1]),
+)
 # GET /v1/reports's parameters, with the page's own word for a cursor it did not issue.
 REPORTS_PAGE_QUERY: Query = (limit_of(REPORTS_PAGE), cursor_of(REPORT_ID, "this page"))
 
@@ -226,6 +230,17 @@ BUCKET = record(
 AGGREGATES = record(
     interval_ms=Int(),
     series=Arr(record(metric=Str(), unit=Str(), buckets=Arr(BUCKET))),
+)
+SPARKLINES = record(
+    interval_ms=Int(),
+    sparklines=Arr(
+        record(
+            device_id=Str(),
+            metric=Str(),
+            unit=Str(),
+            points=Arr(Arr(Num(), description="[hour start in ms, that hour's average]")),
+        )
+    ),
 )
 TICKET = record(ticket=Str(), expires_at=Int(), url=Str(), realm=Str())
 CSRF_HEADER = Header("X-CSRF-Token", Str(), "the page's CSRF token", required=True)

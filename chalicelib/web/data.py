@@ -5,13 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import wiring
-from chalicelib.api.dashboard_ops import AGGREGATES_QUERY, CHART_POINTS, STATES_QUERY
+from chalicelib.api.dashboard_ops import (
+    AGGREGATES_QUERY,
+    CHART_POINTS,
+    SPARKLINE_HOURS,
+    SPARKLINES_QUERY,
+    STATES_QUERY,
+)
 from chalicelib.api.params import query_params, read_query
 from chalicelib.api.telemetry import telemetry_page
 from chalicelib.clock import now_ms
 from chalicelib.config import settings
 from chalicelib.domain.aggregation import MAX_BUCKETS, SeriesBuckets, aggregate_series, bucket_count, choose_interval
-from chalicelib.domain.rollups import Partial, is_number
+from chalicelib.domain.rollups import HOUR_MS, Partial, is_number
 from chalicelib.errors import InvalidParameterError, RealtimeNotConfiguredError
 from chalicelib.web import session as sessions
 from chalicelib.web.forms import require_csrf
@@ -66,6 +72,27 @@ def series_json(s: SeriesBuckets) -> dict[str, Any] | None:
     if not buckets:
         return None
     return {"metric": s.metric, "unit": s.unit, "buckets": buckets}
+
+
+def sparklines_json(request: Request) -> dict[str, Any]:
+    """Each device's first numeric series (by metric, unit) in hourly averages over the last 24 hours.
+
+    The window starts on a whole hour, so its hours before the rollup job's horizon come from
+    rollups and only the hours not rolled up yet from raw chunks. A device without numbers (or
+    unknown) has no sparkline.
+    """
+    ids = read_query(SPARKLINES_QUERY, query_params(request))["ids"]
+    now = now_ms()
+    from_ms = now // HOUR_MS * HOUR_MS - (SPARKLINE_HOURS - 1) * HOUR_MS
+    readings, rollups = wiring.readings(), wiring.rollup_store()
+    lines = []
+    for device_id in ids:
+        found = aggregate_series(device_id, from_ms, now, HOUR_MS, chunks=readings, rollups=rollups)
+        first = next((s for s in found if any(p.numbers for _, p in s.buckets)), None)
+        if first is not None:
+            points = [[start, p.mean] for start, p in first.buckets if p.numbers]
+            lines.append({"device_id": device_id, "metric": first.metric, "unit": first.unit, "points": points})
+    return {"interval_ms": HOUR_MS, "sparklines": lines}
 
 
 def states_json(request: Request) -> dict[str, Any]:

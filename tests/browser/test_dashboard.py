@@ -553,4 +553,13 @@ def test_long_windows_draw_averages_of_at_most_the_charts_points(
     raw = fleet.readings("mt-6", metric="power", **{"from": start, "to": end})
     assert 55 <= len(raw) <= 62
     expect(power).to_have_attribute("data-points", str(len(raw)))
+
+    # The fleet: a sparkline of each device's first numeric metric, hourly averages of the last 24 h.
+    page.goto("/dashboard")
+    spark = page.locator('tr[data-device="mt-6"] [data-field="spark"]')
+    expect(spark.locator("svg.spark polyline")).to_have_count(1, timeout=15_000)
+    expect(spark).to_have_attribute("data-metric", "power")
+    assert 23 <= int(spark.get_attribute("data-points") or 0) <= 24
+    expect(page.locator('tr[data-device="fz-1"] [data-field="spark"]')).to_have_attribute("data-metric", "humidity")
+    shot(page, "17-fleet-sparklines")
     assert console == [], console

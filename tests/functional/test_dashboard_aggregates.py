@@ -11,7 +11,7 @@ import pytest
 from chalicelib.api.dashboard_ops import CHART_POINTS, WINDOWS
 from chalicelib.domain.aggregation import MAX_BUCKETS, choose_interval
 from chalicelib.web.device import chart_interval
-from tests.functional.helpers import HOUR, T0, body_of, dynamodb, error_of
+from tests.functional.helpers import HOUR, T0, body_of, dynamodb, error_of, now_ms
 from tests.functional.test_openapi import dashboard_session
 
 MINUTE = 60_000
@@ -178,3 +178,40 @@ def test_the_device_page_offers_30_days_and_says_its_interval(api, device, windo
     charts = re.search(r'id="charts"[^>]*data-from="(\d+)" data-to="(\d+)"', html)
     assert charts is not None
     assert int(charts[2]) - int(charts[1]) == WINDOWS[window or "6h"]
+
+
+def test_sparklines_are_hourly_averages_of_each_devices_first_numeric_metric(api, device, other_device):
+    now = now_ms()
+    start = now // HOUR * HOUR - 23 * HOUR
+    # Thirty hours of a record every 10 minutes: the sparkline keeps the last 24 hours (from a whole hour).
+    records = [
+        {"ts": now - 30 * HOUR + i * 10 * MINUTE, "values": {"b_level": i % 7, "a_mode": "x", "c_temp": 20.5}}
+        for i in range(180)
+    ]
+    post(api, device, records)
+    post(api, other_device, [{"ts": now - HOUR, "values": {"label": "text only"}}])
+    page, _ = dashboard_session()
+    answer = api.request(
+        "GET", f"/dashboard/data/sparklines?ids={device['id']},{other_device['id']},nope", headers=page
+    )
+    assert answer.status_code == 200, answer.body
+    doc = body_of(answer)
+    assert doc["interval_ms"] == HOUR
+    [line] = doc["sparklines"]  # the text-only device and the unknown one have none
+    assert (line["device_id"], line["metric"], line["unit"]) == (device["id"], "b_level", "")
+    hours: dict[int, list[int]] = {}
+    for r in records:
+        if start <= r["ts"] <= now:
+            hours.setdefault(r["ts"] // HOUR * HOUR, []).append(r["values"]["b_level"])
+    assert [p[0] for p in line["points"]] == sorted(hours)
+    assert len(line["points"]) in (23, 24)
+    for (hour, avg), values in zip(line["points"], [hours[h] for h in sorted(hours)], strict=True):
+        assert avg == pytest.approx(sum(values) / len(values)), hour
+
+
+def test_sparklines_refuse_a_bad_id_list(api):
+    page, _ = dashboard_session()
+    for query in ("", "?ids=", "?ids=" + ",".join(f"d{i}" for i in range(101)), "?ids=no%20such"):
+        answer = api.request("GET", f"/dashboard/data/sparklines{query}", headers=page)
+        assert answer.status_code == 400, query
+        assert error_of(answer)["code"] == "invalid_parameter"

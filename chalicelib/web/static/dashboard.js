@@ -255,6 +255,61 @@
       render(id, now, changed);
     }
 
+    // Sparklines: one request for the page's devices (hourly averages from the rollups), on load only:
+    // an hour's average changes slowly, and the latest values are live beside it.
+    const SVG = "http://www.w3.org/2000/svg";
+    function round(y) {
+      return Number(y.toPrecision(4));
+    }
+    function sparkline(line) {
+      const row = rows.get(line.device_id);
+      if (!row || line.points.length < 2) return;
+      const xs = line.points.map(function (p) {
+        return p[0];
+      });
+      const ys = line.points.map(function (p) {
+        return p[1];
+      });
+      const x0 = xs[0];
+      const dx = xs[xs.length - 1] - x0 || 1;
+      const lo = Math.min.apply(null, ys);
+      const hi = Math.max.apply(null, ys);
+      const dy = hi - lo || 1;
+      const svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("class", "spark");
+      svg.setAttribute("viewBox", "0 0 96 24");
+      svg.setAttribute("preserveAspectRatio", "none");
+      svg.setAttribute("role", "img");
+      const label = line.metric + ", hourly averages of the last 24 h: " + round(lo) + " to " + round(hi) + (line.unit ? " " + line.unit : "");
+      svg.setAttribute("aria-label", label);
+      const title = document.createElementNS(SVG, "title");
+      title.textContent = label;
+      const poly = document.createElementNS(SVG, "polyline");
+      poly.setAttribute(
+        "points",
+        line.points
+          .map(function (p) {
+            return ((96 * (p[0] - x0)) / dx).toFixed(1) + "," + (22 - (20 * (p[1] - lo)) / dy).toFixed(1);
+          })
+          .join(" ")
+      );
+      svg.append(title, poly);
+      const cell = row.tr.querySelector('[data-field="spark"]');
+      if (cell) {
+        cell.dataset.points = String(line.points.length);
+        cell.dataset.metric = line.metric;
+        cell.replaceChildren(svg);
+      }
+    }
+    getJson("/dashboard/data/sparklines?ids=" + encodeURIComponent(Array.from(rows.keys()).join(","))).then(
+      function (doc) {
+        doc.sparklines.forEach(sparkline);
+      },
+      function (e) {
+        flash(e.message);
+      }
+    );
+
     live({
       topics: Array.from(rows.keys()).map(function (id) {
         return "iotcloud.telemetry." + id;
