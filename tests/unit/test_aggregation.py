@@ -7,22 +7,26 @@ import bisect
 import math
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import pytest
 
+from chalicelib.domain import aggregation
 from chalicelib.domain.aggregation import (
     DAY_MS,
     LADDER_MS,
     MAX_BUCKETS,
+    MAX_WINDOW_DAYS,
     MINUTE_MS,
     YEAR_MS,
     AggCursor,
+    AggQuery,
     NoRollups,
     aggregate,
     aggregate_series,
+    aggregated_answer,
     bucket_count,
     bucket_edges,
     bucket_value,
@@ -37,6 +41,16 @@ from chalicelib.domain.chunks import hour_bucket, make_chunks
 from chalicelib.domain.mapreduce import version_key
 from chalicelib.domain.readings import Reading
 from chalicelib.domain.rollups import HOUR_MS, Partial, SeriesHour, Value, combine, partial_of
+from chalicelib.errors import (
+    AmbiguousUnitError,
+    CursorMismatchError,
+    IntervalNotWholeDaysError,
+    InvalidParameterError,
+    NotNumericError,
+    TooManyBucketsError,
+    UnknownTimeZoneError,
+    WindowTooLongError,
+)
 
 T0 = 1_764_061_200_000  # 2025-11-25T09:00:00Z, an hour start
 
@@ -481,3 +495,88 @@ def test_hour_keys_of_a_query_cover_whole_hours() -> None:
     store = MemChunks()
     aggregate_series("d", T0 + 1, T0 + 2 * HOUR_MS, HOUR_MS, chunks=store, rollups=NoRollups())
     assert store.queries == [(hour_bucket(T0), hour_bucket(T0 + 2 * HOUR_MS) + "~")]
+
+
+# --- the aggregated query (aggregated_answer) ----------------------------------------------------
+
+
+def query_of(**changes: Any) -> AggQuery:
+    base = AggQuery("d", "avg", "temp", None, T0, T0 + 3 * HOUR_MS - 1, True, interval="1h")
+    return replace(base, **changes)
+
+
+def three_hours() -> MemChunks:
+    versions: list[Version] = [("temp", "Cel", T0 + m * MINUTE_MS, m % 5, T0 + m * MINUTE_MS + 9) for m in range(180)]
+    versions += [("temp", "Cel", T0 + 61 * MINUTE_MS + 1, "err", T0 + 62 * MINUTE_MS)]
+    versions += [("door", "", T0 + m * MINUTE_MS, m // 10 % 2 == 0, T0 + m * MINUTE_MS + 9) for m in range(0, 180, 10)]
+    versions += [("volt", "V", T0 + 5, 3.3, T0 + 9), ("volt", "mV", T0 + 6, 3300, T0 + 9)]
+    return store_of(versions)
+
+
+def test_the_answer_shape_and_counts() -> None:
+    store = three_hours()
+    doc = aggregated_answer(query_of(), None, chunks=store, rollups=NoRollups())
+    assert {k: doc[k] for k in ("device_id", "metric", "unit", "agg", "interval_ms", "next_cursor")} == {
+        "device_id": "d", "metric": "temp", "unit": "Cel", "agg": "avg", "interval_ms": HOUR_MS, "next_cursor": None,
+    }  # fmt: skip
+    assert [b["count"] for b in doc["buckets"]] == [60, 60, 60]  # numbers: the "err" is not one
+    count = aggregated_answer(query_of(agg="count"), None, chunks=store, rollups=NoRollups())
+    assert [b["value"] for b in count["buckets"]] == [60, 61, 60]  # every reading
+    door = aggregated_answer(query_of(agg="last", metric="door"), None, chunks=store, rollups=NoRollups())
+    assert [b["value"] for b in door["buckets"]] == [False, False, False] and door["unit"] == ""
+    none = aggregated_answer(query_of(metric="nothing"), None, chunks=store, rollups=NoRollups())
+    assert (none["unit"], none["buckets"]) == (None, [])
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"metric": "volt"}, AmbiguousUnitError),
+        ({"metric": "door"}, NotNumericError),
+        ({"metric": None}, InvalidParameterError),
+        ({"interval": None}, InvalidParameterError),
+        ({"points": 10}, InvalidParameterError),
+        ({"agg": "median"}, InvalidParameterError),
+        ({"interval": "1m", "to_ms": T0 + 10_001 * MINUTE_MS}, TooManyBucketsError),
+        ({"interval": "1d", "from_ms": T0 + 3 * HOUR_MS - 1 - MAX_WINDOW_DAYS * DAY_MS}, WindowTooLongError),
+        ({"interval": "1d", "tz": "Nowhere/Atlantis"}, UnknownTimeZoneError),
+        ({"interval": "12h", "tz": "Europe/Paris"}, IntervalNotWholeDaysError),
+        ({"from_ms": T0 + 3 * HOUR_MS}, InvalidParameterError),
+    ],
+)
+def test_refusals(changes: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        aggregated_answer(query_of(**changes), None, chunks=three_hours(), rollups=NoRollups())
+
+
+def test_a_unit_settles_an_ambiguous_metric() -> None:
+    doc = aggregated_answer(query_of(metric="volt", unit="mV"), None, chunks=three_hours(), rollups=NoRollups())
+    assert [(b["count"], b["value"]) for b in doc["buckets"]] == [(1, 3300)]
+
+
+def test_pages_add_up_and_a_cursor_answers_only_its_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = store_of([("t", "", T0 + m * MINUTE_MS, m * 0.5, T0 + m * MINUTE_MS) for m in range(6 * 60)])
+    q = query_of(metric="t", agg="sum", interval="30m", to_ms=T0 + 6 * HOUR_MS - 1, to_given=False)
+    one = aggregated_answer(q, None, chunks=store, rollups=NoRollups())
+    monkeypatch.setattr(aggregation, "MAX_RAW_ITEMS", 1)
+    monkeypatch.setattr(aggregation, "MIN_QUERY_ITEMS", 1)
+    monkeypatch.setattr(aggregation, "RAW_QUERY_ITEMS", 60)
+    found, cursor = [], None
+    later = replace(q, to_ms=q.to_ms + DAY_MS)  # `to` left out: "now" moved on, the cursor keeps the first
+    while True:
+        page = aggregated_answer(q if cursor is None else later, cursor, chunks=store, rollups=NoRollups())
+        found.append(page)
+        if not (cursor := page["next_cursor"]):
+            break
+    assert len(found) > 2
+    assert exact([b for p in found for b in p["buckets"]]) == exact(one["buckets"])
+    first = found[0]["next_cursor"]
+    for other in (replace(q, agg="max"), replace(q, interval="1800000", agg="min"), replace(q, device_id="e")):
+        with pytest.raises(CursorMismatchError):
+            aggregated_answer(other, first, chunks=store, rollups=NoRollups())
+    same = replace(q, interval="1800000")  # the same interval spelled otherwise: the same query
+    assert aggregated_answer(same, first, chunks=store, rollups=NoRollups())["buckets"] == found[1]["buckets"]
+    with pytest.raises(CursorMismatchError):  # an explicit `to` is part of the query
+        aggregated_answer(replace(later, to_given=True), first, chunks=store, rollups=NoRollups())
+    with pytest.raises(InvalidParameterError, match="not one this API issued"):
+        aggregated_answer(q, "bm90IGEgY3Vyc29y", chunks=store, rollups=NoRollups())
