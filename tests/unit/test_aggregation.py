@@ -4,12 +4,15 @@ hours from rollups and hours from raw chunks give the same answer, bit for bit."
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import random
+import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -580,3 +583,17 @@ def test_pages_add_up_and_a_cursor_answers_only_its_query(monkeypatch: pytest.Mo
         aggregated_answer(replace(later, to_given=True), first, chunks=store, rollups=NoRollups())
     with pytest.raises(InvalidParameterError, match="not one this API issued"):
         aggregated_answer(q, "bm90IGEgY3Vyc29y", chunks=store, rollups=NoRollups())
+
+
+def test_zones_resolve_from_the_tzdata_package_alone() -> None:
+    """Lambda has no /usr/share/zoneinfo: zoneinfo falls back to the locked tzdata package."""
+    import tzdata  # noqa: F401  (requirements.in: zoneinfo loads it, the code never imports it)
+
+    zoneinfo.reset_tzpath(to=[])  # no system database, as on Lambda
+    ZoneInfo.clear_cache()
+    try:
+        edges = bucket_edges(ms("2026-10-23T22:00:00Z"), ms("2026-10-26T22:00:00Z"), DAY_MS, "Europe/Paris")
+        assert [(b - a) // HOUR_MS for a, b in itertools.pairwise(edges)] == [24, 25, 24]  # summer time ends
+    finally:
+        zoneinfo.reset_tzpath()
+        ZoneInfo.clear_cache()
