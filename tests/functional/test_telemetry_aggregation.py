@@ -407,3 +407,11 @@ def test_rollups_and_raw_chunks_give_the_same_buckets(api, device, monkeypatch):
     assert sum(b["value"] for b in total["buckets"]) == len(
         {r["ts"] for r in records + corrected if WINDOW[0] <= r["ts"] <= WINDOW[1]}
     )
+    # paged by a small raw budget, on both paths, the pages add up to the same answer
+    one_page = whole(api, device, **window, metric="temp", agg="avg", interval="2h")
+    monkeypatch.setattr(aggregation, "MAX_RAW_ITEMS", 1)  # the rollups' hours need none: the edges do
+    monkeypatch.setattr(aggregation, "MIN_QUERY_ITEMS", 1)
+    paged = list(pages(api, device, **window, metric="temp", agg="avg", interval="2h"))
+    assert len(paged) > 1 and len(paged[0]["buckets"]) > 30
+    assert {**paged[0], "buckets": [b for p in paged for b in p["buckets"]], "next_cursor": None} == one_page
+    assert whole(api, device, **window, metric="temp", agg="avg", interval="2h") == one_page
