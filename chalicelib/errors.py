@@ -42,6 +42,13 @@ HTTP_STATUS: dict[str, int] = {
     "internal_error": 500,
     "malformed_payload": 400,
     "invalid_parameter": 400,
+    "too_many_buckets": 400,
+    "window_too_long": 400,
+    "ambiguous_unit": 400,
+    "not_numeric": 400,
+    "unknown_time_zone": 400,
+    "interval_not_whole_days": 400,
+    "cursor_mismatch": 400,
     "unauthorized": 401,
     "forbidden": 403,
     "device_disabled": 403,
@@ -92,6 +99,48 @@ class InvalidParameterError(IotCloudError):
     """A query-string parameter or cursor is invalid."""
 
     code = "invalid_parameter"
+
+
+class TooManyBucketsError(InvalidParameterError):
+    """An aggregated query whose interval cuts its window into more buckets than a request may have."""
+
+    code = "too_many_buckets"
+
+
+class WindowTooLongError(InvalidParameterError):
+    """An aggregated query over a window longer than the longest one a request may span."""
+
+    code = "window_too_long"
+
+
+class AmbiguousUnitError(InvalidParameterError):
+    """An aggregated metric found in several units: `unit` must say which."""
+
+    code = "ambiguous_unit"
+
+
+class NotNumericError(InvalidParameterError):
+    """avg, min, max or sum of a metric without numbers (strings, booleans): only count, first, last."""
+
+    code = "not_numeric"
+
+
+class UnknownTimeZoneError(InvalidParameterError):
+    """`tz` names no IANA time zone."""
+
+    code = "unknown_time_zone"
+
+
+class IntervalNotWholeDaysError(InvalidParameterError):
+    """`tz` buckets are local days: the interval must be whole days."""
+
+    code = "interval_not_whole_days"
+
+
+class CursorMismatchError(InvalidParameterError):
+    """An aggregation cursor given with other parameters than the query that issued it."""
+
+    code = "cursor_mismatch"
 
 
 class UnauthorizedError(IotCloudError):

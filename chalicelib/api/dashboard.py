@@ -17,6 +17,9 @@ from chalice.app import Blueprint, Response
 from chalicelib.api.alerts import ALERT_ID
 from chalicelib.api.dashboard_ops import (
     ACK_FORM,
+    AGGREGATES,
+    AGGREGATES_QUERY,
+    CHART_POINTS,
     COMMAND_FORM,
     CSRF_FORM,
     CSRF_HEADER,
@@ -27,6 +30,9 @@ from chalicelib.api.dashboard_ops import (
     REPORTS_PAGE_QUERY,
     SIGN_IN_FORM,
     SIGN_IN_QUERY,
+    SPARKLINE_HOURS,
+    SPARKLINES,
+    SPARKLINES_QUERY,
     STATES,
     STATES_QUERY,
     STATIC_QUERY,
@@ -276,6 +282,53 @@ def telemetry_data(v: Visit, device_id: str) -> Response:
     from chalicelib.web.data import telemetry_json
 
     return json_response(telemetry_json(v.request, device_id), headers=NO_STORE)
+
+
+AGGREGATES_DATA = data_op(
+    "dashboardAggregates",
+    "for the device page's charts: every numeric and boolean series of a window in buckets "
+    f"(count, avg, min, max, last), from hourly rollups where whole hours are rolled up; at most "
+    f"{CHART_POINTS} buckets by default",
+    AGGREGATES,
+    {
+        400: "a bad parameter, from after to, or too many buckets",
+        404: "no such device",
+        503: "storage unavailable: retry after Retry-After seconds",
+    },
+    path=(DEVICE_ID,),
+)
+
+
+@route(
+    dashboard_api,
+    "/dashboard/data/devices/{device_id}/aggregates",
+    "GET",
+    auth=Auth.SESSION,
+    query=AGGREGATES_QUERY,
+    doc=AGGREGATES_DATA,
+)
+def aggregates_data(v: Visit, device_id: str) -> Response:
+    from chalicelib.web.data import aggregates_json
+
+    return json_response(aggregates_json(v.request, device_id), headers=NO_STORE)
+
+
+SPARKLINES_DATA = data_op(
+    "dashboardSparklines",
+    f"for the fleet page's script: hourly averages of each device's first numeric metric over the last "
+    f"{SPARKLINE_HOURS} hours, from the hourly rollups (and the raw chunks of the hours not rolled up yet)",
+    SPARKLINES,
+    {400: "no ids, too many, or not device ids", 503: "storage unavailable: retry after Retry-After seconds"},
+)
+
+
+@route(
+    dashboard_api, "/dashboard/data/sparklines", "GET", auth=Auth.SESSION, query=SPARKLINES_QUERY, doc=SPARKLINES_DATA
+)
+def sparklines_data(v: Visit) -> Response:
+    from chalicelib.web.data import sparklines_json
+
+    return json_response(sparklines_json(v.request), headers=NO_STORE)
 
 
 STATES_DATA = data_op(

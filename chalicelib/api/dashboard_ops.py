@@ -16,12 +16,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.api.operations import Answer, Answers, Body, Header, Op, PathParam, ok
-from chalicelib.api.params import REPORT_ID, REPORTS_PAGE, ChoiceParam, Param, Query, cursor_of, limit_of
+from chalicelib.api.params import (
+    REPORT_ID,
+    REPORTS_PAGE,
+    ChoiceParam,
+    Param,
+    Query,
+    TimeParam,
+    cursor_of,
+    limit_of,
+)
 from chalicelib.api.telemetry import READING  # the API's reading: the same shape
 from chalicelib.domain import commands
 from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.devices import ID_PATTERN
-from chalicelib.domain.schema import Arr, Int, Member, Obj, Schema, Str, nullable, record
+from chalicelib.domain.schema import Arr, Bool, Int, Member, Num, Obj, OneOf, Schema, Str, nullable, record
 from chalicelib.errors import InvalidParameterError
 
 HTML = "text/html"
@@ -32,7 +41,9 @@ SUMMARY_PREFIX = "Dashboard: "
 # --- the pages' query parameters (read through these by chalicelib/web) -------------------------------------
 
 FLEET_PAGE = (25, 100)  # devices on the fleet page: default and most
-WINDOWS = {"1h": HOUR_MS, "6h": 6 * HOUR_MS, "24h": 24 * HOUR_MS, "7d": 7 * 24 * HOUR_MS}  # the device charts'
+# The device charts' windows.
+WINDOWS = {"1h": HOUR_MS, "6h": 6 * HOUR_MS, "24h": 24 * HOUR_MS, "7d": 7 * 24 * HOUR_MS, "30d": 30 * 24 * HOUR_MS}
+CHART_POINTS = 1000  # the most points a device chart asks for per series (raw readings or buckets)
 MAX_STATE_IDS = 100  # devices whose live state one /dashboard/data/states call reads
 STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a script's or stylesheet's file name
 
@@ -50,6 +61,41 @@ FLEET_QUERY: Query = (
 DEVICE_QUERY: Query = (
     ChoiceParam("window", "the charts' window (default 6h)", choices=tuple(WINDOWS)),
     Param("command", "a command just sent: its status"),
+)
+
+
+@dataclass(frozen=True)
+class IntervalParam(Param):
+    """An optional bucket interval: a duration (`5m`, `1h`, `1d`) or milliseconds; None when absent."""
+
+    def schema(self) -> dict[str, Any]:
+        from chalicelib.domain.aggregation import INTERVAL_PATTERN  # the aggregation loads with its route only
+
+        return {"type": "string", "pattern": INTERVAL_PATTERN.pattern}
+
+    def read(self, params: dict[str, str], now: int) -> int | None:
+        from chalicelib.domain.aggregation import parse_interval
+
+        raw = params.get(self.name) or None
+        if raw is None:
+            return None
+        try:
+            return parse_interval(raw)
+        except ValueError as e:
+            raise InvalidParameterError(f"{self.name} must be a duration (30s, 5m, 1h, 1d) or milliseconds") from e
+
+
+_TIME_FORMS = "epoch s/ms or ISO 8601"
+AGGREGATES_QUERY: Query = (
+    TimeParam(
+        "from", f"{_TIME_FORMS}; default: 24 hours before `to`'s default", default=lambda now: now - 24 * HOUR_MS
+    ),
+    TimeParam("to", f"{_TIME_FORMS}, inclusive; default: now", default=lambda now: now),
+    IntervalParam(
+        "interval",
+        f"the buckets' length (aligned to the epoch, UTC); default: the smallest round one giving at most "
+        f"{CHART_POINTS} buckets",
+    ),
 )
 STATIC_QUERY: Query = (Param("v", "the file's digest, as the pages link it: the browser may keep it a year"),)
 
@@ -72,6 +118,10 @@ class DeviceIdsParam(Param):
 
 
 STATES_QUERY: Query = (DeviceIdsParam("ids", f"device ids, comma-separated (1 to {MAX_STATE_IDS})"),)
+SPARKLINE_HOURS = 24  # the fleet page's sparklines: hourly averages of the last 24 hours
+SPARKLINES_QUERY: Query = (
+    DeviceIdsParam("ids", f"device ids, comma-separated (1 to {FLEET_PAGE[1]}: a fleet page)", most=FLEET_PAGE[1]),
+)
 # GET /v1/reports's parameters, with the page's own word for a cursor it did not issue.
 REPORTS_PAGE_QUERY: Query = (limit_of(REPORTS_PAGE), cursor_of(REPORT_ID, "this page"))
 
@@ -167,5 +217,30 @@ def file_op(op_id: str, summary: str, media: str) -> Op:
 
 TELEMETRY_PAGE = record(device_id=Str(), readings=Arr(READING), next_cursor=nullable(Str()))
 STATES = record(states=Arr(record(device_id=Str(), last_seen=nullable(Int()), latest=Arr(READING))), now=Int())
+# A bucket's numbers: avg, min and max over the bucket's numeric readings (null for a boolean
+# series, charted by `last`); last is the bucket's last reading (null when it is a string).
+BUCKET = record(
+    start=Int(description="the bucket's aligned start, ms since the epoch (UTC)"),
+    count=Int(description="the readings the bucket summarises (numbers; booleans for a boolean series)"),
+    avg=nullable(Num()),
+    min=nullable(Num()),
+    max=nullable(Num()),
+    last=nullable(OneOf(options=(Num(), Bool()))),
+)
+AGGREGATES = record(
+    interval_ms=Int(),
+    series=Arr(record(metric=Str(), unit=Str(), buckets=Arr(BUCKET))),
+)
+SPARKLINES = record(
+    interval_ms=Int(),
+    sparklines=Arr(
+        record(
+            device_id=Str(),
+            metric=Str(),
+            unit=Str(),
+            points=Arr(Arr(Num(), description="[hour start in ms, that hour's average]")),
+        )
+    ),
+)
 TICKET = record(ticket=Str(), expires_at=Int(), url=Str(), realm=Str())
 CSRF_HEADER = Header("X-CSRF-Token", Str(), "the page's CSRF token", required=True)

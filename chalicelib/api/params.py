@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import Request
 
 from chalicelib.api.operations import PathParam
+from chalicelib.domain.aggregation import AGGREGATES, INTERVAL_PATTERN, MAX_BUCKETS, MAX_TZ_CHARS, TZ_PATTERN, AggQuery
 from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.commands import COMMAND_ID_PATTERN
 from chalicelib.domain.devices import ID_PATTERN
 from chalicelib.domain.parsing import parse_time
 from chalicelib.domain.query import Cursor, Window
-from chalicelib.domain.rules import MAX_METRIC_CHARS, MAX_PAGE, METRIC_PATTERN
+from chalicelib.domain.rules import MAX_METRIC_CHARS, MAX_PAGE, MAX_UNIT_CHARS, METRIC_PATTERN, UNIT_CHARACTERS
 from chalicelib.errors import (
     DeviceNotFoundError,
     InvalidParameterError,
@@ -145,6 +146,22 @@ class IntParam(Param):
 
 
 @dataclass(frozen=True)
+class OptionalIntParam(Param):
+    """An optional integer between `low` and `high` (None when absent)."""
+
+    low: int = 0
+    high: int = 0
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.low, "maximum": self.high}
+
+    def read(self, params: dict[str, str], now: int) -> int | None:
+        if not params.get(self.name):
+            return None
+        return int_param(params, self.name, 0, self.low, self.high)
+
+
+@dataclass(frozen=True)
 class TimeParam(Param):
     """A point in time (epoch s, epoch ms or ISO 8601), `default(now)` when absent."""
 
@@ -183,6 +200,17 @@ class PatternParam(Param):
 
     def read(self, params: dict[str, str], now: int) -> str | None:
         value = params.get(self.name) or None
+        if value is not None and not self.pattern.match(value):
+            raise InvalidParameterError(self.refusal)
+        return value
+
+
+@dataclass(frozen=True)
+class UnitParam(PatternParam):
+    """A unit, where the empty value is one ("no unit"): absent only when the parameter is not sent."""
+
+    def read(self, params: dict[str, str], now: int) -> str | None:
+        value = params.get(self.name)
         if value is not None and not self.pattern.match(value):
             raise InvalidParameterError(self.refusal)
         return value
@@ -236,6 +264,35 @@ TELEMETRY_QUERY: Query = (
     limit_of((DEFAULT_PAGE, MAX_PAGE)),
     OPAQUE_CURSOR,  # decoded after the window is checked (Cursor.decode says why one is bad)
 )
+# The aggregated query's parameters (GET /v1/devices/{id}/telemetry with agg), after the raw ones.
+AGGREGATION_PARAMS: Query = (
+    ChoiceParam("agg", "aggregate each bucket: numbers only for avg/min/max/sum", choices=AGGREGATES),
+    PatternParam(
+        "interval",
+        "bucket length with agg: 1m, 5m, 1h, 1d... or milliseconds (not with points)",
+        pattern=INTERVAL_PATTERN,
+        refusal="interval: a duration such as 1m, 5m, 1h, 1d, or milliseconds",
+    ),
+    OptionalIntParam(
+        "points", "with agg: at most this many buckets, the server picks the interval", low=1, high=MAX_BUCKETS
+    ),
+    PatternParam(
+        "tz",
+        "with agg and whole-day intervals: buckets start at local midnight of this IANA zone",
+        pattern=TZ_PATTERN,
+        refusal="tz: an IANA time zone name such as Europe/Paris",
+        max_length=MAX_TZ_CHARS,
+    ),
+    UnitParam(
+        "unit",
+        "with agg: the metric's unit, when it has several (empty: readings without a unit)",
+        pattern=re.compile(f"^(?:{UNIT_CHARACTERS})?$"),
+        refusal=f"unit: up to {MAX_UNIT_CHARS} printable ASCII characters",
+        max_length=MAX_UNIT_CHARS,
+    ),
+)
+# GET /v1/devices/{id}/telemetry: raw readings, or with `agg` aggregated buckets.
+DEVICE_TELEMETRY_QUERY: Query = (*TELEMETRY_QUERY, *AGGREGATION_PARAMS)
 ROLLUPS_QUERY: Query = (
     TimeParam("from", f"{_TIME_FORMS}; default: 7 days ago", default=lambda now: now - 7 * 24 * HOUR_MS),
     TimeParam("to", f"{_TIME_FORMS}; default: now", default=lambda now: now),
@@ -277,6 +334,31 @@ def telemetry_window(params: dict[str, str], now: int) -> tuple[Window, Cursor |
     if window.from_ms > window.to_ms:
         raise InvalidParameterError("from must not be after to")
     return window, (Cursor.decode(params["cursor"]) if params.get("cursor") else None)
+
+
+def aggregation_query(device_id: str, params: dict[str, str], now: int) -> AggQuery | None:
+    """The aggregated query of GET /v1/devices/{id}/telemetry (None: a raw one). Every parameter is
+    read first (the first bad one answers); then parameters of one mode are refused in the other."""
+    values = read_query(DEVICE_TELEMETRY_QUERY, params, now)
+    if values["agg"] is None:
+        given = [p.name for p in AGGREGATION_PARAMS if values[p.name] is not None]
+        if given:
+            raise InvalidParameterError(f"{', '.join(given)} apply to aggregated queries only: give agg too")
+        return None
+    if params.get("limit"):
+        raise InvalidParameterError("limit pages raw readings: an aggregated answer is paged by next_cursor")
+    return AggQuery(
+        device_id=device_id,
+        agg=values["agg"],
+        metric=values["metric"],
+        unit=values["unit"],
+        from_ms=values["from"],
+        to_ms=values["to"],
+        to_given=bool(params.get("to")),
+        interval=values["interval"],
+        points=values["points"],
+        tz=values["tz"],
+    )
 
 
 def alert_filter(params: dict[str, str]) -> tuple[AlertFilter, int]:

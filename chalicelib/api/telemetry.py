@@ -10,10 +10,18 @@ from chalice.app import Blueprint, Request, Response
 
 from chalicelib import wiring
 from chalicelib.api.operations import Answer, Answers, Body, Header, Op, PathParam, ok
-from chalicelib.api.params import DEVICE_ID, TELEMETRY_QUERY, query_params, raw_body, telemetry_window
+from chalicelib.api.params import (
+    DEVICE_ID,
+    DEVICE_TELEMETRY_QUERY,
+    aggregation_query,
+    query_params,
+    raw_body,
+    telemetry_window,
+)
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
+from chalicelib.domain.aggregation import AGGREGATES, MAX_BUCKETS, MAX_RAW_ITEMS, MAX_WINDOW_DAYS, aggregated_answer
 from chalicelib.domain.auth import Principal
 from chalicelib.domain.ingest import ingest
 from chalicelib.domain.parsing import parse_payload
@@ -198,13 +206,60 @@ def device_answer(**members: Schema) -> Answer:
     return ok(record(device_id=Str(), **members))
 
 
+def aggregated_page(device_id: str, params: dict[str, str], *, check_device: bool) -> dict[str, Any] | None:
+    """One page of the aggregated query `params` asks for (None: it asks for raw readings).
+
+    Whole hours the rollup job has closed come from the rollups, the rest from raw chunks.
+    """
+    query = aggregation_query(device_id, params, now_ms())
+    if query is None:
+        return None
+    if check_device:
+        wiring.devices().get(device_id)
+    return aggregated_answer(
+        query, params.get("cursor") or None, chunks=wiring.readings(), rollups=wiring.rollup_store()
+    )
+
+
+RAW_TELEMETRY = record(device_id=Str(), readings=Arr(READING), next_cursor=nullable(Str()))
+AGGREGATED_TELEMETRY = Named(
+    "AggregatedTelemetry",
+    record(
+        device_id=Str(),
+        metric=Str(max_length=MAX_METRIC_CHARS),
+        unit=nullable(Str(description="the metric's unit (null: no readings in the window)")),
+        agg=Str(enum=AGGREGATES),
+        interval_ms=Int(minimum=1, description="bucket length (tz: local days, 23 to 25 hours each)"),
+        buckets=Arr(
+            record(
+                start=Int(description="the bucket's aligned start, ms since the epoch"),
+                count=Int(minimum=1, description="readings aggregated (avg/min/max/sum: the numbers)"),
+                value=OneOf(options=(Num(), Str(), Bool())),
+            ),
+            description=f"non-empty buckets in time order, at most {MAX_BUCKETS:,}",
+        ),
+        next_cursor=nullable(
+            Str(description=f"the rest of the window, when this page read its {MAX_RAW_ITEMS:,} raw chunks")
+        ),
+    ),
+)
 GET_TELEMETRY = Op(
     "getTelemetry",
-    "Readings in time order, de-duplicated, paged with an opaque cursor (admin, or the device itself)",
+    "Readings in time order, de-duplicated, paged with an opaque cursor; with agg, aggregated buckets "
+    "(admin, or the device itself)",
+    description=(
+        "Without `agg`: raw readings. With `agg` (and `metric`, and one of `interval` or `points`): the "
+        "window's non-empty buckets, aligned to the epoch in UTC (with `tz`: to local midnight, whole-day "
+        f"intervals). Limits: {MAX_BUCKETS:,} buckets, a window of {MAX_WINDOW_DAYS} days, {MAX_RAW_ITEMS:,} "
+        "raw chunks a page (then `next_cursor`). 400 codes: invalid_parameter, too_many_buckets, "
+        "window_too_long, ambiguous_unit, not_numeric, unknown_time_zone, interval_not_whole_days, "
+        "cursor_mismatch."
+    ),
     path=(DEVICE_ID,),
     answers={
-        200: device_answer(readings=Arr(READING), next_cursor=nullable(Str())),
-        400: "bad parameter or cursor",
+        200: ok(OneOf(options=(RAW_TELEMETRY, AGGREGATED_TELEMETRY)), "raw readings, or with agg the buckets"),
+        400: "bad parameter or cursor; with agg also too_many_buckets, window_too_long, ambiguous_unit, "
+        "not_numeric, unknown_time_zone, interval_not_whole_days, cursor_mismatch",
         503: "storage unavailable",
     },
 )
@@ -215,12 +270,15 @@ GET_TELEMETRY = Op(
     "/v1/devices/{device_id}/telemetry",
     "GET",
     auth=Auth.EITHER,
-    query=TELEMETRY_QUERY,
+    query=DEVICE_TELEMETRY_QUERY,
     doc=GET_TELEMETRY,
 )
 def get_telemetry(principal: Principal, device_id: str) -> Response:
     principal.require_device_or_admin(device_id)
     params = query_params(telemetry_api.current_request)
+    aggregated = aggregated_page(device_id, params, check_device=principal.is_admin)
+    if aggregated is not None:
+        return json_response(aggregated)
     return json_response(telemetry_page(device_id, params, check_device=principal.is_admin))
 
 

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 
 from chalicelib import wiring
 from chalicelib.adapters.alerts import AlertFilter
-from chalicelib.api.dashboard_ops import DEVICE_QUERY, WINDOWS
+from chalicelib.api.dashboard_ops import CHART_POINTS, DEVICE_QUERY, WINDOWS
 from chalicelib.api.params import query_params, read_query
 from chalicelib.config import settings
+from chalicelib.domain.aggregation import DAY_MS, choose_interval
+from chalicelib.domain.rollups import HOUR_MS
 from chalicelib.web.render import render
 from chalicelib.web.status import live_state, state_json, status_of
 
@@ -20,6 +22,21 @@ if TYPE_CHECKING:
 
 DEFAULT_WINDOW = "6h"
 DEVICE_ALERTS = 20  # the most recent alerts the page lists
+
+
+def chart_interval(window_ms: int) -> int:
+    """The bucket interval of a window's charts: at most CHART_POINTS buckets, whole hours past a day.
+
+    The page first asks /dashboard/data/devices/{id}/aggregates at this interval (one request,
+    every series); where every series holds at most CHART_POINTS readings (the 1 h window at a
+    reading a minute: 60) the script then draws the raw readings instead. Windows longer than a
+    day use whole hours, which the rollup store serves (a 30-day chart: one rollup Query and the
+    raw chunks of the hours not rolled up yet), rather than sub-hour buckets that read every chunk.
+    """
+    interval = choose_interval(window_ms, CHART_POINTS)
+    if window_ms > DAY_MS:
+        interval = -(-interval // HOUR_MS) * HOUR_MS
+    return interval
 
 
 def device_page(v: Visit, device_id: str) -> Response:
@@ -47,6 +64,8 @@ def device_page(v: Visit, device_id: str) -> Response:
         window=window,
         window_from=v.now - WINDOWS[window],
         window_to=v.now,
+        chart_interval=chart_interval(WINDOWS[window]),
+        chart_points=CHART_POINTS,
         command=command,
         commands_enabled=bool(settings().public_ws_url),
         live_json=json.dumps({"device": state_json(state)}),

@@ -502,3 +502,64 @@ def test_pages_update_from_wamp_events(context: BrowserContext, stack: LocalStac
     expect(row.locator('[data-field="status"]')).to_have_text("online")
     shot(page, "15-fleet-live")
     assert console == [], console
+
+
+def test_long_windows_draw_averages_of_at_most_the_charts_points(
+    context: BrowserContext, stack: LocalStack, fleet: Fleet
+) -> None:
+    # Two days of a record a minute: the 1 h window holds 60 readings (raw), the 24 h window 1,440
+    # (2-minute averages), the 30-day window hourly averages; never more than 1,000 points a chart.
+    console = Console()
+    now = now_ms()
+    fleet.register("mt-6", "Busy meter", "meter")
+    records = [
+        {"ts": now - 48 * HOUR + i * MIN, "values": {"power": round(100 + 20 * math.sin(i / 60), 2), "on": i % 90 < 45}}
+        for i in range(48 * 60)
+    ]
+    for i in range(0, len(records), 100):
+        fleet.post("mt-6", records[i : i + 100])
+    page = console.watch(context.new_page())
+    sign_in(page, stack, "/dashboard/devices/mt-6")
+    charts = page.locator("#charts")
+    power = page.locator('figure.chart[data-metric="power"]')
+    expect(charts).to_have_attribute("data-state", "ready", timeout=15_000)
+    page.get_by_role("link", name="last 30d").click()
+    expect(charts).to_have_attribute("data-window", "30d")
+    expect(charts).to_have_attribute("data-state", "ready", timeout=15_000)
+    expect(charts).to_have_attribute("data-kind", "aggregate")
+    expect(power).to_have_attribute("data-kind", "aggregate")
+    expect(power.locator("[data-chart-kind]")).to_have_text("hourly averages")
+    assert 48 <= int(power.get_attribute("data-points") or 0) <= 50
+    expect(page.locator('figure.chart[data-metric="on"] [data-chart-kind]')).to_have_text("hourly last values")
+    expect(power.locator("canvas").first).to_be_visible()
+    shot(page, "16-device-30d-averages", full_page=True)
+
+    page.get_by_role("link", name="last 24h").click()
+    expect(charts).to_have_attribute("data-state", "ready", timeout=15_000)
+    expect(power.locator("[data-chart-kind]")).to_have_text("2-minute averages")
+    points = int(power.get_attribute("data-points") or 0)
+    assert 700 <= points <= 1000, points
+    # A live reading lands in the last bucket (its buckets are fetched again): the caption's last value.
+    expect(page.locator("[data-live-status]")).to_have_attribute("data-mode", "wamp", timeout=15_000)
+    fleet.post("mt-6", {"ts": now_ms(), "values": {"power": 333.25}})
+    expect(power).to_contain_text("last 333.25", timeout=LIVE_WITHIN_S * 1000)
+    assert points <= int(power.get_attribute("data-points") or 0) <= points + 2
+
+    page.get_by_role("link", name="last 1h").click()
+    expect(charts).to_have_attribute("data-state", "ready", timeout=15_000)
+    expect(charts).to_have_attribute("data-kind", "raw")
+    expect(power.locator("[data-chart-kind]")).to_have_text("raw")
+    start, end = int(charts.get_attribute("data-from") or 0), int(charts.get_attribute("data-to") or 0)
+    raw = fleet.readings("mt-6", metric="power", **{"from": start, "to": end})
+    assert 55 <= len(raw) <= 62
+    expect(power).to_have_attribute("data-points", str(len(raw)))
+
+    # The fleet: a sparkline of each device's first numeric metric, hourly averages of the last 24 h.
+    page.goto("/dashboard")
+    spark = page.locator('tr[data-device="mt-6"] [data-field="spark"]')
+    expect(spark.locator("svg.spark polyline")).to_have_count(1, timeout=15_000)
+    expect(spark).to_have_attribute("data-metric", "power")
+    assert 23 <= int(spark.get_attribute("data-points") or 0) <= 24
+    expect(page.locator('tr[data-device="fz-1"] [data-field="spark"]')).to_have_attribute("data-metric", "humidity")
+    shot(page, "17-fleet-sparklines")
+    assert console == [], console

@@ -56,7 +56,7 @@ def test_every_dashboard_operation_is_generated_from_its_route(api):
         if path.startswith("/dashboard")
         for method, op in item.items()
     ]
-    assert len(operations) == 16
+    assert len(operations) == 18
     public = {("/dashboard/sign-in", "get"), ("/dashboard/sign-in", "post"), ("/dashboard/js/{name}", "get"),
               ("/dashboard/css/{name}", "get")}  # fmt: skip
     for path, method, op in operations:

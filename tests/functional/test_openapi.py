@@ -321,6 +321,8 @@ def dashboard_calls(api: Any, device: dict[str, Any]) -> list[Call]:
     js, css = "/dashboard/js/{name}", "/dashboard/css/{name}"
     tele, states = "/dashboard/data/devices/{device_id}/telemetry", "/dashboard/data/states"
     ticket = "/dashboard/data/ticket"
+    agg = "/dashboard/data/devices/{device_id}/aggregates"
+    spark = "/dashboard/data/sparklines"
     d = device["id"]
     digest = static.find("dashboard.js", ".js").digest  # type: ignore[union-attr]
     return [
@@ -376,6 +378,15 @@ def dashboard_calls(api: Any, device: dict[str, Any]) -> list[Call]:
         get(tele, "/dashboard/data/devices/nope/telemetry"),
         get(tele, f"/dashboard/data/devices/{d}/telemetry", headers=None),
         get(tele, f"/dashboard/data/devices/{d}/telemetry", fault="Query"),
+        get(agg, f"/dashboard/data/devices/{d}/aggregates?interval=1h"),
+        get(agg, f"/dashboard/data/devices/{d}/aggregates?interval=5x"),
+        get(agg, "/dashboard/data/devices/nope/aggregates"),
+        get(agg, f"/dashboard/data/devices/{d}/aggregates", headers=None),
+        get(agg, f"/dashboard/data/devices/{d}/aggregates", fault="Query"),
+        get(spark, f"/dashboard/data/sparklines?ids={d},nope"),
+        get(spark, spark),
+        get(spark, f"/dashboard/data/sparklines?ids={d}", headers=None),
+        get(spark, f"/dashboard/data/sparklines?ids={d}", fault="Query"),
         get(states, f"/dashboard/data/states?ids={d},nope"),
         get(states, states),
         get(states, f"/dashboard/data/states?ids={d}", headers=None),
@@ -521,7 +532,7 @@ def test_a_stray_content_type_never_changes_the_answer_shape(api, device, path, 
     url = path.replace("{device_id}", device["id"]).replace("{token}", device["token"])
     if path == "/v1/search":
         url += "?q=word"
-    if path == "/dashboard/data/states":
+    if path in ("/dashboard/data/states", "/dashboard/data/sparklines"):
         url += f"?ids={device['id']}"
     headers = dashboard_session()[0] if path.startswith("/dashboard") else None
     answer = api.request(method, url, api.admin, raw=b"x", content_type="text/plain", headers=headers)

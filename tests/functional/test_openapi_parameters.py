@@ -20,19 +20,23 @@ from openapi_schema_validator import OAS30Validator
 from app import app
 from chalicelib.api.dashboard_ops import DEVICE_QUERY, FLEET_QUERY, REPORTS_PAGE_QUERY
 from chalicelib.api.params import (
+    AGGREGATION_PARAMS,
     ALERTS_PAGE,
+    DEVICE_TELEMETRY_QUERY,
     DEVICES_PAGE,
     MAX_WAIT_S,
     SEARCH_QUERY,
     TELEMETRY_QUERY,
     ChoiceParam,
     IntParam,
+    OptionalIntParam,
     Param,
     PatternParam,
     WordParam,
     alerts_query,
 )
 from chalicelib.api.routing import spec_of
+from chalicelib.domain.aggregation import AGGREGATES, INTERVAL_PATTERN, MAX_BUCKETS, MAX_TZ_CHARS, TZ_PATTERN
 from chalicelib.domain.rules import MAX_METRIC_CHARS, MAX_PAGE
 from chalicelib.errors import InvalidParameterError
 from tests.functional.helpers import body_of, error_of
@@ -67,7 +71,9 @@ def test_every_json_route_declares_its_query_and_the_list_routes_declare_theirs(
     declared = {(path, method): {p.name for p in query} for path, method, query in declared_routes()}
     assert len(declared) >= 25
     assert declared["/v1/search", "GET"] == {"q"}
-    assert declared["/v1/devices/{device_id}/telemetry", "GET"] == {"from", "to", "metric", "limit", "cursor"}
+    assert (*TELEMETRY_QUERY, *AGGREGATION_PARAMS) == DEVICE_TELEMETRY_QUERY
+    raw = {"from", "to", "metric", "limit", "cursor"}
+    assert declared["/v1/devices/{device_id}/telemetry", "GET"] == raw | {"agg", "interval", "points", "tz", "unit"}
     assert declared["/v1/devices/{device_id}/rollups", "GET"] == {"from", "to", "metric"}
     assert declared["/v1/alerts", "GET"] == {"limit", "device", "acknowledged", "state", "severity", "cursor"}
     assert declared["/v1/commands", "GET"] == {"wait"}
@@ -77,7 +83,7 @@ def test_every_json_route_declares_its_query_and_the_list_routes_declare_theirs(
     assert declared["/dashboard", "GET"] == {"q", "limit", "cursor"}
     assert declared["/dashboard/alerts", "GET"] == declared["/v1/alerts", "GET"]
     dashboard_telemetry = "/dashboard/data/devices/{device_id}/telemetry"
-    assert declared[dashboard_telemetry, "GET"] == declared["/v1/devices/{device_id}/telemetry", "GET"]
+    assert declared[dashboard_telemetry, "GET"] == raw  # the dashboard's raw page: no aggregation
 
 
 def test_the_documents_query_parameters_are_the_declarations(document: dict[str, Any]) -> None:
@@ -103,12 +109,17 @@ def test_the_loose_parameters_the_fuzzing_found_are_bounded(document: dict[str, 
     assert schema("/v1/devices/{device_id}/telemetry", "metric")["maxLength"] == MAX_METRIC_CHARS
     assert schema("/v1/alerts", "limit")["maximum"] == ALERTS_PAGE[1]
     assert schema("/v1/commands", "wait")["maximum"] == MAX_WAIT_S
+    tele = "/v1/devices/{device_id}/telemetry"
+    assert schema(tele, "points")["maximum"] == MAX_BUCKETS
+    assert schema(tele, "interval")["pattern"] == INTERVAL_PATTERN.pattern
+    assert schema(tele, "tz") == {"type": "string", "pattern": TZ_PATTERN.pattern, "maxLength": MAX_TZ_CHARS}
+    assert schema(tele, "agg")["enum"] == list(AGGREGATES)
 
 
 def _values(param: Param) -> st.SearchStrategy[str]:
     """Query values the declaration's documented schema allows (as they travel: strings)."""
     schema = param.schema()
-    if isinstance(param, IntParam):
+    if isinstance(param, IntParam | OptionalIntParam):
         return st.integers(schema["minimum"], schema["maximum"]).map(str)
     if isinstance(param, ChoiceParam):
         return st.sampled_from(schema["enum"])
@@ -120,8 +131,8 @@ def _values(param: Param) -> st.SearchStrategy[str]:
 
 CHECKED = [
     p
-    for p in (*TELEMETRY_QUERY, *SEARCH_QUERY, *alerts_query(), *FLEET_QUERY, *DEVICE_QUERY, *REPORTS_PAGE_QUERY)
-    if isinstance(p, IntParam | ChoiceParam | PatternParam | WordParam)
+    for p in (*DEVICE_TELEMETRY_QUERY, *SEARCH_QUERY, *alerts_query(), *FLEET_QUERY, *DEVICE_QUERY, *REPORTS_PAGE_QUERY)
+    if isinstance(p, IntParam | OptionalIntParam | ChoiceParam | PatternParam | WordParam)
 ]
 
 
@@ -130,13 +141,15 @@ CHECKED = [
 @given(data=st.data())
 def test_a_value_the_document_allows_is_not_refused(param: Param, data: st.DataObject) -> None:
     value = data.draw(_values(param))
-    as_json: Any = int(value) if isinstance(param, IntParam) else value
+    as_json: Any = int(value) if isinstance(param, IntParam | OptionalIntParam) else value
     assert OAS30Validator(param.schema()).is_valid(as_json), (param.name, value)
     param.read({param.name: value}, NOW)  # no InvalidParameterError
 
 
-@pytest.mark.parametrize("param", [p for p in CHECKED if isinstance(p, IntParam)], ids=lambda p: p.name)
-def test_an_integer_one_past_its_bound_is_refused_by_both(param: IntParam) -> None:
+@pytest.mark.parametrize(
+    "param", [p for p in CHECKED if isinstance(p, IntParam | OptionalIntParam)], ids=lambda p: p.name
+)
+def test_an_integer_one_past_its_bound_is_refused_by_both(param: IntParam | OptionalIntParam) -> None:
     for outside in (param.low - 1, param.high + 1):
         assert not OAS30Validator(param.schema()).is_valid(outside)
         with pytest.raises(InvalidParameterError, match=f"{param.name} must be between"):

@@ -14,7 +14,7 @@
   const pollMs = Number(body.dataset.pollMs) || 3000;
   const onlineMs = Number(body.dataset.onlineMs) || 300000;
   const SLOW_POLL_MS = 30000; // with live events, a slow poll catches anything missed while reconnecting
-  const MAX_POINTS = 200000; // a window's readings the page will load (then it says it stopped)
+  const MAX_POINTS = 50000; // raw readings a chart will load (raw only where every series holds at most ~1,000)
   const HOUR_MS = 3600000;
 
   // --- small helpers ------------------------------------------------------------------------
@@ -255,6 +255,61 @@
       render(id, now, changed);
     }
 
+    // Sparklines: one request for the page's devices (hourly averages from the rollups), on load only:
+    // an hour's average changes slowly, and the latest values are live beside it.
+    const SVG = "http://www.w3.org/2000/svg";
+    function round(y) {
+      return Number(y.toPrecision(4));
+    }
+    function sparkline(line) {
+      const row = rows.get(line.device_id);
+      if (!row || line.points.length < 2) return;
+      const xs = line.points.map(function (p) {
+        return p[0];
+      });
+      const ys = line.points.map(function (p) {
+        return p[1];
+      });
+      const x0 = xs[0];
+      const dx = xs[xs.length - 1] - x0 || 1;
+      const lo = Math.min.apply(null, ys);
+      const hi = Math.max.apply(null, ys);
+      const dy = hi - lo || 1;
+      const svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("class", "spark");
+      svg.setAttribute("viewBox", "0 0 96 24");
+      svg.setAttribute("preserveAspectRatio", "none");
+      svg.setAttribute("role", "img");
+      const label = line.metric + ", hourly averages of the last 24 h: " + round(lo) + " to " + round(hi) + (line.unit ? " " + line.unit : "");
+      svg.setAttribute("aria-label", label);
+      const title = document.createElementNS(SVG, "title");
+      title.textContent = label;
+      const poly = document.createElementNS(SVG, "polyline");
+      poly.setAttribute(
+        "points",
+        line.points
+          .map(function (p) {
+            return ((96 * (p[0] - x0)) / dx).toFixed(1) + "," + (22 - (20 * (p[1] - lo)) / dy).toFixed(1);
+          })
+          .join(" ")
+      );
+      svg.append(title, poly);
+      const cell = row.tr.querySelector('[data-field="spark"]');
+      if (cell) {
+        cell.dataset.points = String(line.points.length);
+        cell.dataset.metric = line.metric;
+        cell.replaceChildren(svg);
+      }
+    }
+    getJson("/dashboard/data/sparklines?ids=" + encodeURIComponent(Array.from(rows.keys()).join(","))).then(
+      function (doc) {
+        doc.sparklines.forEach(sparkline);
+      },
+      function (e) {
+        flash(e.message);
+      }
+    );
+
     live({
       topics: Array.from(rows.keys()).map(function (id) {
         return "iotcloud.telemetry." + id;
@@ -279,10 +334,31 @@
   }
   const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
 
+  // "5-minute averages", "hourly averages": what an aggregated chart shows, from its interval.
+  const UNIT_NAMES = [
+    [7 * 86400000, "week", "weekly"],
+    [86400000, "day", "daily"],
+    [HOUR_MS, "hour", "hourly"],
+    [60000, "minute", "1-minute"],
+    [1000, "second", "1-second"],
+  ];
+  function intervalName(ms) {
+    for (const [size, name, one] of UNIT_NAMES) {
+      if (ms % size === 0) return ms === size ? one : ms / size + "-" + name;
+    }
+    return ms + "-millisecond";
+  }
+
   function devicePage(root) {
     const deviceId = root.dataset.device;
     const from = Number(root.dataset.from);
     const to = Number(root.dataset.to);
+    // The server's interval for this window (web/device.py chart_interval) and the most points a
+    // chart asks for per series: the page first asks for the window's buckets at that interval (one
+    // request, every series); if every series holds at most chartPoints readings, it draws the
+    // raw readings instead ("raw"), otherwise the buckets (avg, with a min-max band).
+    const interval = Number(root.dataset.interval) || HOUR_MS;
+    const chartPoints = Number(root.dataset.chartPoints) || 1000;
     const initial = JSON.parse(root.dataset.live || "{}").device || { latest: [], last_seen: null };
     const message = root.querySelector("[data-chart-message]");
     const latestBody = document.querySelector("#latest tbody");
@@ -294,15 +370,27 @@
     let lastSeen = initial.last_seen;
     const series = new Map();
     let chartsReady = false;
+    let mode = null; // "raw" or "aggregate", once the first answer says which
+    let early = []; // chartable readings that arrived before that
 
     function chartable(v) {
       return typeof v === "number" || typeof v === "boolean";
+    }
+    function banded(s) {
+      return mode === "aggregate" && s.numeric;
+    }
+    function what(s) {
+      if (mode !== "aggregate") return "raw";
+      return intervalName(interval) + (s.numeric ? " averages" : " last values");
     }
 
     function caption(s) {
       const n = s.xs.length;
       const last = n ? showValue(s.raw[n - 1]) + (s.unit ? " " + s.unit : "") : "—";
-      return [h("span", {}, s.metric + (s.unit ? " (" + s.unit + ")" : "")), h("span", { class: "muted" }, n + " point" + (n === 1 ? "" : "s") + " · last " + last)];
+      return [
+        h("span", {}, s.metric + (s.unit ? " (" + s.unit + ")" : "")),
+        h("span", { class: "muted" }, [h("span", { "data-chart-kind": "" }, what(s)), " · " + n + " point" + (n === 1 ? "" : "s") + " · last " + last]),
+      ];
     }
 
     function describe(s) {
@@ -310,18 +398,26 @@
       if (!n) return "No readings of " + s.metric + " in this window.";
       let lo = Infinity;
       let hi = -Infinity;
-      s.ys.forEach(function (y) {
+      (banded(s) ? s.lo : s.ys).forEach(function (y) {
         lo = Math.min(lo, y);
+      });
+      (banded(s) ? s.hi : s.ys).forEach(function (y) {
         hi = Math.max(hi, y);
       });
-      return s.metric + ": " + n + " readings from " + when(s.xs[0] * 1000) + " to " + when(s.xs[n - 1] * 1000) + ", between " + lo + " and " + hi + (s.unit ? " " + s.unit : "") + ".";
+      const noun = mode === "aggregate" ? what(s) : "readings";
+      return s.metric + ": " + n + " " + noun + " from " + when(s.xs[0] * 1000) + " to " + when(s.xs[n - 1] * 1000) + ", between " + lo + " and " + hi + (s.unit ? " " + s.unit : "") + ".";
+    }
+
+    function dataOf(s) {
+      return banded(s) ? [s.xs, s.ys, s.lo, s.hi] : [s.xs, s.ys];
     }
 
     function updateChart(s) {
       s.fig.dataset.points = String(s.xs.length);
+      s.fig.dataset.kind = mode === "aggregate" ? "aggregate" : "raw";
       s.fig.querySelector("figcaption").replaceChildren.apply(s.fig.querySelector("figcaption"), caption(s));
       s.plotEl.setAttribute("aria-label", describe(s));
-      if (s.plot) s.plot.setData([s.xs, s.ys]);
+      if (s.plot) s.plot.setData(dataOf(s));
       let total = 0;
       series.forEach(function (x) {
         total += x.xs.length;
@@ -329,8 +425,8 @@
       root.dataset.points = String(total);
     }
 
-    function makeSeries(r) {
-      const s = { metric: r.metric, unit: r.unit, xs: [], ys: [], raw: [], seen: new Set(), plot: null };
+    function makeSeries(r, numeric) {
+      const s = { metric: r.metric, unit: r.unit, numeric: numeric, xs: [], ys: [], lo: [], hi: [], raw: [], seen: new Set(), plot: null };
       s.fig = h("figure", { class: "chart", "data-metric": r.metric, "data-unit": r.unit, "data-points": "0" }, [h("figcaption")]);
       s.plotEl = h("div", { class: "plot", role: "img", "aria-label": "" });
       s.fig.append(s.plotEl);
@@ -347,43 +443,58 @@
       if (typeof uPlot === "undefined") return;
       const fg = cssVar("--fg", "#1c2330");
       const grid = cssVar("--line", "#dde2ea");
+      const color = PALETTE[index % PALETTE.length];
       const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
       const width = Math.max(240, s.plotEl.clientWidth || root.clientWidth || 600);
-      s.plot = new uPlot(
+      const boolean = typeof s.raw[0] === "boolean";
+      const lines = [
+        {},
         {
-          width: width,
-          height: 220,
-          scales: { x: { time: true } },
-          // The page shows UTC everywhere; so do the charts' time axes.
-          tzDate: function (ts) {
-            return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
-          },
-          legend: { show: false },
-          cursor: { drag: { x: true, y: false } },
-          axes: [Object.assign({}, axis), Object.assign({ size: 60 }, axis)],
-          series: [
-            {},
-            {
-              label: s.metric,
-              stroke: PALETTE[index % PALETTE.length],
-              width: 2,
-              points: { show: s.xs.length <= 120 },
-              paths: typeof s.raw[0] === "boolean" && uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
-            },
-          ],
+          label: s.metric,
+          stroke: color,
+          width: 2,
+          points: { show: s.xs.length <= 120 },
+          paths: boolean && uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
         },
-        [s.xs, s.ys],
-        s.plotEl
-      );
+      ];
+      const options = {
+        width: width,
+        height: 220,
+        scales: { x: { time: true } },
+        // The page shows UTC everywhere; so do the charts' time axes.
+        tzDate: function (ts) {
+          return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
+        },
+        legend: { show: false },
+        cursor: { drag: { x: true, y: false } },
+        axes: [Object.assign({}, axis), Object.assign({ size: 60 }, axis)],
+        series: lines,
+      };
+      if (banded(s)) {
+        // Each bucket's min and max, faint, with the band between them filled.
+        lines.push({ label: "min", stroke: color + "55", width: 1, points: { show: false } });
+        lines.push({ label: "max", stroke: color + "55", width: 1, points: { show: false } });
+        options.bands = [{ series: [3, 2], fill: color + "22" }];
+      }
+      s.plot = new uPlot(options, dataOf(s), s.plotEl);
     }
 
-    // Readings into the charts (numbers and booleans; strings are in the table only), in time order.
+    function drawNew(touched) {
+      let index = 0;
+      series.forEach(function (s) {
+        if (!s.plot && chartsReady) plot(s, index);
+        if (touched.has(s)) updateChart(s);
+        index++;
+      });
+    }
+
+    // Raw readings into the charts (numbers and booleans; strings are in the table only), in time order.
     function addToCharts(readings) {
       const touched = new Set();
       readings.forEach(function (r) {
         if (!chartable(r.value)) return;
         const key = keyOf(r);
-        const s = series.get(key) || makeSeries(r);
+        const s = series.get(key) || makeSeries(r, typeof r.value === "number");
         if (s.seen.has(r.ts)) return;
         s.seen.add(r.ts);
         const x = r.ts / 1000;
@@ -395,12 +506,77 @@
         s.raw.splice(i, 0, r.value);
         touched.add(s);
       });
-      let index = 0;
-      series.forEach(function (s) {
-        if (!s.plot && chartsReady) plot(s, index);
-        if (touched.has(s)) updateChart(s);
-        index++;
+      drawNew(touched);
+    }
+
+    // Buckets into the charts: a bucket already drawn (same start) is replaced, a new one inserted.
+    function addBuckets(doc) {
+      const touched = new Set();
+      doc.series.forEach(function (d) {
+        if (!d.buckets.length) return;
+        const numeric = d.buckets[0].avg !== null;
+        const s = series.get(keyOf(d)) || makeSeries(d, numeric);
+        d.buckets.forEach(function (b) {
+          const x = b.start / 1000;
+          const y = numeric ? b.avg : b.last ? 1 : 0;
+          let i = s.xs.length;
+          while (i > 0 && s.xs[i - 1] > x) i--;
+          if (i > 0 && s.xs[i - 1] === x) {
+            i--;
+            s.ys[i] = y;
+            s.lo[i] = b.min;
+            s.hi[i] = b.max;
+            s.raw[i] = b.last;
+          } else {
+            s.xs.splice(i, 0, x);
+            s.ys.splice(i, 0, y);
+            s.lo.splice(i, 0, b.min);
+            s.hi.splice(i, 0, b.max);
+            s.raw.splice(i, 0, b.last);
+          }
+        });
+        touched.add(s);
       });
+      drawNew(touched);
+    }
+
+    function aggregates(f, t) {
+      const q = new URLSearchParams({ from: String(f), to: String(t), interval: String(interval) });
+      return getJson("/dashboard/data/devices/" + encodeURIComponent(deviceId) + "/aggregates?" + q.toString());
+    }
+
+    // Live readings on an aggregated chart: the buckets they fall in are fetched again (the server
+    // de-duplicates and merges late readings; the page never double-counts one).
+    let pending = null; // [from, to] of the buckets to fetch again
+    let refreshing = false;
+    function refreshBuckets(readings) {
+      const horizon = Date.now() + HOUR_MS;
+      const times = readings
+        .filter(function (r) {
+          return chartable(r.value) && r.ts >= from && r.ts <= horizon;
+        })
+        .map(function (r) {
+          return r.ts;
+        });
+      if (!times.length) return;
+      const lo = Math.max(from, Math.floor(Math.min.apply(null, times) / interval) * interval);
+      const hi = Math.floor(Math.max.apply(null, times) / interval) * interval + interval - 1;
+      pending = pending ? [Math.min(pending[0], lo), Math.max(pending[1], hi)] : [lo, hi];
+      if (!refreshing) drain();
+    }
+    async function drain() {
+      refreshing = true;
+      try {
+        while (pending) {
+          const span = pending;
+          pending = null;
+          addBuckets(await aggregates(span[0], span[1]));
+        }
+      } catch (e) {
+        flash(e.message);
+      } finally {
+        refreshing = false;
+      }
     }
 
     function addToTable(readings) {
@@ -432,17 +608,17 @@
       if (lastSeenCell) lastSeenCell.replaceChildren(timeNode(lastSeen, now));
     }
 
-    async function loadWindow() {
+    async function readingsBetween(f, t, most) {
       const readings = [];
       let cursor = null;
       let truncated = false;
       do {
-        const q = new URLSearchParams({ from: String(from), to: String(to), limit: "10000" });
+        const q = new URLSearchParams({ from: String(f), to: String(t), limit: "10000" });
         if (cursor) q.set("cursor", cursor);
         const doc = await getJson("/dashboard/data/devices/" + encodeURIComponent(deviceId) + "/telemetry?" + q.toString());
         for (const r of doc.readings) readings.push(r);
         cursor = doc.next_cursor;
-        if (cursor && readings.length >= MAX_POINTS) {
+        if (cursor && readings.length >= most) {
           truncated = true;
           break;
         }
@@ -450,35 +626,45 @@
       return { readings: readings, truncated: truncated };
     }
 
-    async function fetchSince(since, now) {
-      let cursor = null;
-      const readings = [];
-      do {
-        const q = new URLSearchParams({ from: String(since), to: String(now + HOUR_MS), limit: "10000" });
-        if (cursor) q.set("cursor", cursor);
-        const doc = await getJson("/dashboard/data/devices/" + encodeURIComponent(deviceId) + "/telemetry?" + q.toString());
-        for (const r of doc.readings) readings.push(r);
-        cursor = doc.next_cursor;
-      } while (cursor && readings.length < MAX_POINTS);
-      return readings;
-    }
-
     function onReadings(readings) {
       addToTable(readings);
-      addToCharts(readings);
+      if (mode === "raw") addToCharts(readings);
+      else if (mode === "aggregate") refreshBuckets(readings);
+      else early = early.concat(readings);
     }
 
     (async function () {
       try {
-        const loaded = await loadWindow();
-        addToCharts(loaded.readings);
+        const doc = await aggregates(from, to);
+        let most = 0;
+        doc.series.forEach(function (s) {
+          let n = 0;
+          s.buckets.forEach(function (b) {
+            n += b.count;
+          });
+          most = Math.max(most, n);
+        });
+        let loaded = { readings: [], truncated: false };
+        if (most <= chartPoints) {
+          mode = "raw";
+          loaded = await readingsBetween(from, to, MAX_POINTS);
+          addToCharts(loaded.readings);
+        } else {
+          mode = "aggregate";
+          addBuckets(doc);
+        }
+        root.dataset.kind = mode;
         chartsReady = true;
         addToCharts([]);
+        const pendingEarly = early;
+        early = [];
+        if (mode === "raw") addToCharts(pendingEarly);
+        else refreshBuckets(pendingEarly);
         const numeric = series.size;
         if (message) {
           if (typeof uPlot === "undefined") {
             message.textContent = "Charts need the front-end libraries: run make assets.";
-          } else if (!loaded.readings.length) {
+          } else if (!numeric && !loaded.readings.length) {
             message.textContent = "No readings between " + when(from) + " and " + when(to) + ".";
           } else if (!numeric) {
             message.textContent = "This window holds only text values: see the latest values below.";
@@ -519,7 +705,7 @@
           const since = Math.min.apply(null, newer.map(function (r) {
             return r.ts;
           }));
-          onReadings(await fetchSince(since, doc.now));
+          onReadings((await readingsBetween(since, doc.now + HOUR_MS, MAX_POINTS)).readings);
         } else {
           addToTable([]);
         }
