@@ -185,15 +185,19 @@ def print_state_reads(console: Console, reads: dict[str, Any]) -> None:
 
 def print_charts(console: Console, charts: dict[str, Any]) -> None:
     """A device chart's requests, before (raw pages) and after (aggregates): bench.charts."""
-    t = table(f"charts: {charts['workload']}", "window", "requests", "read units", "wall ms", "points", "answer KB")
+    t = table(
+        f"charts: {charts['workload']}", "window", "requests", "read units", "wall ms (moto)", "points", "answer KB"
+    )
     for window, ways in charts["windows"].items():
         for way, f in ways.items():
-            points = f.get("points", f.get("points_per_series"))
+            points: Any = f.get("points", f.get("points_per_series"))
+            points = f"{points:g}" if isinstance(points, float) else points
             if "series" in f:
                 points = f"{points} x {f['series']} series"
+            scaled = f" (scaled from {f['scaled_from_days']}d)" if "scaled_from_days" in f else ""
             t.add_row(
-                f"{window} {way}",
-                str(f["requests"]),
+                f"{window} {way}{scaled}",
+                f"{f['requests']:g}",
                 f"{f['read_units']:g}",
                 f"{f['wall_ms']:.0f}",
                 str(points),
@@ -542,6 +546,11 @@ def _run_sections(run: _Run, only: set[str]) -> None:
 
         figures["rollup_engines"] = timed("rollup_engines", rollup_engines.measure)
         shown("rollup_engines", print_rollup_engines)
+    if "read_side" in only:
+        from bench import charts
+
+        figures["charts"] = timed("charts", charts.run)
+        shown("charts", print_charts)
     if "cost" in only:
         figures["measure"] = timed("measure", measure.run)
         shown("measure", print_measure)

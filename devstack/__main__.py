@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.config import ROLLUP_ENGINES
-from devstack.demo import demo_duration, minimum_duration
+from devstack.demo import FREEZER_METRIC, demo_duration, minimum_duration
 from devstack.schedule import ScheduleError
 from devstack.serving import Limits
 from devstack.stack import STATE_DIR, LocalStack
@@ -151,6 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
     report_path = state_dir / "demo-report.json"
     started = time.monotonic()
+    started_ms = int(time.time() * 1000)
     with LocalStack(api_port=args.api_port, moto_port=args.moto_port, stage=args.stage, state_dir=state_dir) as stack:
         print(f"local stack up at {stack.api_url} (moto at {stack.moto_url})", flush=True)
         print(f"simulating {args.devices} devices for {args.duration:g} s ...", flush=True)
@@ -167,6 +168,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         alerts = _alerts(stack, rule)
         stored, archive = _stored_and_archived(stack, state_dir / "archive-cache")
         sim = json.loads(report_path.read_text()) if report_path.exists() else {}
+        aggregated = _aggregated_query(stack, started_ms)
         summary = {
             "devices": sim.get("devices"),
             "readings_sent": sim.get("readings_sent"),
@@ -183,6 +185,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "jobs_run": sorted(jobs),
             "scaling_report": report,
             "alerts": alerts,
+            "aggregated_query": aggregated,
             "freezers_exit_code": freezers_exit,
             "simulator_exit_code": sim_exit,
             "elapsed_s": round(time.monotonic() - started, 1),
@@ -221,7 +224,24 @@ def _demo_passed(summary: dict[str, Any]) -> bool:
         and archive["missing"] == 0
         and archive["duplicated"] == 0
         and alerts["raised"] == alerts["cleared"] == 1  # the scripted warm-up, raised and cleared
+        and summary["aggregated_query"].get("status") == 200
+        and bool(summary["aggregated_query"]["answer"]["buckets"])
     )
+
+
+def _aggregated_query(stack: LocalStack, since_ms: int) -> dict[str, Any]:
+    """One aggregated query's answer: the first freezer's temperature, averaged over 10-second buckets."""
+    import httpx
+
+    with httpx.Client(base_url=stack.api_url, headers=_admin(stack), timeout=10) as http:
+        listed = http.get("/v1/devices", params={"limit": 100})
+        listed.raise_for_status()
+        freezers = sorted(d["id"] for d in listed.json()["devices"] if d["type"] == "freezer")
+        if not freezers:
+            return {"error": "no freezer registered"}
+        path = f"/v1/devices/{freezers[0]}/telemetry?metric={FREEZER_METRIC}&agg=avg&interval=10s&from={since_ms}"
+        answer = http.get(path)
+        return {"request": "GET " + path, "status": answer.status_code, "answer": answer.json()}
 
 
 def _admin(stack: LocalStack) -> dict[str, str]:
@@ -308,9 +328,15 @@ def _print_summary(stack: LocalStack, summary: dict[str, Any]) -> None:
     table.add_column("what")
     table.add_column("value", justify="right")
     for key, value in summary.items():
+        if key == "aggregated_query":  # printed whole below
+            value = f"{len((value.get('answer') or {}).get('buckets') or [])} buckets (status {value.get('status')})"
         table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
     console = Console()
     console.print(table)
+    aggregated = summary.get("aggregated_query") or {}
+    if aggregated.get("answer"):
+        console.print(f"one aggregated query: {aggregated['request']}")
+        console.print_json(json.dumps(aggregated["answer"]))
     console.print(f"summary written to {stack.state_dir / 'demo-summary.json'}")
     report = summary.get("scaling_report")
     if report:
