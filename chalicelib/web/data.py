@@ -35,12 +35,17 @@ def telemetry_json(request: Request, device_id: str) -> dict[str, Any]:
 
 
 def aggregates_json(request: Request, device_id: str) -> dict[str, Any]:
-    """Every chartable series of a device over [from, to] in buckets, read at once (one aggregation)."""
+    """Every chartable series of a device over [from, to] in buckets, read at once (one aggregation).
+
+    The window starts at its first bucket's start (`from` rounded down to the interval): a chart
+    draws whole buckets, and whole hours come from the rollups, where a part hour would read every
+    raw chunk of it."""
     values = read_query(AGGREGATES_QUERY, query_params(request), now_ms())
     from_ms, to_ms = values["from"], values["to"]
     if from_ms > to_ms:
         raise InvalidParameterError("from must not be after to")
     interval_ms = values["interval"] or choose_interval(to_ms - from_ms + 1, CHART_POINTS)
+    from_ms -= from_ms % interval_ms
     if bucket_count(from_ms, to_ms, interval_ms) > MAX_BUCKETS:
         raise TooManyBucketsError(f"at most {MAX_BUCKETS} buckets a request: a longer interval or a shorter window")
     wiring.devices().get(device_id)  # a device that does not exist is 404, not an empty chart
