@@ -237,6 +237,8 @@ def fleet_model(
             "lambda_usd_per_hour": round(lam_cost, 4),
             "dynamodb_usd": round(write_cost, 4),
             "usd_per_hour": round(lam_cost + write_cost, 4),
+            "usd_per_million_readings": round((lam_cost + write_cost) / (readings / 1e6), 6),
+            "cpu_s_per_million_readings": round(cpu_s_per_million, 2),
             "functions_of_900_s": math.ceil(cpu_s / LAMBDA_LIMIT_S),
             "fits_one_function": cpu_s <= LAMBDA_LIMIT_S * SAFETY,
         },
@@ -256,6 +258,8 @@ def fleet_model(
             "dynamodb_write_units": round(writes),
             "dynamodb_usd": round(write_cost, 4),
             "usd_per_hour": round(athena_cost + load_cost + write_cost, 4),
+            "usd_per_million_readings": round((athena_cost + load_cost + write_cost) / (readings / 1e6), 6),
+            "lambda_s_per_million_readings": round(load_s / (readings / 1e6), 3),
         },
         "assumptions": {
             "athena_usd_per_tb": athena_per_tb,
@@ -284,13 +288,15 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"1 M devices, {f['readings_per_hour']:,} readings/hour:")
     print(
         f"  in-Lambda: {lam['cpu_s']:,} CPU s = {lam['functions_of_900_s']} functions of 900 s, "
-        f"Lambda ${lam['lambda_usd_per_hour']} + DynamoDB ${lam['dynamodb_usd']} = ${lam['usd_per_hour']}/h"
+        f"Lambda ${lam['lambda_usd_per_hour']} + DynamoDB ${lam['dynamodb_usd']} = ${lam['usd_per_hour']}/h "
+        f"(${lam['usd_per_million_readings']} per million readings)"
     )
     print(f"  Athena: scans {ath['json_scanned_gb']} GB JSON (compaction) + {ath['parquet_scanned_gb']} GB Parquet "
           f"= ${ath['athena_usd_per_hour']}; load {ath['load_lambda_s']} s Lambda (CPU {ath['load_cpu_s']} s, "
           f"CSV {ath['load_result_csv_s']} s, {ath['load_batch_write_calls']:,} BatchWriteItem "
           f"{ath['load_batch_write_s']} s) ${ath['load_lambda_usd']}; "
-          f"DynamoDB ${ath['dynamodb_usd']}; total ${ath['usd_per_hour']}/h")  # fmt: skip
+          f"DynamoDB ${ath['dynamodb_usd']}; total ${ath['usd_per_hour']}/h "
+          f"(${ath['usd_per_million_readings']} per million readings)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

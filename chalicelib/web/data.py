@@ -18,7 +18,7 @@ from chalicelib.clock import now_ms
 from chalicelib.config import settings
 from chalicelib.domain.aggregation import MAX_BUCKETS, SeriesBuckets, aggregate_series, bucket_count, choose_interval
 from chalicelib.domain.rollups import HOUR_MS, Partial, is_number
-from chalicelib.errors import InvalidParameterError, RealtimeNotConfiguredError
+from chalicelib.errors import InvalidParameterError, RealtimeNotConfiguredError, TooManyBucketsError
 from chalicelib.web import session as sessions
 from chalicelib.web.forms import require_csrf
 from chalicelib.web.status import device_states, state_json
@@ -35,14 +35,19 @@ def telemetry_json(request: Request, device_id: str) -> dict[str, Any]:
 
 
 def aggregates_json(request: Request, device_id: str) -> dict[str, Any]:
-    """Every chartable series of a device over [from, to] in buckets, read at once (one aggregation)."""
+    """Every chartable series of a device over [from, to] in buckets, read at once (one aggregation).
+
+    The window starts at its first bucket's start (`from` rounded down to the interval): a chart
+    draws whole buckets, and whole hours come from the rollups, where a part hour would read every
+    raw chunk of it."""
     values = read_query(AGGREGATES_QUERY, query_params(request), now_ms())
     from_ms, to_ms = values["from"], values["to"]
     if from_ms > to_ms:
         raise InvalidParameterError("from must not be after to")
     interval_ms = values["interval"] or choose_interval(to_ms - from_ms + 1, CHART_POINTS)
+    from_ms -= from_ms % interval_ms
     if bucket_count(from_ms, to_ms, interval_ms) > MAX_BUCKETS:
-        raise InvalidParameterError(f"at most {MAX_BUCKETS} buckets a request: a longer interval or a shorter window")
+        raise TooManyBucketsError(f"at most {MAX_BUCKETS} buckets a request: a longer interval or a shorter window")
     wiring.devices().get(device_id)  # a device that does not exist is 404, not an empty chart
     found = aggregate_series(
         device_id, from_ms, to_ms, interval_ms, chunks=wiring.readings(), rollups=wiring.rollup_store()
