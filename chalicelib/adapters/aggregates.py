@@ -160,6 +160,10 @@ class RollupStore:
         self._model = model
         self._retries = retries
         self._compacted: dict[str, Manifest] = {}  # compacted manifests never change
+        # A day's shard count is fixed by its first rolled hour: learnt from the watermark item (which
+        # names the open day's), it spares readers the manifest's GetItem for that day.
+        self._shards: dict[str, int] = {}
+        self._written: dict[str, Manifest] = {}  # the manifests this process put, by day
 
     # -- low level --------------------------------------------------------------------------
 
@@ -191,11 +195,21 @@ class RollupStore:
     def covered_until_ms(self) -> int:
         """Start of the first hour not rolled yet (0 before the first run)."""
         item = self._get(*WATERMARK_KEY)
-        return int(json.loads(item.row)["until_ms"]) if item is not None and item.row else 0
+        if item is None or not item.row:
+            return 0
+        row = json.loads(item.row)
+        self._shards.update({str(day): int(n) for day, n in row.get("shards", {}).items()})
+        return int(row["until_ms"])
 
     def set_covered_until(self, until_ms: int) -> None:
-        """Advance the watermark (the job, after an hour's pages and manifest are written)."""
-        self._put([self._model(*WATERMARK_KEY, row=json.dumps({"until_ms": until_ms}))])
+        """Advance the watermark (the job, after an hour's pages and manifest are written), naming the
+        shard count of the day of the last hour it covers while that day is open."""
+        row: dict[str, Any] = {"until_ms": until_ms}
+        day = day_of(until_ms - HOUR_MS)
+        manifest = self._written.get(day) or self.manifest(day, consistent=True)
+        if manifest is not None and not manifest.compacted:
+            row["shards"] = {day: manifest.shards}
+        self._put([self._model(*WATERMARK_KEY, row=json.dumps(row))])
 
     # -- manifests ----------------------------------------------------------------------------
 
@@ -258,6 +272,7 @@ class RollupStore:
         self._put(self.page_items(day, hour_ms, manifest.shards, rows))
         manifest.hours.add((hour_ms - day_start_ms(day)) // HOUR_MS)
         self._put([self.manifest_item(day, manifest)])
+        self._written[day] = manifest
         return manifest
 
     def compact(self, day: str) -> int:
@@ -381,11 +396,14 @@ class RollupStore:
         while day < to_hour_ms:
             name = day_of(day)
             if name not in found:
-                manifest = self.manifest(name)
-                if manifest is not None and not manifest.compacted:
+                shards = self._shards.get(name)
+                if shards is None:  # (a compacted day with no item for the device: nothing to read)
+                    manifest = self.manifest(name)
+                    shards = manifest.shards if manifest is not None and not manifest.compacted else None
+                if shards is not None:
                     lo = max(0, (from_hour_ms - day) // HOUR_MS)
                     hi = min(23, (to_hour_ms - 1 - day) // HOUR_MS)
-                    partition = f"{PAGE_PREFIX}{name}#{shard_of(device_id, manifest.shards)}"
+                    partition = f"{PAGE_PREFIX}{name}#{shard_of(device_id, shards)}"
                     sort = self._model.sort_key.between(f"{lo:02d}", f"{hi:02d}#~")
                     for page in self._query(partition, sort):
                         if page.blob is not None:
