@@ -350,8 +350,9 @@ def _print_summary(stack: LocalStack, summary: dict[str, Any]) -> None:
     console.print(
         f"  curl -s '{stack.api_url}/v1/devices/DEVICE_ID/telemetry?limit=10' -H 'Authorization: Bearer $TOKEN'"
     )
+    day_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
     console.print(
-        f"  curl -s '{stack.api_url}/v1/devices/DEVICE_ID/telemetry?metric=temp&agg=avg&points=100&from=2026-01-01T00:00:00Z' "
+        f"  curl -s '{stack.api_url}/v1/devices/DEVICE_ID/telemetry?metric=temp&agg=avg&points=100&from={day_ago}' "
         "-H 'Authorization: Bearer $TOKEN'"
     )
     console.print(f"  curl -s {stack.api_url}/v1/openapi.json")
