@@ -9,7 +9,8 @@ one step:
            --SUCCEEDED, put_hour--> LOADED
 
 A FAILED or CANCELLED query is started again, up to `MAX_ATTEMPTS` per stage; then the hour
-is FAILED and reported in every tick's answer (and logged) until an operator `retry`s it. The
+is FAILED and reported in every tick's answer (and logged as an error) until it starts again on
+its own `FAILED_RETRY_MS` later, or at once when an operator `retry`s it. The
 watermark (rollups cover every hour before it: the same item the in-Lambda job keeps, so the
 engines can be switched) only passes LOADED hours, so no hour is lost: later hours still load,
 but the watermark waits at the failed one.
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 STATE_PARTITION = "job#fleet-rollups"
 INDEX_SORT = "index"
 MAX_ATTEMPTS = 3
+FAILED_RETRY_MS = 2 * 3_600_000  # a FAILED hour (or index) starts again on its own two hours later
 MAX_HOURS_PER_TICK = 6  # hours in flight at once (a backlog drains at this rate per tick)
 MAX_REROLL_DEVICES = 1_000  # devices named in one re-roll query; more: the whole hour is rolled again
 COMPACTING, ROLLING, LOADED, FAILED_STAGE = "COMPACTING", "ROLLING", "LOADED", "FAILED"
@@ -78,6 +80,7 @@ class HourState:
     reason: str = ""
     marks: dict[str, str] = field(default_factory=dict)
     shard: int = 0  # DAY_COMPACTING: the next shard of the day's pages
+    failed_at: int = 0  # FAILED: when (the tick's time, epoch ms)
 
 
 class JobState:
@@ -134,6 +137,7 @@ class FleetRollupsJob:
     timer: Callable[[], float] = time.monotonic
     _deadline: float = field(default=0.0, init=False)
     _loads: int = field(default=0, init=False)
+    _now: int = field(default=0, init=False)
 
     def _over_budget(self) -> bool:
         return self.timer() > self._deadline
@@ -168,7 +172,10 @@ class FleetRollupsJob:
     def _step(self, hour_ms: int, marks: dict[str, str] | None = None) -> HourState:
         """Move one hour a step. `marks`: a re-roll of a LOADED (or forgotten) hour for these devices."""
         current = self.state.hour(hour_ms)
-        if current is None or (current.stage == LOADED and marks):
+        if current is not None and current.stage == FAILED_STAGE and self._now - current.failed_at >= FAILED_RETRY_MS:
+            log.warning("fleet rollup %s: starting again, %d ms after it failed", _hour(hour_ms), FAILED_RETRY_MS)
+            current = self._start(hour_ms, COMPACTING, 1, current.marks)
+        elif current is None or (current.stage == LOADED and marks):
             current = self._start(hour_ms, COMPACTING, 1, marks or {})
         elif current.stage in (COMPACTING, ROLLING):
             q = self.queries.state(current.execution_id)
@@ -187,7 +194,7 @@ class FleetRollupsJob:
                 log.error("fleet rollup %s failed %d times at %s: %s", _hour(hour_ms), current.attempts,
                           current.stage, q.reason)  # fmt: skip
                 current = HourState(hour_ms, FAILED_STAGE, current.execution_id, current.attempts,
-                                    f"{current.stage}: {q.reason}", current.marks)  # fmt: skip
+                                    f"{current.stage}: {q.reason}", current.marks, failed_at=self._now)  # fmt: skip
             else:
                 return current  # still running: look again next tick
         else:
@@ -203,7 +210,7 @@ class FleetRollupsJob:
 
     def tick(self, now: int) -> dict[str, Any]:
         """Advance every closed hour in flight, re-rolls and index queries; the answer reports each and failures."""
-        self._deadline, self._loads = self.timer() + self.budget_s, 0
+        self._deadline, self._loads, self._now = self.timer() + self.budget_s, 0, now
         due_end = last_due_hour_end(now)
         watermark = self.store.covered_until_ms()
         if watermark == 0:  # first run: start at the archive's first hour
@@ -291,6 +298,8 @@ class FleetRollupsJob:
                 else:
                     indexing[day] = HourState(current.hour_ms, DAY_COMPACTING, "", shard=shard)
                 continue
+            if current.stage == FAILED_STAGE and self._now - current.failed_at >= FAILED_RETRY_MS:
+                indexing[day] = current = self._start_index(day, 1)
             if current.stage == FAILED_STAGE:
                 failed.append({"day": day, "attempts": current.attempts, "reason": current.reason})
                 continue
@@ -306,7 +315,7 @@ class FleetRollupsJob:
             elif q.state in (FAILED, CANCELLED):
                 log.error("fleet index %s failed %d times: %s", day, current.attempts, q.reason)
                 indexing[day] = HourState(current.hour_ms, FAILED_STAGE, current.execution_id, current.attempts,
-                                          f"{INDEXING}: {q.reason}")  # fmt: skip
+                                          f"{INDEXING}: {q.reason}", failed_at=self._now)  # fmt: skip
                 failed.append({"day": day, "attempts": current.attempts, "reason": indexing[day].reason})
         return done
 

@@ -18,7 +18,14 @@ from chalicelib.adapters.archive import S3Archive
 from chalicelib.adapters.athena import AthenaQueries
 from chalicelib.domain.mapreduce import INDEX, run_local
 from chalicelib.domain.rollups import HOUR_MS, ROLLUP_GRACE_MS, Partial
-from chalicelib.jobs.fleet_rollups import FAILED_STAGE, LOADED, MAX_ATTEMPTS, FleetRollupsJob, JobState
+from chalicelib.jobs.fleet_rollups import (
+    FAILED_RETRY_MS,
+    FAILED_STAGE,
+    LOADED,
+    MAX_ATTEMPTS,
+    FleetRollupsJob,
+    JobState,
+)
 from chalicelib.jobs.rollups import RollupsJob, oldest_archive_hour
 from devstack.athena import DuckDBAthena
 from tests.unit.test_rollup_sql import expected
@@ -166,6 +173,21 @@ def test_a_failed_query_is_retried_then_reported_and_never_loses_the_hour(kit: A
     answer = _ticks(job, now2, 3)[-1]
     assert answer["hours"]["2025-11-25T06"] == LOADED and answer["covered_until_ms"] == later + HOUR_MS
     assert _stored(store, HOUR, DEVICES) and _stored(store, later, DEVICES)
+
+
+def test_a_failed_hour_starts_again_on_its_own_later(kit: Any) -> None:
+    job, engine, store, s3, bucket = kit
+    _put_archive(s3, bucket, HOUR, _lines(9, HOUR))
+    now = HOUR + HOUR_MS + ROLLUP_GRACE_MS + 1
+    engine.polls_before_done = 0
+    engine.fail_next = MAX_ATTEMPTS  # the compaction fails every time
+    answers = _ticks(job, now, MAX_ATTEMPTS + 1)  # each attempt fails when started; the last tick sees it
+    assert answers[-1]["hours"]["2025-11-25T06"] == FAILED_STAGE
+    assert job.tick(now + FAILED_RETRY_MS - 1)["failed"]  # still reported until the hour has passed
+    answers = _ticks(job, now + FAILED_RETRY_MS, 3)
+    assert [a["hours"]["2025-11-25T06"] for a in answers] == ["COMPACTING", "ROLLING", LOADED]
+    assert answers[-1]["failed"] == [] and store.covered_until_ms() > HOUR  # (and the empty hours since)
+    assert _stored(store, HOUR, DEVICES)
 
 
 def _with_words(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
