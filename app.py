@@ -76,16 +76,14 @@ def archive_readings(event: DynamoDBEvent) -> dict[str, Any]:
     return wiring.archive_job().handle(event.to_dict()["Records"])
 
 
-# The in-Lambda engine rolls each hour at minute 10; the Athena engine's state machine moves a step
-# every 5 minutes (it starts queries and looks at them next tick, never waiting in Lambda).
-ROLLUPS_SCHEDULE = (
-    Rate(5, unit=Rate.MINUTES)
-    if deploy_value("ROLLUP_ENGINE", "lambda") == "athena"
-    else Cron(10, "*", "*", "*", "?", "*")
-)
+# Every 5 minutes, on either engine: the in-Lambda job rolls an hour once its grace period has
+# passed (at minute 10) and re-rolls late readings within minutes; the Athena engine's state
+# machine moves a step (it starts queries and looks at them next tick, never waiting in Lambda).
+# One run at a time: the function's reserved concurrency is 1 (.chalice/config.json).
+ROLLUPS_SCHEDULE = Cron("0/5", "*", "*", "*", "?", "*")
 
 
-@app.schedule(ROLLUPS_SCHEDULE, name="rollups", description="hourly rollups and daily inverted index")
+@app.schedule(ROLLUPS_SCHEDULE, name="rollups", description="hourly rollups, late re-rolls, daily index")
 def rollups(event: CloudWatchEvent) -> dict[str, Any]:
     return wiring.rollups_job().run(event.time)
 

@@ -1,7 +1,7 @@
 """The hourly rollup on Athena (ROLLUP_ENGINE=athena; DuckDB locally): a state machine advanced by
 schedule ticks, never sleeping.
 
-Each tick (the `rollups` schedule, every 5 minutes on this engine) looks at the closed hours from
+Each tick (the `rollups` schedule, every 5 minutes) looks at the closed hours from
 the rollup store's watermark on (an hour is closed `ROLLUP_GRACE_MS` after its end) and moves each
 one step:
 

@@ -1,6 +1,6 @@
 """The hourly rollup job: each closed hour of the archive into the rollup store, late readings re-rolled.
 
-Every run (minute 10 of each hour) rolls the hours from the store's watermark up to the last
+Every run (every 5 minutes) rolls the hours from the store's watermark up to the last
 hour whose end + ROLLUP_GRACE_MS has passed, at most `max_hours` of them (the rest next run;
 the first run starts at the archive's oldest day). An hour is map/reduced from its archive
 partition `archive/dt=DAY/hour=HH/` and written with `RollupStore.put_hour` (a retry rewrites

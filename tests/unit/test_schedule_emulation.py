@@ -81,7 +81,7 @@ def test_the_apps_own_schedules_are_accepted() -> None:
     sources = [s for s in iotcloud.app.event_sources if isinstance(s, ScheduledEventConfig)]
     plan = plan_schedules(sources, dt.datetime(2025, 1, 15, 10, 7, 30, tzinfo=dt.UTC))
     fires = {name: upcoming for name, (_, upcoming) in plan.items()}
-    assert fires["rollups"] == dt.datetime(2025, 1, 15, 10, 10, tzinfo=dt.UTC)  # cron(10 * * * ? *): hourly
+    assert fires["rollups"] == dt.datetime(2025, 1, 15, 10, 10, tzinfo=dt.UTC)  # cron(0/5 * * * ? *)
     assert fires["alerts_offline"] == dt.datetime(2025, 1, 15, 10, 8, 30, tzinfo=dt.UTC)  # rate(1 minute)
     assert fires["scaling_report"] == dt.datetime(2025, 1, 15, 11, 7, 30, tzinfo=dt.UTC)  # rate(1 hour)
 
