@@ -192,14 +192,23 @@ class RollupStore:
 
     # -- the watermark ------------------------------------------------------------------------
 
-    def covered_until_ms(self) -> int:
-        """Start of the first hour not rolled yet (0 before the first run)."""
+    def covered_until_ms(self, device_id: str | None = None) -> int:
+        """Start of the first hour not rolled yet (0 before the first run); with `device_id`, no later
+        than that device's first dirty hour (late readings not re-rolled yet: RollupReader)."""
         item = self._get(*WATERMARK_KEY)
         if item is None or not item.row:
             return 0
         row = json.loads(item.row)
         self._shards.update({str(day): int(n) for day, n in row.get("shards", {}).items()})
-        return int(row["until_ms"])
+        until = int(row["until_ms"])
+        if device_id is not None:
+            first = self._call(
+                "Query on aggregates",
+                lambda: list(self._model.query(f"{DIRTY_PARTITION}#{device_id}", limit=1)),
+            )
+            if first:
+                until = min(until, int(first[0].sort_key))
+        return until
 
     def set_covered_until(self, until_ms: int) -> None:
         """Advance the watermark (the job, after an hour's pages and manifest are written), naming the
@@ -415,11 +424,16 @@ class RollupStore:
     # -- dirty marks (late readings for rolled hours) ------------------------------------------
 
     def mark_dirty(self, marks: Iterable[tuple[int, str]], version: str) -> int:
-        """Record (hour start, device) pairs that need a re-roll; a newer mark overwrites an older."""
-        return self._put(
-            self._model(DIRTY_PARTITION, f"{hour:013d}#{device}", row=json.dumps({"v": version}))
-            for hour, device in sorted(set(marks))
-        )
+        """Record (hour start, device) pairs that need a re-roll; a newer mark overwrites an older.
+
+        Each mark is two items: one in the job's list of every mark, one under the device (which the
+        aggregation query reads, so a dirty hour comes from raw chunks until it is rolled again)."""
+        row = json.dumps({"v": version})
+        items = []
+        for hour, device in sorted(set(marks)):
+            items.append(self._model(DIRTY_PARTITION, f"{hour:013d}#{device}", row=row))
+            items.append(self._model(f"{DIRTY_PARTITION}#{device}", f"{hour:013d}", row=row))
+        return self._put(items) // 2
 
     def dirty(self) -> list[tuple[int, str, str]]:
         """Every pending mark: (hour start, device, version)."""
@@ -430,9 +444,13 @@ class RollupStore:
         return out
 
     def clear_dirty(self, hour_ms: int, device_id: str, version: str) -> bool:
-        """Delete a mark only if it is still the version seen (a newer late batch keeps it)."""
+        """Delete a mark only if it is still the version seen (a newer late batch keeps it): the
+        device's item first (the hour is rolled again by now), then the job's."""
         row = json.dumps({"v": version})
-        item = self._model(DIRTY_PARTITION, f"{hour_ms:013d}#{device_id}")
+        self._delete_if(self._model(f"{DIRTY_PARTITION}#{device_id}", f"{hour_ms:013d}"), row)
+        return self._delete_if(self._model(DIRTY_PARTITION, f"{hour_ms:013d}#{device_id}"), row)
+
+    def _delete_if(self, item: AggregateModel, row: str) -> bool:
         try:
             self._call("DeleteItem on aggregates", lambda: item.delete(condition=self._model.row == row))
         except StorageUnavailableError as e:

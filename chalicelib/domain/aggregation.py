@@ -419,7 +419,7 @@ def aggregate(
     says where to resume (`resume_ms`: the next bucket's aligned start); the first bucket is
     always completed.
     """
-    plans = plan(from_ms, to_ms, interval_ms, rollups.covered_until_ms(), tz)
+    plans = plan(from_ms, to_ms, interval_ms, rollups.covered_until_ms(device_id), tz)
     sub_hour = tz is None and interval_ms < HOUR_MS
     hours = _RawHours(metric, unit)
     reader = _RawReader(device_id, chunks, hours, max_raw_items)
@@ -482,7 +482,7 @@ def aggregate_series(
 class NoRollups:
     """A RollupReader with nothing rolled up: every bucket from raw chunks (the all-raw path)."""
 
-    def covered_until_ms(self) -> int:
+    def covered_until_ms(self, device_id: str | None = None) -> int:
         return 0
 
     def hours(

@@ -98,10 +98,12 @@ def combine(parts: Sequence[Partial]) -> Partial:
 class RollupReader(Protocol):
     """What the aggregation query needs from the rollup store (adapters.aggregates.RollupStore)."""
 
-    def covered_until_ms(self) -> int:
+    def covered_until_ms(self, device_id: str | None = None) -> int:
         """Start of the first hour the job has not rolled up: every earlier hour is in rollups.
 
-        (A late reading for a rolled-up hour reaches its rollup at the next hourly run.)
+        With `device_id`: no later than the first hour of that device's readings that arrived
+        after their hour was rolled up (late readings, not re-rolled yet), so those hours come
+        from raw chunks until the next run has rolled them again.
         """
         ...
 

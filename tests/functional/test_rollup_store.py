@@ -129,9 +129,15 @@ def test_watermark_and_dirty_marks_keep_a_newer_mark(aws):
     store.mark_dirty([(DAY0, "a"), (DAY0, "b")], "v1")
     store.mark_dirty([(DAY0, "b")], "v2")  # a later late batch while the job re-rolls
     assert sorted(store.dirty()) == [(DAY0, "a", "v1"), (DAY0, "b", "v2")]
+    # a device's dirty hour is not covered for it (the aggregation reads it raw), other devices' are
+    assert store.covered_until_ms("a") == store.covered_until_ms("b") == DAY0
+    assert store.covered_until_ms("c") == DAY0 + HOUR_MS
     assert store.clear_dirty(DAY0, "a", "v1") is True
     assert store.clear_dirty(DAY0, "b", "v1") is False
     assert store.dirty() == [(DAY0, "b", "v2")]
+    assert store.covered_until_ms("a") == DAY0 + HOUR_MS and store.covered_until_ms("b") == DAY0
+    assert store.clear_dirty(DAY0, "b", "v2") is True
+    assert store.covered_until_ms("b") == DAY0 + HOUR_MS
 
 
 def test_late_marks_rule():

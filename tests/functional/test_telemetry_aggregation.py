@@ -299,6 +299,7 @@ def test_a_tiny_raw_budget_pages_to_the_same_answer(api, device, monkeypatch):
 # --- the agreement: rollups and raw chunks answer alike ---------------------------------------------
 
 WINDOW = (ms("2026-11-25T09:23:17.250Z"), ms("2026-11-28T07:41:09.999Z"))
+WINDOW_HOURS = (WINDOW[0] // 3_600_000 * 3_600_000, WINDOW[1] // 3_600_000 * 3_600_000 + 3_600_000)
 JOB_NOW = ms("2026-11-28T05:15:00Z")  # the hourly job has rolled up to 05:00: the window's end is raw
 
 
@@ -386,9 +387,13 @@ def test_rollups_and_raw_chunks_give_the_same_buckets(api, device, monkeypatch):
             from_raw = whole(api, device, **window, **query)
         return with_rollups, from_raw
 
-    stale, fresh = both(metric="temp", agg="sum", interval="1h")
-    assert stale != fresh  # before the re-roll the rollups miss the late readings: the test can tell
+    stale_rollups = RollupStore().hours(device["id"], "temp", None, *WINDOW_HOURS)
+    before, fresh = both(metric="temp", agg="sum", interval="1h")
+    # before the re-roll the rollups miss the late readings, yet the answer already has them: the
+    # device's dirty hours come from raw chunks until the job has rolled them again
+    assert before == fresh
     rerun = roll(JOB_NOW + 10 * MINUTE)
+    assert RollupStore().hours(device["id"], "temp", None, *WINDOW_HOURS) != stale_rollups  # the test can tell
     assert rerun[0]["rerolled"] and RollupStore().dirty() == []
 
     compared = 0

@@ -103,7 +103,7 @@ class DictRollups:
         self._hours, self._covered = hours, covered_until
         self.calls = 0
 
-    def covered_until_ms(self) -> int:
+    def covered_until_ms(self, device_id: str | None = None) -> int:
         return self._covered
 
     def hours(
