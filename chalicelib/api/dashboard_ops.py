@@ -69,7 +69,7 @@ class IntervalParam(Param):
     """An optional bucket interval: a duration (`5m`, `1h`, `1d`) or milliseconds; None when absent."""
 
     def schema(self) -> dict[str, Any]:
-        from chalicelib.domain.aggregation import INTERVAL_PATTERN  # the aggregation loads with its route only
+        from chalicelib.domain.aggregation_rules import INTERVAL_PATTERN
 
         return {"type": "string", "pattern": INTERVAL_PATTERN.pattern}
 

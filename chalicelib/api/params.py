@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import Request
 
 from chalicelib.api.operations import PathParam
-from chalicelib.domain.aggregation import AGGREGATES, INTERVAL_PATTERN, MAX_BUCKETS, MAX_TZ_CHARS, TZ_PATTERN, AggQuery
+from chalicelib.domain.aggregation_rules import (
+    AGGREGATES,
+    INTERVAL_PATTERN,
+    MAX_BUCKETS,
+    MAX_TZ_CHARS,
+    TZ_PATTERN,
+    AggQuery,
+)
 from chalicelib.domain.chunks import HOUR_MS
 from chalicelib.domain.commands import COMMAND_ID_PATTERN
 from chalicelib.domain.devices import ID_PATTERN

@@ -21,7 +21,7 @@ from chalicelib.api.params import (
 from chalicelib.api.responses import json_response
 from chalicelib.api.routing import Auth, route
 from chalicelib.clock import now_ms
-from chalicelib.domain.aggregation import AGGREGATES, MAX_BUCKETS, MAX_RAW_ITEMS, MAX_WINDOW_DAYS, aggregated_answer
+from chalicelib.domain.aggregation_rules import AGGREGATES, MAX_BUCKETS, MAX_RAW_ITEMS, MAX_WINDOW_DAYS
 from chalicelib.domain.auth import Principal
 from chalicelib.domain.ingest import ingest
 from chalicelib.domain.parsing import parse_payload
@@ -216,6 +216,8 @@ def aggregated_page(device_id: str, params: dict[str, str], *, check_device: boo
         return None
     if check_device:
         wiring.devices().get(device_id)
+    from chalicelib.domain.aggregation import aggregated_answer  # loads with the first aggregated query
+
     return aggregated_answer(
         query, params.get("cursor") or None, chunks=wiring.readings(), rollups=wiring.rollup_store()
     )

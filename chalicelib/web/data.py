@@ -16,7 +16,8 @@ from chalicelib.api.params import query_params, read_query
 from chalicelib.api.telemetry import telemetry_page
 from chalicelib.clock import now_ms
 from chalicelib.config import settings
-from chalicelib.domain.aggregation import MAX_BUCKETS, SeriesBuckets, aggregate_series, bucket_count, choose_interval
+from chalicelib.domain.aggregation import SeriesBuckets, aggregate_series, bucket_count, choose_interval
+from chalicelib.domain.aggregation_rules import MAX_BUCKETS
 from chalicelib.domain.rollups import HOUR_MS, Partial, is_number
 from chalicelib.errors import InvalidParameterError, RealtimeNotConfiguredError, TooManyBucketsError
 from chalicelib.web import session as sessions

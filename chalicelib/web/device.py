@@ -10,7 +10,8 @@ from chalicelib.adapters.alerts import AlertFilter
 from chalicelib.api.dashboard_ops import CHART_POINTS, DEVICE_QUERY, WINDOWS
 from chalicelib.api.params import query_params, read_query
 from chalicelib.config import settings
-from chalicelib.domain.aggregation import DAY_MS, choose_interval
+from chalicelib.domain.aggregation import choose_interval
+from chalicelib.domain.aggregation_rules import DAY_MS
 from chalicelib.domain.rollups import HOUR_MS
 from chalicelib.web.render import render
 from chalicelib.web.status import live_state, state_json, status_of

@@ -36,7 +36,7 @@ from chalicelib.api.params import (
     alerts_query,
 )
 from chalicelib.api.routing import spec_of
-from chalicelib.domain.aggregation import AGGREGATES, INTERVAL_PATTERN, MAX_BUCKETS, MAX_TZ_CHARS, TZ_PATTERN
+from chalicelib.domain.aggregation_rules import AGGREGATES, INTERVAL_PATTERN, MAX_BUCKETS, MAX_TZ_CHARS, TZ_PATTERN
 from chalicelib.domain.rules import MAX_METRIC_CHARS, MAX_PAGE
 from chalicelib.errors import InvalidParameterError
 from tests.functional.helpers import body_of, error_of
