@@ -85,12 +85,9 @@ def cmd_run_job(args: argparse.Namespace) -> int:
     app = factory.create_config_obj(chalice_stage_name=stack.stage).chalice_app
     os.environ.update({**stack.aws_environment(), **engine})
     if engine["ROLLUP_ENGINE"] == "athena":  # the stack's DuckDB stand-in, over the same folder
-        from chalicelib import wiring
-        from devstack.athena import DuckDBAthena
+        from devstack.athena import use_local_athena
 
-        wiring.athena_stand_in = DuckDBAthena(
-            stack.client("s3"), conn["archive_bucket"], Path(args.state_dir) / "athena"
-        )
+        use_local_athena(stack.client("s3"), conn["archive_bucket"], Path(args.state_dir))
     result = EventEmulator(app, stack.client).run_job(args.name)
     print(json.dumps(result, indent=2, default=str))
     return 0

@@ -168,3 +168,13 @@ class DuckDBAthena:
             return _Execution("SUCCEEDED", columns=columns, rows=rows, polls_left=self.polls_before_done)
         except Exception as e:  # an engine error is the query's FAILED state, as in Athena
             return _Execution("FAILED", reason=f"{type(e).__name__}: {e}"[:500])
+
+
+def use_local_athena(s3: Any, bucket: str, state_dir: Path) -> DuckDBAthena:
+    """Give the app's rollup job this stand-in (wiring.athena_stand_in), over `state_dir`/athena: the
+    same folder for the stack and for `devstack run-job`, so each sees the other's executions."""
+    from chalicelib import wiring
+
+    engine = DuckDBAthena(s3, bucket, state_dir / "athena")
+    wiring.athena_stand_in = engine
+    return engine

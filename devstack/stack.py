@@ -191,9 +191,9 @@ class LocalStack:
         # the WebSocket gateway's handler threads.
         wiring.warm(concurrency=self.limits.max_active + BACKGROUND_THREADS)
         if settings.rollup_engine == "athena":  # moto's Athena runs no query: DuckDB over the mirrored bucket
-            from devstack.athena import DuckDBAthena
+            from devstack.athena import use_local_athena
 
-            wiring.athena_stand_in = DuckDBAthena(self.client("s3"), settings.archive_bucket, self.state_dir / "athena")
+            use_local_athena(self.client("s3"), settings.archive_bucket, self.state_dir)
         self.emulator = EventEmulator(
             app, self.client, region=settings.region, stream_table=settings.readings_table, queues=queues
         )

@@ -229,6 +229,7 @@ class FleetRollupsJob:
             else:
                 contiguous = False
         indexing = self.state.indexing()
+        seen = {day: dict(vars(state)) for day, state in indexing.items()}
         compacted: list[str] = []
         if advanced != watermark:
             self.store.set_covered_until(advanced)
@@ -239,7 +240,8 @@ class FleetRollupsJob:
                     indexing[day] = HourState(day_start_ms(day), DAY_COMPACTING, "")
         rerolled = self._rerolls(advanced, hours, failed, indexing)
         indexed = self._day_step(indexing, failed, compacted)
-        self.state.save_indexing(indexing)
+        if {day: vars(state) for day, state in indexing.items()} != seen:  # no write on an idle tick
+            self.state.save_indexing(indexing)
         days = sorted({h[:10] for h in hours} | set(compacted) | set(indexed))
         return {
             "days": days,
